@@ -1,0 +1,40 @@
+# Two commands: `make book` (PROFILE=quick by default; smoke and paper too) and `make test`.
+PROFILE ?= quick
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: book test setup data executed clean clean-all
+
+book: setup data
+	$(PY) -m mia_utils run --profile $(PROFILE)
+	$(PY) -m mia_utils build
+
+test: setup data
+	$(PY) -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Fashion-MNIST: Debian's package when apt is usable, otherwise torchvision's download.
+data: $(STAMP)
+	@if [ ! -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "apt-get could not install dataset-fashion-mnist; falling back to torchvision's download"; \
+	fi
+	$(PY) -c "from mia_utils.data import load_dataset; d = load_dataset('fmnist'); print('Fashion-MNIST from', d.source)"
+
+clean:
+	$(PY) -m mia_utils clean
+
+clean-all:
+	$(PY) -m mia_utils clean --store
+	rm -rf $(VENV)

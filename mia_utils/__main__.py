@@ -1,0 +1,3 @@
+from mia_utils.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Chapters (parameterized notebooks) and their parameters.
+
+Each chapter declares its parameters with type, default, meaning and allowed values. The CLI
+validates ``-p name value`` overrides against this before papermill starts a kernel, and every
+notebook's second cell calls :func:`validate` on its own parameters, so a bad value fails
+before any training with a message naming the parameter, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mia_utils.data import DATASETS, dataset_available
+from mia_utils.profiles import PROFILES, get_profile
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is invalid. The message names it, its value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A notebook parameter: ``kind`` is one of int, float, str, list[str]."""
+
+    name: str
+    kind: str
+    default: object
+    meaning: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices)) + (" (a list)" if self.kind == "list[str]" else "")
+        if self.minimum is not None or self.maximum is not None:
+            low = "-inf" if self.minimum is None else self.minimum
+            high = "inf" if self.maximum is None else self.maximum
+            return f"{self.kind} in [{low}, {high}]"
+        return self.kind
+
+    def parse(self, text: str):
+        """Parse a command-line string into this parameter's type."""
+        try:
+            if self.kind == "int":
+                return int(text)
+            if self.kind == "float":
+                return float(text)
+            if self.kind == "list[str]":
+                return [item.strip() for item in text.split(",") if item.strip()]
+            return text
+        except ValueError:
+            raise ParameterError(f"parameter {self.name!r}: got {text!r}; allowed: {self.allowed()}") from None
+
+    def check(self, value) -> None:
+        def fail(why=""):
+            raise ParameterError(f"parameter {self.name!r}: got {value!r}{why}; allowed: {self.allowed()}")
+
+        if self.kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+            fail(" (not an integer)")
+        if self.kind == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            fail(" (not a number)")
+        if self.kind == "str" and not isinstance(value, str):
+            fail(" (not a string)")
+        if self.kind == "list[str]":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                fail(" (not a list of names)")
+            if self.choices is not None and any(v not in self.choices for v in value):
+                fail()
+        elif self.choices is not None and value not in self.choices:
+            fail()
+        if self.minimum is not None and value < self.minimum:
+            fail()
+        if self.maximum is not None and value > self.maximum:
+            fail()
+
+
+COMMON = (
+    Param("profile", "str", "quick", "named set of sizes (see the setup page)", choices=tuple(PROFILES)),
+    Param("datasets", "list[str]", [], "datasets to run; empty means every dataset of the profile",
+          choices=tuple(DATASETS)),
+    Param("seed", "int", 0, "seed of the membership split and of training", minimum=0, maximum=2**31 - 1),
+)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    name: str
+    title: str
+    params: tuple[Param, ...]
+
+    @property
+    def notebook(self) -> Path:
+        return Path("notebooks") / f"{self.name}.ipynb"
+
+    def param(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise ParameterError(f"parameter {name!r} is unknown for chapter {self.name}; "
+                             f"allowed: {', '.join(p.name for p in self.params)}")
+
+
+CHAPTERS: dict[str, Chapter] = {
+    "01_baselines": Chapter("01_baselines", "Baselines: how much do unregularized models leak?", COMMON + (
+        Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
+    )),
+}
+
+
+def get_chapter(name: str) -> Chapter:
+    name = Path(name).stem
+    if name not in CHAPTERS:
+        raise ParameterError(f"chapter: unknown chapter {name!r}; allowed: {', '.join(CHAPTERS)}")
+    return CHAPTERS[name]
+
+
+def validate(chapter: str, params: dict) -> dict:
+    """Check every parameter of ``chapter``; return them with defaults filled in.
+
+    Also checks that each requested dataset belongs to the profile and is available offline.
+    Raises :class:`ParameterError` naming the first bad parameter.
+    """
+    spec = get_chapter(chapter)
+    for name in params:
+        spec.param(name)
+    values = {p.name: params.get(p.name, p.default) for p in spec.params}
+    for param in spec.params:
+        param.check(values[param.name])
+    profile = get_profile(values["profile"])
+    if "datasets" in values:
+        if not values["datasets"]:
+            values["datasets"] = list(profile.datasets)
+        for dataset in values["datasets"]:
+            if dataset not in profile.datasets:
+                raise ParameterError(f"parameter 'datasets': {dataset!r} is not part of profile "
+                                     f"{profile.name!r}; allowed: {', '.join(profile.datasets)}")
+            if not dataset_available(dataset):
+                raise ParameterError(f"parameter 'datasets': {dataset!r} is not available offline on this "
+                                     "machine; see the setup page for how to get it, or choose another profile")
+    return values

@@ -1,0 +1,214 @@
+"""Command line: ``python -m mia_utils {run,build,train,params,clean}``.
+
+* ``run [CHAPTER ...] --profile P -p NAME VALUE``: execute chapters with papermill into
+  ``book/executed/`` (all chapters listed in ``_toc.yml`` when none is named). Parameters are
+  validated before any kernel starts; a failed run leaves the previous page untouched.
+* ``build``: build the HTML book into ``_build/html`` with warnings as errors.
+* ``train --profile P --dataset D [-p FIELD VALUE]``: train one configuration into the store
+  and print its metrics as JSON.
+* ``params CHAPTER``: list a chapter's parameters, defaults and allowed values.
+* ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from mia_utils.data import DataUnavailableError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXECUTED = Path("book") / "executed"
+
+
+def toc_chapters(root: Path = PROJECT_ROOT) -> list[str]:
+    """Names of the executed notebooks ``_toc.yml`` lists (``book/executed/NAME``), in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                value = node.get(key)
+                if isinstance(value, str) and value.startswith(str(EXECUTED) + "/"):
+                    found.append(Path(value).stem)
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def _parse_overrides(chapter, pairs):
+    from mia_utils.chapters import get_chapter
+
+    spec = get_chapter(chapter)
+    return {name: spec.param(name).parse(value) for name, value in pairs}
+
+
+class _QuietCellMarkers(logging.Filter):
+    """Drop papermill's 'Executing Cell N' / 'Ending Cell N' lines; keep the cells' own output."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not (message.startswith("Executing Cell") or message.startswith("Ending Cell"))
+
+
+def command_run(args) -> int:
+    import papermill
+
+    from mia_utils.chapters import get_chapter, validate
+
+    chapters = args.chapters or toc_chapters()
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / EXECUTED
+    plans = []
+    for chapter in chapters:  # validate everything before executing anything
+        spec = get_chapter(chapter)
+        params = _parse_overrides(spec.name, args.param)
+        params["profile"] = args.profile
+        validate(spec.name, params)
+        plans.append((spec, params))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("papermill").addFilter(_QuietCellMarkers())
+    os.environ.setdefault("MIA_STORE", str((PROJECT_ROOT / ".mia_store").resolve()))
+    os.environ.setdefault("MIA_PROGRESS", "1")
+    for spec, params in plans:
+        target = out_dir / f"{spec.name}.ipynb"
+        partial = out_dir / f".{spec.name}.partial.ipynb"
+        print(f"[mia_utils] executing {spec.notebook} with {params} -> {target}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(PROJECT_ROOT / spec.notebook), str(partial), parameters=params,
+                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                       log_output=args.verbose, request_save_on_cell_execute=False)
+        except Exception as error:
+            partial.unlink(missing_ok=True)
+            print(f"[mia_utils] {spec.name} failed; {target} was left as it was.\n{error}", file=sys.stderr)
+            return 1
+        os.replace(partial, target)
+        print(f"[mia_utils] {spec.name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+def command_build(args) -> int:
+    root = Path(args.dir)
+    executable = Path(sys.executable).parent / "jupyter-book"
+    command = [str(executable if executable.exists() else "jupyter-book"), "build", str(root),
+               "--warningiserror", "--keep-going"]
+    missing = [name for name in toc_chapters(root) if not (root / EXECUTED / f"{name}.ipynb").exists()]
+    if missing:
+        print(f"[mia_utils] not executed yet: {', '.join(missing)}; run `python -m mia_utils run` first",
+              file=sys.stderr)
+        return 1
+    return subprocess.run(command).returncode
+
+
+def command_train(args) -> int:
+    from mia_utils.config import RunConfig
+    from mia_utils.experiment import run
+    from mia_utils.attacks import yeom_on_run
+    from mia_utils.profiles import get_profile
+    from mia_utils.store import ResultStore
+
+    config = get_profile(args.profile).base_config(args.dataset, args.seed)
+    changes = {}
+    defaults = config.to_dict()
+    for name, value in args.param:
+        if name not in defaults:
+            raise ValueError(f"parameter {name!r} is not a configuration field; allowed: {', '.join(defaults)}")
+        kind = type(defaults[name])
+        changes[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else (
+            [int(v) for v in value.split(",") if v] if kind is list else kind(value))
+    config = RunConfig.from_dict({**defaults, **changes})
+    result = run(config, ResultStore(args.store) if args.store else None, progress=not args.quiet)
+    report = {"key": result.key, "from_store": result.from_store, **result.metrics,
+              "adv_yeom": yeom_on_run(result.outputs).advantage,
+              "train_seconds": result.provenance["train_seconds"]}
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def command_params(args) -> int:
+    from mia_utils.chapters import get_chapter
+
+    spec = get_chapter(args.chapter)
+    print(f"{spec.name}: {spec.title}")
+    for param in spec.params:
+        print(f"  {param.name} ({param.kind}, default {param.default!r}): {param.meaning}; "
+              f"allowed: {param.allowed()}")
+    return 0
+
+
+def command_clean(args) -> int:
+    targets = [PROJECT_ROOT / "_build"] + sorted((PROJECT_ROOT / EXECUTED).glob("*.ipynb"))
+    if args.store:
+        targets.append(Path(os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store")))
+    for path in targets:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        print(f"removed {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m mia_utils", description=__doc__.split("\n\n")[0])
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def add_param_option(sub):
+        sub.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                         help="override a parameter (repeatable); lists are comma-separated")
+
+    run = commands.add_parser("run", help="execute chapters with papermill into book/executed/")
+    run.add_argument("chapters", nargs="*", help="chapter names (default: every chapter in _toc.yml)")
+    run.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
+    run.add_argument("--out", help="output folder (default book/executed)")
+    run.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="do not stream cell output")
+    add_param_option(run)
+    run.set_defaults(handler=command_run)
+
+    build = commands.add_parser("build", help="build the HTML book with warnings as errors")
+    build.add_argument("--dir", default=str(PROJECT_ROOT), help="book root holding _config.yml")
+    build.set_defaults(handler=command_build)
+
+    train = commands.add_parser("train", help="train one configuration into the store")
+    train.add_argument("--profile", default="quick")
+    train.add_argument("--dataset", default="fmnist")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_param_option(train)
+    train.set_defaults(handler=command_train)
+
+    params = commands.add_parser("params", help="list a chapter's parameters")
+    params.add_argument("chapter")
+    params.set_defaults(handler=command_params)
+
+    clean = commands.add_parser("clean", help="remove generated files")
+    clean.add_argument("--store", action="store_true", help="also remove the result store")
+    clean.set_defaults(handler=command_clean)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[mia_utils] %(message)s", stream=sys.stderr)
+    try:
+        return args.handler(args)
+    except (ValueError, DataUnavailableError) as error:  # a user's mistake or missing data
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,140 @@
+"""Run-or-load: the only way notebooks obtain trained models and their outputs.
+
+``run(config)`` returns the stored entry when a valid one exists, and otherwise trains,
+computes the per-sample outputs, writes the entry atomically and returns it. A run is a pure
+function of its configuration, so a list of configurations can be handed to any process pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mia_utils import __version__
+from mia_utils.config import RunConfig
+from mia_utils.data import load_dataset, make_split
+from mia_utils.models import build_model
+from mia_utils.store import ResultStore
+from mia_utils.train import per_sample_outputs, train
+
+log = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    """The project's git commit (``+dirty`` when the tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def summary_metrics(outputs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Accuracy and loss summaries from per-sample outputs (accuracies in [0, 1], losses in nats).
+
+    ``train_*`` over all members, ``test_*`` over the whole test set; ``gap`` = train_acc - test_acc.
+    """
+    test_losses = F.cross_entropy(outputs["test_logits"], outputs["test_labels"], reduction="none")
+    train_acc = outputs["member_correct"].float().mean().item()
+    test_acc = (outputs["test_logits"].argmax(1) == outputs["test_labels"]).float().mean().item()
+    return {
+        "train_acc": train_acc,
+        "test_acc": test_acc,
+        "gap": train_acc - test_acc,
+        "train_loss": outputs["member_losses"].mean().item(),
+        "test_loss": test_losses.mean().item(),
+    }
+
+
+@dataclass
+class Run:
+    """A trained target model as read from (or just written to) the store.
+
+    ``outputs``: per-sample tensors (see :func:`mia_utils.train.per_sample_outputs`).
+    ``metrics``: :func:`summary_metrics`. ``history``: per-epoch dicts. ``from_store``: True
+    when nothing was trained by this call.
+    """
+
+    config: RunConfig
+    key: str
+    metrics: dict
+    history: list[dict]
+    outputs: dict[str, torch.Tensor]
+    provenance: dict
+    from_store: bool
+    path: Path
+    _tensors: dict = field(default_factory=dict, repr=False)
+
+    def model(self, epoch: int | None = None) -> torch.nn.Module:
+        """The trained network in eval mode (final, or the snapshot after ``epoch``)."""
+        name = "weights" if epoch is None else f"epoch_{epoch}_weights"
+        if name not in self._tensors:
+            raise KeyError(f"epoch: no snapshot for epoch {epoch}; kept: {list(self.config.snapshot_epochs)}")
+        c = self.config
+        net = build_model(c.dataset, c.width, c.dropout, c.spatial_dropout, c.norm)
+        net.load_state_dict(self._tensors[name])
+        return net.eval()
+
+    def snapshot_outputs(self, epoch: int) -> dict[str, torch.Tensor]:
+        """Per-sample outputs of the snapshot after ``epoch``."""
+        name = f"epoch_{epoch}_outputs"
+        if name not in self._tensors:
+            raise KeyError(f"epoch: no snapshot for epoch {epoch}; kept: {list(self.config.snapshot_epochs)}")
+        return self._tensors[name]
+
+
+def _from_entry(config: RunConfig, store: ResultStore, entry: dict, from_store: bool) -> Run:
+    meta = entry["json"]["metrics"]
+    return Run(config=config, key=config.key(), metrics=meta["summary"], history=meta["history"],
+               outputs=entry["tensors"]["outputs"], provenance=meta["provenance"], from_store=from_store,
+               path=store.path(config.key()), _tensors=entry["tensors"])
+
+
+def run(config: RunConfig, store: ResultStore | None = None, progress: bool | None = None,
+        data_root=None) -> Run:
+    """Return the run of ``config``: read from ``store`` when present and valid, else trained now."""
+    store = store or ResultStore()
+    key = config.key()
+    entry = store.load(key)
+    if entry is not None:
+        log.info("run %s (%s): read from the store", key, config.dataset)
+        return _from_entry(config, store, entry, from_store=True)
+    data = load_dataset(config.dataset, data_root)
+    log.info("run %s (%s): training %d epochs on %d members", key, config.dataset, config.epochs, config.n_members)
+    started = time.perf_counter()
+    result = train(config, data, progress=progress)
+    net = build_model(config.dataset, config.width, config.dropout, config.spatial_dropout, config.norm)
+    net.load_state_dict(result.state_dict)
+    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    outputs = per_sample_outputs(net, data, split)
+    provenance = {
+        "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
+        "train_seconds": result.seconds, "total_seconds": time.perf_counter() - started,
+        "data_source": data.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "platform": platform.platform(), "argv": sys.argv[:1],
+    }
+    tensors = {"weights": result.state_dict, "outputs": outputs}
+    for epoch, (state, snap_outputs) in result.snapshots.items():
+        tensors[f"epoch_{epoch}_weights"] = state
+        tensors[f"epoch_{epoch}_outputs"] = snap_outputs
+    json_files = {"config": config.to_dict(),
+                  "metrics": {"summary": summary_metrics(outputs), "history": result.history,
+                              "provenance": provenance}}
+    store.save(key, json_files, tensors)
+    entry = store.load(key)
+    if entry is None:
+        raise RuntimeError(f"the store entry {store.path(key)} could not be read back after writing")
+    return _from_entry(config, store, entry, from_store=False)

@@ -1,0 +1,131 @@
+"""VGG-style CNNs, one architecture per dataset, shared by every mechanism (DP-SGD included).
+
+Each network is a stack of 3x3 convolutions (padding 1) with ReLU, 2x2 max-pooling after each
+block, and one linear classifier. Counting weight layers (convolutions plus the classifier):
+
+=========  ======  =========================================  ==========
+dataset    layers  convolution channels (width 1.0)            classifier
+=========  ======  =========================================  ==========
+fmnist     4       32 | 64 | 128                              1152 -> 10
+cifar10    7       64 64 | 128 128 | 256 256                  4096 -> 10
+cifar100   9       64 64 | 128 128 | 256 256 | 512 512        2048 -> 100
+=========  ======  =========================================  ==========
+
+(``|`` marks a 2x2 max-pool.) Channels scale with ``width`` (rounded, at least 1). There is no
+BatchNorm, which DP-SGD cannot use; ``norm="group"`` puts a GroupNorm after every convolution.
+``dropout`` p (``nn.Dropout``) and ``spatial_dropout`` q (``nn.Dropout2d``, whole channels)
+follow every convolution's activation when non-zero. Inputs are floats in [0, 1], shape
+(N, C, H, W); the model standardises them with fixed per-dataset constants.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mia_utils.data import DATASETS
+
+POOL = "M"
+BLOCKS: dict[str, list] = {
+    "fmnist": [32, POOL, 64, POOL, 128, POOL],
+    "cifar10": [64, 64, POOL, 128, 128, POOL, 256, 256, POOL],
+    "cifar100": [64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL],
+}
+# Per-channel mean and std of the training images, in [0, 1] units.
+INPUT_STATS = {
+    "fmnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+NORMS = ("none", "group")
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std with fixed per-channel constants; x in [0, 1], shape (N, C, H, W)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class VGG(nn.Module):
+    """A VGG-style CNN: ``features`` (conv stack) then ``classifier`` (one linear layer)."""
+
+    def __init__(self, dataset: str, width: float = 1.0, dropout: float = 0.0,
+                 spatial_dropout: float = 0.0, norm: str = "none"):
+        super().__init__()
+        if dataset not in BLOCKS:
+            raise ValueError(f"dataset: unknown dataset {dataset!r}; allowed: {', '.join(BLOCKS)}")
+        if not width > 0:
+            raise ValueError(f"width: must be > 0, got {width}")
+        for name, value in (("dropout", dropout), ("spatial_dropout", spatial_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name}: must be in [0, 1), got {value}")
+        if norm not in NORMS:
+            raise ValueError(f"norm: unknown normalization {norm!r}; allowed: {', '.join(NORMS)}")
+        info = DATASETS[dataset]
+        self.input_shape = info.shape
+        in_channels, height, _ = info.shape
+        layers: list[nn.Module] = [Standardize(*INPUT_STATS[dataset])]
+        for item in BLOCKS[dataset]:
+            if item == POOL:
+                layers.append(nn.MaxPool2d(2))
+                height //= 2
+                continue
+            out_channels = scaled_channels(item, width)
+            layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+            if norm == "group":
+                layers.append(nn.GroupNorm(min(32, out_channels), out_channels))
+            layers.append(nn.ReLU(inplace=True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            if spatial_dropout > 0:
+                layers.append(nn.Dropout2d(spatial_dropout))
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(in_channels * height * height, info.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float (N, C, H, W) in [0, 1] -> logits (N, num_classes)."""
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def build_model(dataset: str, width: float = 1.0, dropout: float = 0.0,
+                spatial_dropout: float = 0.0, norm: str = "none") -> VGG:
+    """The dataset's VGG-style CNN; see the module docstring for the exact layers."""
+    return VGG(dataset, width, dropout, spatial_dropout, norm)
+
+
+def weight_layer_count(model: nn.Module) -> int:
+    """Number of convolution and linear layers (the paper's 'N-layer' count)."""
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+def forward_flops(model: VGG) -> int:
+    """FLOPs (2 x multiply-accumulates) of one forward pass on one image, convs and linear."""
+    flops = 0
+
+    def count(module, inputs, output):
+        nonlocal flops
+        if isinstance(module, nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            flops += 2 * (output.numel() // output.shape[0]) * module.in_channels * kernel
+        else:
+            flops += 2 * module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *model.input_shape))
+    model.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    return flops

@@ -1,0 +1,392 @@
+"""Tests of mia_utils.models: the VGG-style CNNs, their options, FLOP count, and the book's table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import mia_utils.models as models
+from mia_utils.models import BLOCKS, POOL, VGG, build_model, forward_flops, weight_layer_count
+
+REPO = Path(__file__).resolve().parents[1]
+SETUP_MD = REPO / "book" / "setup.md"
+
+INPUT = {"fmnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
+CLASSES = {"fmnist": 10, "cifar10": 10, "cifar100": 100}
+LAYERS = {"fmnist": 4, "cifar10": 7, "cifar100": 9}
+DATASETS = list(BLOCKS)
+
+
+def convs(model: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def channels_of(dataset: str) -> list[int]:
+    return [item for item in BLOCKS[dataset] if item != POOL]
+
+
+def test_blocks_cover_the_datasets():
+    assert set(BLOCKS) == {"fmnist", "cifar10", "cifar100"}
+    assert set(models.INPUT_STATS) == set(BLOCKS)
+
+
+# --------------------------------------------------------------------------- shapes and layer counts
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_weight_layer_count(dataset):
+    model = build_model(dataset)
+    assert weight_layer_count(model) == LAYERS[dataset]
+    assert len(convs(model)) == LAYERS[dataset] - 1
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 1
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_output_shape(dataset):
+    torch.manual_seed(0)
+    model = build_model(dataset).eval()
+    x = torch.rand(3, *INPUT[dataset])
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (3, CLASSES[dataset])
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    assert model.input_shape == INPUT[dataset]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_output_shape_small_width_with_every_option(dataset):
+    model = build_model(dataset, width=0.25, dropout=0.3, spatial_dropout=0.2, norm="group")
+    out = model.train()(torch.rand(2, *INPUT[dataset]))
+    assert out.shape == (2, CLASSES[dataset])
+    out.sum().backward()  # trainable end to end
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_build_model_returns_vgg():
+    model = build_model("fmnist")
+    assert isinstance(model, VGG)
+    assert isinstance(model.features, nn.Sequential)
+    assert isinstance(model.classifier, nn.Linear)
+    assert model.classifier.in_features == 128 * 3 * 3 == 1152
+
+
+@pytest.mark.parametrize("dataset,in_features", [("fmnist", 1152), ("cifar10", 4096), ("cifar100", 2048)])
+def test_classifier_sizes_match_docstring(dataset, in_features):
+    model = build_model(dataset)
+    assert model.classifier.in_features == in_features
+    assert model.classifier.out_features == CLASSES[dataset]
+
+
+# --------------------------------------------------------------------------- options
+
+
+SETTINGS = [
+    dict(),
+    dict(norm="group"),
+    dict(dropout=0.5),
+    dict(spatial_dropout=0.25),
+    dict(width=0.5, dropout=0.1, spatial_dropout=0.1, norm="group"),
+    dict(width=2.0),
+]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("kwargs", SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_no_batchnorm(dataset, kwargs):
+    model = build_model(dataset, **kwargs)
+    bad = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert bad == [], "BatchNorm cannot be used with DP-SGD"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_group_norm_after_every_conv(dataset):
+    plain = build_model(dataset)
+    assert not any(isinstance(m, nn.GroupNorm) for m in plain.modules())
+    model = build_model(dataset, norm="group")
+    layers = list(model.features)
+    norms = [m for m in layers if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == len(convs(model))
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d):
+            follower = layers[i + 1]
+            assert isinstance(follower, nn.GroupNorm)
+            assert follower.num_channels == layer.out_channels
+            assert layer.out_channels % follower.num_groups == 0
+
+
+@pytest.mark.parametrize("width", [0.25, 0.5, 0.75, 1.0, 1.5])
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_group_norm_builds_for_any_width(dataset, width):
+    """Every width the config accepts (0 < width <= 16) must build with norm="group"."""
+    model = build_model(dataset, width=width, norm="group")
+    assert sum(isinstance(m, nn.GroupNorm) for m in model.modules()) == len(convs(model))
+
+
+def _segments_after_convs(model: VGG) -> list[list[nn.Module]]:
+    """For each conv in ``features``: the layers after it up to the next conv or pool."""
+    layers = list(model.features)
+    segments = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d):
+            segment = []
+            for follower in layers[i + 1:]:
+                if isinstance(follower, (nn.Conv2d, nn.MaxPool2d)):
+                    break
+                segment.append(follower)
+            segments.append(segment)
+    return segments
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_after_every_conv(dataset, p):
+    model = build_model(dataset, dropout=p)
+    dropouts = [m for m in model.modules() if type(m) is nn.Dropout]
+    assert len(dropouts) == len(convs(model))
+    assert all(m.p == p for m in dropouts)
+    assert not any(isinstance(m, nn.Dropout2d) for m in model.modules())
+    for segment in _segments_after_convs(model):
+        kinds = [type(m) for m in segment]
+        assert nn.Dropout in kinds and nn.ReLU in kinds
+        assert kinds.index(nn.ReLU) < kinds.index(nn.Dropout)  # after the activation
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("q", [0.05, 0.3])
+def test_spatial_dropout_after_every_conv(dataset, q):
+    model = build_model(dataset, spatial_dropout=q)
+    spatial = [m for m in model.modules() if type(m) is nn.Dropout2d]
+    assert len(spatial) == len(convs(model))
+    assert all(m.p == q for m in spatial)
+    assert not any(type(m) is nn.Dropout for m in model.modules())
+    for segment in _segments_after_convs(model):
+        kinds = [type(m) for m in segment]
+        assert nn.Dropout2d in kinds
+        assert kinds.index(nn.ReLU) < kinds.index(nn.Dropout2d)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_both_dropouts_together(dataset):
+    model = build_model(dataset, dropout=0.2, spatial_dropout=0.4)
+    for segment in _segments_after_convs(model):
+        assert [m.p for m in segment if type(m) is nn.Dropout] == [0.2]
+        assert [m.p for m in segment if type(m) is nn.Dropout2d] == [0.4]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_no_dropout_by_default(dataset):
+    model = build_model(dataset)
+    assert not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_width_one_uses_documented_channels(dataset):
+    assert [c.out_channels for c in convs(build_model(dataset))] == channels_of(dataset)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_width_scales_channels(dataset):
+    base = channels_of(dataset)
+    half = build_model(dataset, width=0.5)
+    assert [c.out_channels for c in convs(half)] == [c // 2 for c in base]
+    # inputs chain: each conv reads the previous conv's output
+    assert [c.in_channels for c in convs(half)] == [INPUT[dataset][0]] + [c // 2 for c in base[:-1]]
+    double = build_model(dataset, width=2.0)
+    assert [c.out_channels for c in convs(double)] == [2 * c for c in base]
+    assert double.classifier.in_features == 2 * build_model(dataset).classifier.in_features
+    assert half.classifier.in_features * 2 == build_model(dataset).classifier.in_features
+
+
+def test_width_rounds_and_keeps_at_least_one_channel():
+    assert models.scaled_channels(32, 0.3) == 10  # 9.6 rounds to 10
+    assert models.scaled_channels(64, 0.001) == 1
+    tiny = build_model("cifar100", width=0.001)
+    assert all(c.out_channels == 1 for c in convs(tiny))
+    assert tiny(torch.rand(1, 3, 32, 32)).shape == (1, 100)
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def _hand_flops(dataset: str, width: float = 1.0) -> int:
+    """FLOPs from the documented layer list: per 3x3 conv (padding 1) 2*H*W*Cout*Cin*9,
+    each pool halves H and W (floor), plus 2*in*out for the linear classifier."""
+    cin, size, _ = INPUT[dataset]
+    total = 0
+    for item in BLOCKS[dataset]:
+        if item == POOL:
+            size //= 2
+            continue
+        cout = max(1, round(item * width))
+        total += 2 * size * size * cout * cin * 9
+        cin = cout
+    return total + 2 * (cin * size * size) * CLASSES[dataset]
+
+
+def test_forward_flops_fmnist_by_hand():
+    # 28x28 -> conv 1->32 -> pool 14x14 -> conv 32->64 -> pool 7x7 -> conv 64->128 -> pool 3x3 -> 1152 -> 10
+    expected = (
+        2 * 28 * 28 * 32 * 1 * 9
+        + 2 * 14 * 14 * 64 * 32 * 9
+        + 2 * 7 * 7 * 128 * 64 * 9
+        + 2 * 1152 * 10
+    )
+    assert expected == 14_925_312
+    assert forward_flops(build_model("fmnist")) == expected
+
+
+@pytest.mark.parametrize("dataset,width", [("fmnist", 0.5), ("cifar10", 1.0), ("cifar100", 1.0), ("cifar10", 0.25)])
+def test_forward_flops_matches_layer_list(dataset, width):
+    assert forward_flops(build_model(dataset, width=width)) == _hand_flops(dataset, width)
+
+
+def test_forward_flops_ignores_options_and_keeps_mode():
+    base = forward_flops(build_model("fmnist"))
+    model = build_model("fmnist", dropout=0.5, spatial_dropout=0.5, norm="group").train()
+    assert forward_flops(model) == base  # counts convs and linear only
+    assert model.training
+    model.eval()
+    forward_flops(model)
+    assert not model.training
+    assert all(not m._forward_hooks for m in model.modules())  # hooks removed
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+@pytest.mark.parametrize("kwargs,param", [
+    (dict(dataset="mnist"), "dataset"),
+    (dict(dataset="fmnist", width=0.0), "width"),
+    (dict(dataset="fmnist", width=-1.0), "width"),
+    (dict(dataset="fmnist", width=float("nan")), "width"),
+    (dict(dataset="fmnist", dropout=1.0), "dropout"),
+    (dict(dataset="fmnist", dropout=-0.1), "dropout"),
+    (dict(dataset="fmnist", spatial_dropout=1.0), "spatial_dropout"),
+    (dict(dataset="fmnist", norm="batch"), "norm"),
+    (dict(dataset="fmnist", norm="layer"), "norm"),
+])
+def test_bad_arguments(kwargs, param):
+    with pytest.raises(ValueError) as info:
+        build_model(**kwargs)
+    message = str(info.value)
+    assert message.startswith(param + ":"), message
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_same_seed_same_weights(dataset):
+    def state(seed):
+        torch.manual_seed(seed)
+        return build_model(dataset, width=0.5).state_dict()
+
+    a, b, c = state(7), state(7), state(8)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.endswith("weight"))
+
+
+def test_standardize_uses_fixed_constants():
+    model = build_model("cifar10")
+    standardize = model.features[0]
+    assert isinstance(standardize, models.Standardize)
+    mean, std = models.INPUT_STATS["cifar10"]
+    x = torch.tensor(mean).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    assert torch.allclose(standardize(x), torch.zeros(1, 3, 32, 32), atol=1e-6)
+    # buffers, not parameters: never trained
+    assert not any(name.startswith("features.0.") for name, _ in model.named_parameters())
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def expected_channel_text(dataset: str) -> str:
+    """BLOCKS written the docstring's way: '64 64 | 128 128 | 256 256' (a '|' per pool)."""
+    groups, current = [], []
+    for item in BLOCKS[dataset]:
+        if item == POOL:
+            groups.append(" ".join(map(str, current)))
+            current = []
+        else:
+            current.append(item)
+    if current:
+        groups.append(" ".join(map(str, current)))
+    return " | ".join(groups)
+
+
+def test_expected_channel_text():
+    assert expected_channel_text("fmnist") == "32 | 64 | 128"
+    assert expected_channel_text("cifar100") == "64 64 | 128 128 | 256 256 | 512 512"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_module_docstring_matches_blocks(dataset):
+    rows = [line for line in models.__doc__.splitlines() if line.split()[:1] == [dataset]]
+    assert len(rows) == 1, f"no single docstring row for {dataset}"
+    fields = re.split(r"\s{2,}", rows[0].strip())
+    assert fields[0] == dataset
+    assert fields[1] == str(LAYERS[dataset])
+    assert fields[2] == expected_channel_text(dataset)
+    model = build_model(dataset)
+    assert fields[3] == f"{model.classifier.in_features} -> {model.classifier.out_features}"
+
+
+_SPLIT_CELLS = re.compile(r"(?<!\\)\|")
+_PURE_GROUP = re.compile(r"^\d+(\s+\d+)*$")
+
+
+def _clean(cell: str) -> str:
+    return re.sub(r"\s+", " ", cell.replace("`", "").replace("\\|", "|")).strip()
+
+
+def _row_has_channels(row: str, expected: str) -> bool:
+    """Whether a markdown table row states ``expected`` (e.g. '32 | 64 | 128') as its channels.
+
+    In a pipe table the '|' of the channel list is normally escaped ('32 \\| 64 \\| 128'), so
+    the list is one cell. If it was not escaped, the list spans several cells: accept a run of
+    consecutive cells equal to it, provided the next cell is not one more channel group (so a
+    row does not pass by stating a longer list).
+    """
+    cells = [_clean(c) for c in _SPLIT_CELLS.split(row.strip().strip("|"))]
+    if expected in cells:
+        return True
+    groups = expected.split(" | ")
+    for start in range(len(cells) - len(groups) + 1):
+        if cells[start:start + len(groups)] == groups:
+            after = cells[start + len(groups)] if start + len(groups) < len(cells) else ""
+            if not _PURE_GROUP.match(after):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_book_setup_table_matches_blocks(dataset):
+    if not SETUP_MD.exists():
+        pytest.skip("book/setup.md is not written yet")
+    lines = SETUP_MD.read_text(encoding="utf-8").splitlines()
+    rows = [line for line in lines if line.lstrip().startswith("|")]
+    assert rows, "book/setup.md has no markdown table"
+    key = re.compile(rf"(?<![\w-]){re.escape(dataset)}(?![\w-])")
+    candidates = [row for row in rows if key.search(row.replace("`", ""))]
+    assert candidates, f"no table row of book/setup.md names {dataset!r}"
+    expected = expected_channel_text(dataset)
+    assert any(_row_has_channels(row, expected) for row in candidates), (
+        f"book/setup.md: no row for {dataset!r} lists the channels {expected!r} "
+        f"(models.BLOCKS); rows found:\n" + "\n".join(candidates)
+    )
+
+
+def test_row_matcher():
+    assert _row_has_channels(r"| `fmnist` | 4 | `32 \| 64 \| 128` | 1152 → 10 |", "32 | 64 | 128")
+    assert _row_has_channels("| fmnist | 4 | 32 | 64 | 128 | 1152 -> 10 |", "32 | 64 | 128")
+    cifar100_row = r"| cifar100 | 9 | 64 64 \| 128 128 \| 256 256 \| 512 512 | 2048 -> 100 |"
+    assert not _row_has_channels(cifar100_row, expected_channel_text("cifar10"))
+    assert _row_has_channels(cifar100_row, expected_channel_text("cifar100"))
+    assert not _row_has_channels(cifar100_row.replace("\\|", "|"), expected_channel_text("cifar10"))
+    assert not _row_has_channels("| fmnist | 4 | 32 | 64 | 256 | 2304 -> 10 |", "32 | 64 | 128")

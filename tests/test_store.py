@@ -1,0 +1,93 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from mia_utils import experiment
+from mia_utils.store import MANIFEST, ResultStore
+
+
+def test_round_trip_and_no_staging_left(store):
+    tensors = {"outputs": {"a": torch.arange(5.0), "b": torch.ones(2, 3, dtype=torch.bool)}}
+    store.save("k1", {"metrics": {"x": 1.5}}, tensors)
+    entry = store.load("k1")
+    assert entry["json"]["metrics"] == {"x": 1.5}
+    assert torch.equal(entry["tensors"]["outputs"]["a"], torch.arange(5.0))
+    assert torch.equal(entry["tensors"]["outputs"]["b"], torch.ones(2, 3, dtype=torch.bool))
+    assert [p.name for p in store.runs.iterdir()] == ["k1"]
+    assert store.keys() == ["k1"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete_manifest", "flip_byte", "delete_file"])
+def test_damaged_entry_reads_as_absent(store, damage):
+    store.save("k1", {"metrics": {"x": 1}}, {"outputs": {"a": torch.randn(100)}})
+    tensor_file = store.path("k1") / "outputs.safetensors"
+    if damage == "truncate":
+        tensor_file.write_bytes(tensor_file.read_bytes()[:50])
+    elif damage == "delete_manifest":
+        (store.path("k1") / MANIFEST).unlink()
+    elif damage == "flip_byte":
+        data = bytearray(tensor_file.read_bytes())
+        data[-1] ^= 0xFF
+        tensor_file.write_bytes(bytes(data))
+    else:
+        tensor_file.unlink()
+    assert store.load("k1") is None
+    assert not store.exists("k1")
+
+
+class _Exploit:
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(_Exploit.marker),))
+
+
+def test_store_never_unpickles(store, tmp_path):
+    """A planted pickle with a matching manifest is rejected, and its payload never runs."""
+    _Exploit.marker = str(tmp_path / "pwned")
+    folder = store.path("evil")
+    folder.mkdir(parents=True)
+    payload = pickle.dumps(_Exploit())
+    (folder / "weights.safetensors").write_bytes(payload)
+    import hashlib
+
+    (folder / MANIFEST).write_text(json.dumps({"files": {"weights.safetensors": {
+        "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}}}))
+    assert store.load("evil") is None
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_run_is_read_back_not_retrained(store, tiny_config):
+    first = experiment.run(tiny_config, store, progress=False)
+    second = experiment.run(tiny_config, store, progress=False)
+    assert not first.from_store and second.from_store
+    assert first.metrics == second.metrics
+    for name, tensor in first.outputs.items():
+        assert torch.equal(tensor, second.outputs[name])
+    assert torch.equal(first.model().classifier.weight, second.model().classifier.weight)
+
+
+def test_truncated_run_is_recomputed(store, tiny_config):
+    first = experiment.run(tiny_config, store, progress=False)
+    weights = first.path / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    again = experiment.run(tiny_config, store, progress=False)
+    assert not again.from_store
+    assert again.metrics == first.metrics
+    assert experiment.run(tiny_config, store, progress=False).from_store
+
+
+def test_snapshots_are_kept(store, tiny_config):
+    config = tiny_config.replace(epochs=2, snapshot_epochs=(1,))
+    result = experiment.run(config, store, progress=False)
+    assert set(result.snapshot_outputs(1)) == set(result.outputs)
+    assert not torch.equal(result.model(1).classifier.weight, result.model().classifier.weight)
+    with pytest.raises(KeyError, match="epoch"):
+        result.model(2)
+
+
+def test_store_location_is_configurable(monkeypatch, tmp_path):
+    monkeypatch.setenv("MIA_STORE", str(tmp_path / "elsewhere"))
+    assert ResultStore().root == tmp_path / "elsewhere"
