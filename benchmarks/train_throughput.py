@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/train_throughput.py                    # all profiles, ~2-4 min on 2 CPU cores
+    .venv/bin/python benchmarks/train_throughput.py                    # all profiles, ~2-3 min on 2 CPU cores
     .venv/bin/python benchmarks/train_throughput.py --profiles smoke quick --epochs 3
 
 For every profile and every dataset in it, the script trains the profile's baseline
@@ -20,8 +20,9 @@ Achieved GFLOP/s = images/s x 3 x forward FLOPs of one image (forward + backward
 forward; FLOPs = 2 x multiply-accumulates of the convolutions and the linear layer, from
 :func:`mia_utils.models.forward_flops`). The machine's fp32 matrix-multiply rate is measured
 in the same run (``torch.mm`` of two 2048 x 2048 float32 matrices, median of several timed
-repetitions after warm-up), and each row is reported as a fraction of it: shared machines
-are noisy, so compare ratios from one run rather than absolute numbers across runs.
+repetitions after warm-up) just before and just after every training run, and each row is
+reported as a fraction of the mean of those two rates: shared machines are noisy (and their
+load drifts), so compare ratios from one run rather than absolute numbers across runs.
 
 Datasets not available offline (CIFAR here) are replaced by random uint8 images and labels
 of the right shapes; throughput does not depend on pixel values. The device is
@@ -66,8 +67,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, warmup: int = 3, repeats: int = 10) -> dict:
-    """fp32 rate of torch.mm on two MATMUL_SIZE x MATMUL_SIZE matrices: median/best/worst GFLOP/s."""
+def matmul_gflops(device: torch.device, warmup: int = 2, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of torch.mm on two MATMUL_SIZE x MATMUL_SIZE matrices (median of ``repeats``)."""
     n = MATMUL_SIZE
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=generator).to(device)
@@ -82,8 +83,7 @@ def matmul_gflops(device: torch.device, warmup: int = 3, repeats: int = 10) -> d
         sync(device)
         if i >= warmup:
             rates.append(calls * 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
-    return {"median": statistics.median(rates), "best": max(rates), "worst": min(rates),
-            "size": n, "repeats": repeats}
+    return statistics.median(rates)
 
 
 def random_dataset(name: str, seed: int = 0) -> ImageDataset:
@@ -108,8 +108,11 @@ def get_data(name: str, cache: dict) -> ImageDataset:
 
 
 def measure(profile_name: str, dataset: str, epochs: int, max_members: int, device: torch.device,
-            matmul: float, cache: dict) -> dict:
-    """Train one profile's baseline on ``dataset`` for ``epochs`` epochs; one table row."""
+            cache: dict) -> dict:
+    """Train one profile's baseline on ``dataset`` for ``epochs`` epochs; one table row.
+
+    The fraction of matmul is left to the caller, who measures the matmul rate around it.
+    """
     profile = PROFILES[profile_name]
     base = profile.base_config(dataset)
     n_members = min(base.n_members, max_members)
@@ -137,7 +140,7 @@ def measure(profile_name: str, dataset: str, epochs: int, max_members: int, devi
     return {"profile": profile_name, "dataset": dataset, "width": config.width,
             "batch": config.batch_size, "images measured": n_members * len(seconds),
             "images/s": round(images_per_s, 1), "GFLOP/s": round(gflops, 2),
-            "fraction of matmul": round(gflops / matmul, 3), "notes": "; ".join(notes),
+            "notes": "; ".join(notes),
             "forward MFLOPs per image": round(flops / 1e6, 3), "epoch seconds": seconds,
             "n_members": n_members, "epochs": epochs, "data": data.source}
 
@@ -161,9 +164,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         f"- date: {meta['date']}",
         f"- device: {meta['device']}",
         f"- torch {meta['torch']}, {meta['threads']} CPU threads",
-        f"- fp32 matmul rate: {meta['matmul_gflops']:.1f} GFLOP/s (torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}, "
-        f"median of {meta['matmul']['repeats']}; best {meta['matmul']['best']:.1f}, "
-        f"worst {meta['matmul']['worst']:.1f})",
+        f"- fp32 matmul rate: {meta['matmul_gflops']:.1f} GFLOP/s (torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}; median of "
+        f"{len(meta['matmul_samples'])} measurements taken before and after each row, range "
+        f"{min(meta['matmul_samples']):.1f}-{max(meta['matmul_samples']):.1f}); each row's fraction uses "
+        "the mean of the rates measured just before and just after it",
         "- images/s: members / median epoch seconds of the epochs after the first (warm-up), through "
         "`mia_utils.train.train`",
         "- GFLOP/s = images/s x 3 x forward FLOPs per image (forward + backward ~ 3 x forward; "
@@ -185,7 +189,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", choices=list(PROFILES), default=list(PROFILES))
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run, the first is warm-up (>= 2)")
-    parser.add_argument("--max-members", type=int, default=3000, help="cap on n_members, for speed")
+    parser.add_argument("--max-members", type=int, default=2048, help="cap on n_members, for speed")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -196,17 +200,24 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     device = default_device()
     print(f"device {device_name(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    matmul = matmul_gflops(device)
-    print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {matmul['median']:.1f} GFLOP/s (median)", flush=True)
+    matmul = [matmul_gflops(device)]
+    print(f"fp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {matmul[-1]:.1f} GFLOP/s", flush=True)
 
     rows, cache = [], {}
     for name in args.profiles:
         for dataset in PROFILES[name].datasets:
-            rows.append(measure(name, dataset, args.epochs, args.max_members, device, matmul["median"], cache))
+            row = measure(name, dataset, args.epochs, args.max_members, device, cache)
+            matmul.append(matmul_gflops(device))
+            row["matmul GFLOP/s"] = round((matmul[-2] + matmul[-1]) / 2, 1)  # just before and just after
+            row["fraction of matmul"] = round(row["GFLOP/s"] / row["matmul GFLOP/s"], 3)
+            print(f"    fp32 matmul now {matmul[-1]:.1f} GFLOP/s; fraction {row['fraction of matmul']:.2f}",
+                  flush=True)
+            rows.append(row)
 
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "device": device_name(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "matmul_gflops": matmul["median"], "matmul": matmul, "epochs": args.epochs,
+            "matmul_gflops": statistics.median(matmul), "matmul_samples": [round(m, 1) for m in matmul],
+            "epochs": args.epochs,
             "max_members": args.max_members, "eval_per_side": EVAL_PER_SIDE,
             "run_seconds": time.perf_counter() - started}
     if device.type == "cuda":

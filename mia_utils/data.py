@@ -165,7 +165,7 @@ def load_cifar(name: str, root: str | os.PathLike | None = None, download: bool 
     from torchvision.datasets import CIFAR10, CIFAR100
 
     dataset_class = {"cifar10": CIFAR10, "cifar100": CIFAR100}[name]
-    folder = Path(root) if root is not None else Path(os.environ.get("MIA_DATA_DIR", default_cache_dir()))
+    folder = Path(root) if root is not None else Path(os.environ.get("MIA_DATA_DIR") or default_cache_dir())
     try:
         splits = [dataset_class(str(folder), train=train, download=download) for train in (True, False)]
     except Exception as error:
@@ -240,6 +240,9 @@ def make_split(
     """
     if not 1 <= n_members <= info.n_train:
         raise ValueError(f"n_members: {n_members} is out of range; allowed 1..{info.n_train} for {info.name}")
+    for name, value in (("n_eval", n_eval), ("n_adversary", n_adversary)):
+        if value < 0:
+            raise ValueError(f"{name}: must be >= 0, got {value}")
     if n_eval + n_adversary > n_members:
         raise ValueError(
             f"n_eval + n_adversary: {n_eval} + {n_adversary} exceeds n_members={n_members}; "

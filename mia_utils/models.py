@@ -83,7 +83,8 @@ class VGG(nn.Module):
             out_channels = scaled_channels(item, width)
             layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))
             if norm == "group":
-                layers.append(nn.GroupNorm(min(32, out_channels), out_channels))
+                groups = next(g for g in range(min(32, out_channels), 0, -1) if out_channels % g == 0)
+                layers.append(nn.GroupNorm(groups, out_channels))
             layers.append(nn.ReLU(inplace=True))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

@@ -1,0 +1,63 @@
+"""Every chapter executed with the smoke profile, then the book built with warnings as errors."""
+
+import re
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+
+from conftest import PYTHON, ROOT
+from mia_utils.cli import toc_chapters
+
+pytestmark = pytest.mark.slow
+
+
+def test_source_notebooks_carry_no_outputs():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+        tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+        assert sum("parameters" in t for t in tags) == 1, f"{path.name} needs one 'parameters' cell"
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """A copy of the book sources with every chapter executed under the smoke profile."""
+    book = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, book / name)
+    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
+    env = {**__import__("os").environ, "MIA_STORE": str(book / "store")}
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "run", "--profile", "smoke", "-q",
+                             "--out", str(book / "book" / "executed")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return book, env
+
+
+def test_every_chapter_executes_under_smoke(smoke_book):
+    book, _ = smoke_book
+    for name in toc_chapters():
+        notebook = nbformat.read(book / "book" / "executed" / f"{name}.ipynb", as_version=4)
+        errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert not errors
+        assert notebook.metadata["papermill"]["parameters"]["profile"] == "smoke"
+
+
+def test_book_builds_with_warnings_as_errors(smoke_book):
+    book, env = smoke_book
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "build", "--dir", str(book)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    html = book / "_build" / "html" / "book" / "executed" / "01_baselines.html"
+    text = html.read_text()
+    visible = re.sub(r"<[^>]+>", "", text)
+    assert "Traceback" not in visible and "Error" not in visible
+    assert "{glue" not in visible and "glue:text" not in visible and "glue:figure" not in visible
+    assert text.count("<img") >= 2
+    assert re.search(r"test\s+accuracy", text)
+    for page in ("intro", "setup", "references"):
+        assert (book / "_build" / "html" / "book" / f"{page}.html").exists()
