@@ -98,9 +98,23 @@ def command_run(args) -> int:
             partial.unlink(missing_ok=True)
             print(f"[mia_utils] {spec.name} failed; {target} was left as it was.\n{error}", file=sys.stderr)
             return 1
+        _hide_parameter_cells(partial)
         os.replace(partial, target)
         print(f"[mia_utils] {spec.name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+def _hide_parameter_cells(path: Path) -> None:
+    """Fold the parameter cells (defaults and papermill's injected values) in the rendered page;
+    the provenance table states the values."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    nbformat.write(notebook, path)
 
 
 def command_build(args) -> int:
