@@ -125,7 +125,7 @@ def forward_flops(model: VGG) -> int:
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training
     with torch.no_grad():
-        model.eval()(torch.zeros(1, *model.input_shape))
+        model.eval()(torch.zeros(1, *model.input_shape, device=next(model.parameters()).device))
     model.train(was_training)
     for hook in hooks:
         hook.remove()

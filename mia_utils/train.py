@@ -21,6 +21,9 @@ from mia_utils.config import RunConfig
 from mia_utils.data import ImageDataset, MembershipSplit, make_split, to_unit_float
 from mia_utils.models import build_model
 
+# cuBLAS reads this when it starts, so it must be set before any CUDA work in the process.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 def default_device() -> torch.device:
     """``$MIA_DEVICE`` if set, else CUDA when available, else the CPU."""
@@ -40,7 +43,6 @@ def show_progress(progress: bool | None) -> bool:
 def deterministic():
     """Deterministic kernels for the duration of a run; restores the previous setting."""
     previous = torch.are_deterministic_algorithms_enabled()
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
@@ -54,7 +56,8 @@ class TrainResult:
 
     ``history``: one dict per epoch with ``epoch``, ``train_loss``/``train_acc`` (on the
     evaluation members) and ``test_loss``/``test_acc`` (on the evaluation non-members),
-    losses in nats, accuracies in [0, 1], and ``seconds`` (wall time of the epoch).
+    losses in nats, accuracies in [0, 1], and ``seconds`` (wall time of the epoch, including
+    that evaluation pass of 2 x n_eval forward passes).
     ``snapshots``: epoch -> (state_dict, per-sample outputs) for ``config.snapshot_epochs``.
     """
 
@@ -126,6 +129,8 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
                                      amsgrad=config.amsgrad)
         images = to_unit_float(data.train_images[split.members]).to(device)
         labels = data.train_labels[split.members].to(device)
+        eval_members = (data.train_images[split.eval_members].to(device), data.train_labels[split.eval_members])
+        eval_nonmembers = (data.test_images[split.eval_nonmembers].to(device), data.test_labels[split.eval_nonmembers])
         order_generator = torch.Generator().manual_seed(config.seed + 1)
         history, snapshots = [], {}
         bar = None
@@ -144,10 +149,8 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            train_loss, train_acc = _loss_and_accuracy(
-                model, data.train_images[split.eval_members], data.train_labels[split.eval_members])
-            test_loss, test_acc = _loss_and_accuracy(
-                model, data.test_images[split.eval_nonmembers], data.test_labels[split.eval_nonmembers])
+            train_loss, train_acc = _loss_and_accuracy(model, *eval_members)
+            test_loss, test_acc = _loss_and_accuracy(model, *eval_nonmembers)
             history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                             "test_loss": test_loss, "test_acc": test_acc,
                             "seconds": time.perf_counter() - epoch_start})
