@@ -1,44 +1,357 @@
 """Membership inference attacks as functions of per-sample model outputs.
 
-No attack retrains or queries the target beyond the stored outputs.
+An attack reads :class:`AttackInputs` (the target's logits on the balanced evaluation set and
+what the adversary knows) and returns an :class:`AttackResult` (per-sample membership scores,
+higher meaning "more likely a member", hard guesses and metrics with bootstrap uncertainty).
+No attack retrains or queries the target beyond the stored outputs; LiRA additionally reads
+the outputs of shadow models, which are ordinary runs of the result store.
+
+What each attack assumes the adversary knows:
+
+* ``yeom``: the target's average training loss (the paper's strong adversary).
+* ``loss``, ``confidence``, ``entropy``, ``modified_entropy``: a threshold on one per-sample
+  score, chosen on the adversary's own labelled members and non-members.
+* ``salem``: the adversary's own labelled samples, to train a small classifier on the top-3
+  sorted posteriors (ML-Leaks, adversary 1).
+* ``lira_online`` / ``lira_offline`` (and ``_fixed_variance``): the data distribution and the
+  training recipe, to train shadow models with (online) or without (offline) each example.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from mia_utils import metrics
 
 
+class AttackInputError(ValueError):
+    """Attack inputs are empty, mis-shaped, unbalanced or non-finite."""
+
+
+def _check_outputs(name: str, logits: torch.Tensor, labels: torch.Tensor, is_member: torch.Tensor) -> None:
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
+        raise AttackInputError(f"{name}_logits: expected shape (N >= 1, classes >= 2), got {tuple(logits.shape)}")
+    n = logits.shape[0]
+    if labels.shape != (n,) or is_member.shape != (n,):
+        raise AttackInputError(f"{name}: logits have {n} rows but labels have shape {tuple(labels.shape)} "
+                               f"and is_member {tuple(is_member.shape)}; all must have N = {n} rows")
+    if not torch.isfinite(logits).all():
+        raise AttackInputError(f"{name}_logits: contain NaN or infinite values")
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+        raise AttackInputError(f"{name}_labels: must lie in 0..{logits.shape[1] - 1}")
+    members = int(is_member.sum())
+    if members == 0 or members == n:
+        raise AttackInputError(f"{name}_is_member: needs both members and non-members, got {members} of {n}")
+
+
+@dataclass(frozen=True)
+class AttackInputs:
+    """The target's outputs on the evaluation set, and the adversary's knowledge.
+
+    ``logits`` float (N, classes), ``labels`` int64 (N,), ``is_member`` bool (N,): the balanced
+    evaluation set (as many members as non-members). ``average_train_loss``: the target's mean
+    cross-entropy over its training set, in nats. ``adv_*``: the adversary's own labelled
+    samples (disjoint from the evaluation set), laid out the same way.
+    """
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    is_member: torch.Tensor
+    average_train_loss: float
+    adv_logits: torch.Tensor
+    adv_labels: torch.Tensor
+    adv_is_member: torch.Tensor
+
+    def __post_init__(self):
+        _check_outputs("eval", self.logits, self.labels, self.is_member)
+        _check_outputs("adv", self.adv_logits, self.adv_labels, self.adv_is_member)
+        members = int(self.is_member.sum())
+        if 2 * members != len(self.is_member):
+            raise AttackInputError(f"is_member: the evaluation set must be balanced, got {members} members "
+                                   f"and {len(self.is_member) - members} non-members")
+        if self.adv_logits.shape[1] != self.logits.shape[1]:
+            raise AttackInputError("adv_logits: must have as many classes as logits")
+        if not (self.average_train_loss >= 0 and float(self.average_train_loss) < float("inf")):
+            raise AttackInputError(f"average_train_loss: must be a finite loss >= 0, got {self.average_train_loss}")
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, torch.Tensor]) -> "AttackInputs":
+        """From a run's stored per-sample outputs (see :func:`mia_utils.train.per_sample_outputs`)."""
+        return cls(logits=outputs["eval_logits"].double(), labels=outputs["eval_labels"],
+                   is_member=outputs["eval_is_member"].bool(),
+                   average_train_loss=outputs["member_losses"].double().mean().item(),
+                   adv_logits=outputs["adv_logits"].double(), adv_labels=outputs["adv_labels"],
+                   adv_is_member=outputs["adv_is_member"].bool())
+
+
 @dataclass(frozen=True)
 class AttackResult:
-    """An attack's per-sample scores (higher = more likely a member), its guesses and metrics."""
+    """Scores (N,) float64, higher = member; ``predicted`` bool (N,); ``threshold`` on the
+    score scale; ``is_member`` bool (N,), the truth; ``metrics``: name ->
+    :class:`mia_utils.metrics.Estimate` (fractions, with bootstrap uncertainty)."""
 
     name: str
     scores: torch.Tensor
     predicted: torch.Tensor
     threshold: float
-    accuracy: float
-    advantage: float
-    tpr: float
-    fpr: float
+    is_member: torch.Tensor = field(repr=False)
+    metrics: dict = field(repr=False)
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"].value
+
+    @property
+    def advantage(self) -> float:
+        return self.metrics["advantage"].value
+
+    @property
+    def auc(self) -> float:
+        return self.metrics["auc"].value
+
+    @property
+    def tpr(self) -> float:
+        return metrics.true_and_false_positive_rates(self.predicted, self.is_member)[0]
+
+    @property
+    def fpr(self) -> float:
+        return metrics.true_and_false_positive_rates(self.predicted, self.is_member)[1]
 
 
-def yeom_loss_threshold(losses: torch.Tensor, is_member: torch.Tensor, average_train_loss: float) -> AttackResult:
-    """Yeom et al. (2018): guess "member" when a sample's loss (nats, shape (N,)) is below the
-    target's average training loss, which the adversary is assumed to know."""
-    predicted = losses < average_train_loss
-    tpr, fpr = metrics.true_and_false_positive_rates(predicted, is_member)
-    return AttackResult(
-        name="yeom", scores=-losses, predicted=predicted, threshold=float(average_train_loss),
-        accuracy=metrics.inference_accuracy(predicted, is_member),
-        advantage=metrics.advantage(predicted, is_member), tpr=tpr, fpr=fpr,
-    )
+def _result(name, scores, predicted, threshold, is_member, n_bootstrap, seed) -> AttackResult:
+    scores = scores.double()
+    summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=n_bootstrap, seed=seed)
+    return AttackResult(name, scores, predicted.bool(), float(threshold), is_member.bool(), summary)
 
 
-def yeom_on_run(outputs: dict[str, torch.Tensor]) -> AttackResult:
+# --- per-sample scores ----------------------------------------------------------------------
+
+def loss_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in nats (N,). Lower means more member-like."""
+    return F.cross_entropy(logits.double(), labels, reduction="none")
+
+
+def confidence_score(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Largest softmax probability (N,). Higher means more member-like."""
+    return logits.double().softmax(1).max(1).values
+
+
+def entropy_score(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Shannon entropy of the softmax in nats (N,). Lower means more member-like."""
+    log_p = logits.double().log_softmax(1)
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def log_one_minus_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log(1 - p_i) for every class, computed stably as logsumexp over the other classes."""
+    logits = logits.double()
+    classes = logits.shape[1]
+    others = logits.unsqueeze(1).expand(-1, classes, -1).masked_fill(torch.eye(classes, dtype=torch.bool), float("-inf"))
+    return torch.logsumexp(others, dim=2) - torch.logsumexp(logits, dim=1, keepdim=True)
+
+
+def modified_entropy_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Song & Mittal's modified entropy (N,), in nats: -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i).
+    Lower means more member-like."""
+    log_p = logits.double().log_softmax(1)
+    log_q = log_one_minus_softmax(logits)
+    p = log_p.exp()
+    true = F.one_hot(labels, logits.shape[1]).bool()
+    on_label = -(1 - p) * log_p
+    off_label = -p * log_q
+    return torch.where(true, on_label, off_label).sum(1)
+
+
+def logit_scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """LiRA's statistic log(p_y / (1 - p_y)) (N,), computed stably from logits."""
+    logits = logits.double()
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    return true - torch.logsumexp(others, dim=1)
+
+
+# --- thresholds ------------------------------------------------------------------------------
+
+def best_threshold(scores: torch.Tensor, is_member: torch.Tensor) -> float:
+    """The threshold t maximising the accuracy of ``scores >= t`` on these labelled samples
+    (each class weighted equally, so an unbalanced set does not bias it). Midpoints between
+    consecutive distinct scores, or +-inf."""
+    scores, is_member = scores.double(), is_member.bool()
+    values, order = scores.sort(descending=True)
+    member = is_member[order].double()
+    tpr = member.cumsum(0) / member.sum()
+    fpr = (1 - member).cumsum(0) / (1 - member).sum()
+    last_of_value = torch.ones_like(values, dtype=torch.bool)
+    last_of_value[:-1] = values[:-1] != values[1:]
+    gain = torch.where(last_of_value, tpr - fpr, torch.tensor(-2.0, dtype=torch.float64))
+    best = int(gain.argmax())
+    if gain[best] <= 0:
+        return float("inf")  # predicting nobody a member is as good as it gets
+    below = values[best + 1] if best + 1 < len(values) else values[best] - 1.0
+    return float((values[best] + below) / 2)
+
+
+def threshold_attack(name: str, member_like: str, score_fn, inputs: AttackInputs, n_bootstrap: int = 200,
+                     seed: int = 0) -> AttackResult:
+    """Threshold one per-sample score; the threshold is chosen on the adversary's samples only.
+
+    ``member_like``: "high" when larger scores indicate members, "low" otherwise.
+    """
+    sign = 1.0 if member_like == "high" else -1.0
+    scores = sign * score_fn(inputs.logits, inputs.labels)
+    threshold = best_threshold(sign * score_fn(inputs.adv_logits, inputs.adv_labels), inputs.adv_is_member)
+    return _result(name, scores, scores >= threshold, threshold, inputs.is_member, n_bootstrap, seed)
+
+
+def yeom(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
+    """Yeom et al. (2018) as the paper runs it: member when the loss is below the target's
+    average training loss."""
+    losses = loss_score(inputs.logits, inputs.labels)
+    return _result("yeom", -losses, losses < inputs.average_train_loss, -inputs.average_train_loss,
+                   inputs.is_member, n_bootstrap, seed)
+
+
+def loss_threshold(inputs, n_bootstrap=200, seed=0):
+    """Yeom's loss attack with its threshold calibrated on the adversary's own samples."""
+    return threshold_attack("loss", "low", loss_score, inputs, n_bootstrap, seed)
+
+
+def confidence_threshold(inputs, n_bootstrap=200, seed=0):
+    return threshold_attack("confidence", "high", confidence_score, inputs, n_bootstrap, seed)
+
+
+def entropy_threshold(inputs, n_bootstrap=200, seed=0):
+    return threshold_attack("entropy", "low", entropy_score, inputs, n_bootstrap, seed)
+
+
+def modified_entropy_threshold(inputs, n_bootstrap=200, seed=0):
+    return threshold_attack("modified_entropy", "low", modified_entropy_score, inputs, n_bootstrap, seed)
+
+
+# --- Salem et al. (ML-Leaks, adversary 1) ----------------------------------------------------
+
+def top3_posteriors(logits: torch.Tensor) -> torch.Tensor:
+    """The three largest softmax probabilities, sorted in decreasing order: (N, 3) float32
+    (zero-padded when there are fewer than three classes)."""
+    top = logits.double().softmax(1).topk(min(3, logits.shape[1]), dim=1).values.float()
+    return F.pad(top, (0, 3 - top.shape[1]))
+
+
+def salem(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0, hidden: int = 64,
+          steps: int = 500, lr: float = 1e-2) -> AttackResult:
+    """Salem et al. (2019): an MLP (3 -> ``hidden`` ReLU -> 1) on the top-3 sorted posteriors,
+    trained full-batch with Adam for ``steps`` steps on the adversary's labelled set (classes
+    weighted equally), and applied to the evaluation set. Seeded and deterministic."""
+    features = top3_posteriors(inputs.adv_logits)
+    target = inputs.adv_is_member.float()
+    positive = target.mean()
+    weights = torch.where(target > 0, 0.5 / positive, 0.5 / (1 - positive))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.binary_cross_entropy_with_logits(model(features).squeeze(1), target, weight=weights)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            scores = model(top3_posteriors(inputs.logits)).squeeze(1).double()
+    return _result("salem", scores, scores > 0, 0.0, inputs.is_member, n_bootstrap, seed)
+
+
+# --- LiRA (Carlini et al. 2022) ---------------------------------------------------------------
+
+def _gaussian_logpdf(x, mean, std):
+    return -0.5 * ((x - mean) / std) ** 2 - torch.log(std) - 0.5 * torch.log(torch.tensor(2 * torch.pi))
+
+
+def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Tensor, online: bool = True,
+         fixed_variance: bool = False, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
+    """The likelihood-ratio attack.
+
+    ``shadow_logits``: (K, N, classes), the K shadow models' logits on the evaluation set;
+    ``shadow_in``: bool (K, N), whether shadow k trained on example n. The statistic is the
+    logit-scaled confidence log(p_y / (1 - p_y)). Online: the log-likelihood ratio of the
+    target's statistic under per-example Gaussians fitted to the IN and OUT shadows; guesses
+    member when it is positive. Offline: only OUT shadows, score log Phi((phi - mu_out) / sigma_out);
+    guesses member above the OUT mean. ``fixed_variance``: one pooled standard deviation
+    (of the deviations from each example's own mean) instead of per-example ones.
+    """
+    k, n = shadow_in.shape
+    if shadow_logits.shape[:2] != (k, n) or n != len(inputs.labels):
+        raise AttackInputError(f"shadow_logits {tuple(shadow_logits.shape)} and shadow_in {tuple(shadow_in.shape)} "
+                               f"must be (K, N, classes) and (K, N) with N = {len(inputs.labels)}")
+    shadow_in = shadow_in.bool()
+    need_in = 1 if online else 0
+    if int(shadow_in.sum(0).min()) < need_in or int((~shadow_in).sum(0).min()) < 1:
+        raise AttackInputError("shadow_in: every example needs at least one OUT shadow model"
+                               + (" and one IN shadow model" if online else ""))
+    labels = inputs.labels.expand(k, n).reshape(-1)
+    phi = logit_scaled_confidence(shadow_logits.reshape(k * n, -1), labels).reshape(k, n)
+    target_phi = logit_scaled_confidence(inputs.logits, inputs.labels)
+
+    def fit(mask):
+        count = mask.sum(0).double()
+        mean = (phi * mask).sum(0) / count
+        deviation = (phi - mean) * mask
+        if fixed_variance:
+            std = torch.sqrt((deviation ** 2).sum() / mask.sum()).expand(n)
+        else:
+            std = torch.sqrt((deviation ** 2).sum(0) / count.clamp(min=1))
+        return mean, std.clamp(min=1e-6)
+
+    mean_out, std_out = fit(~shadow_in)
+    if online:
+        mean_in, std_in = fit(shadow_in)
+        scores = _gaussian_logpdf(target_phi, mean_in, std_in) - _gaussian_logpdf(target_phi, mean_out, std_out)
+        threshold = 0.0
+    else:
+        scores = torch.special.log_ndtr((target_phi - mean_out) / std_out)
+        threshold = float(torch.log(torch.tensor(0.5, dtype=torch.float64)))
+    name = f"lira_{'online' if online else 'offline'}{'_fixed_variance' if fixed_variance else ''}"
+    return _result(name, scores, scores > threshold, threshold, inputs.is_member, n_bootstrap, seed)
+
+
+BLACK_BOX_ATTACKS = {
+    "yeom": yeom,
+    "loss": loss_threshold,
+    "confidence": confidence_threshold,
+    "entropy": entropy_threshold,
+    "modified_entropy": modified_entropy_threshold,
+    "salem": salem,
+}
+
+ATTACK_KNOWLEDGE = {
+    "yeom": "the target's average training loss",
+    "loss": "own labelled members and non-members (to set the loss threshold)",
+    "confidence": "own labelled members and non-members (to set the threshold)",
+    "entropy": "own labelled members and non-members (to set the threshold)",
+    "modified_entropy": "own labelled members and non-members, and each sample's true label",
+    "salem": "own labelled members and non-members (to train the attack model)",
+    "lira_online": "the data distribution and training recipe; shadow models with and without each example",
+    "lira_offline": "the data distribution and training recipe; shadow models without each example",
+    "lira_online_fixed_variance": "as LiRA online, with one shared variance",
+    "lira_offline_fixed_variance": "as LiRA offline, with one shared variance",
+}
+
+
+def run_attacks(inputs: AttackInputs, shadow_logits: torch.Tensor | None = None,
+                shadow_in: torch.Tensor | None = None, n_bootstrap: int = 200, seed: int = 0) -> dict[str, AttackResult]:
+    """Every black-box attack, plus the four LiRA variants when shadow outputs are given."""
+    results = {name: attack(inputs, n_bootstrap=n_bootstrap, seed=seed) for name, attack in BLACK_BOX_ATTACKS.items()}
+    if shadow_logits is not None:
+        for online in (True, False):
+            for fixed in (False, True):
+                result = lira(inputs, shadow_logits, shadow_in, online=online, fixed_variance=fixed,
+                              n_bootstrap=n_bootstrap, seed=seed)
+                results[result.name] = result
+    return results
+
+
+def yeom_on_run(outputs: dict[str, torch.Tensor], n_bootstrap: int = 0) -> AttackResult:
     """Yeom's attack on a run's balanced evaluation set, threshold = mean loss over all members."""
-    losses = metrics.per_sample_loss(outputs["eval_logits"], outputs["eval_labels"])
-    return yeom_loss_threshold(losses, outputs["eval_is_member"], outputs["member_losses"].double().mean().item())
+    return yeom(AttackInputs.from_outputs(outputs), n_bootstrap=n_bootstrap)

@@ -105,6 +105,8 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {
     "01_baselines": Chapter("01_baselines", "Baselines: how much do unregularized models leak?", COMMON + (
         Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
+        Param("shadow_models", "int", 0, "LiRA's shadow models K (even); 0 keeps the profile's value",
+              minimum=0, maximum=256),
     )),
 }
 
@@ -128,6 +130,9 @@ def validate(chapter: str, params: dict) -> dict:
     values = {p.name: params.get(p.name, p.default) for p in spec.params}
     for param in spec.params:
         param.check(values[param.name])
+    if values.get("shadow_models", 0) % 2:
+        raise ParameterError(f"parameter 'shadow_models': got {values['shadow_models']}; allowed: 0 (the "
+                             "profile's value) or an even number >= 2, so each example is IN for half of them")
     profile = get_profile(values["profile"])
     if "datasets" in values:
         if not values["datasets"]:

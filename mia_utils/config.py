@@ -31,7 +31,10 @@ class RunConfig:
     Sizes are counts of images. ``lr`` is Adam's step size; ``weight_decay`` the L2
     coefficient added to Adam's gradient (PyTorch's ``Adam(weight_decay=...)``).
     ``snapshot_epochs`` lists 1-based epochs after which weights and per-sample outputs are
-    also kept, so that early stopping needs no extra training.
+    also kept, so that early stopping needs no extra training. ``shadow_count`` > 0 makes this
+    run the ``shadow_index``-th of that many LiRA shadow models: it trains on its half of the
+    population pool (:func:`mia_utils.data.lira_pool`) instead of the target's members, with
+    everything else unchanged.
     """
 
     dataset: str = "fmnist"
@@ -50,6 +53,8 @@ class RunConfig:
     weight_decay: float = 1e-6
     amsgrad: bool = True
     snapshot_epochs: tuple[int, ...] = field(default_factory=tuple)
+    shadow_count: int = 0
+    shadow_index: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(int(e) for e in self.snapshot_epochs))))
@@ -62,7 +67,8 @@ class RunConfig:
         def bad(name, rule):
             return f"{name}: got {getattr(self, name)!r}; {rule}"
 
-        for name in ("n_members", "n_eval", "n_adversary", "split_seed", "seed", "epochs", "batch_size"):
+        for name in ("n_members", "n_eval", "n_adversary", "split_seed", "seed", "epochs", "batch_size",
+                     "shadow_count", "shadow_index"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 yield bad(name, "must be an integer")
@@ -103,8 +109,26 @@ class RunConfig:
             yield bad("weight_decay", "allowed 0 <= weight_decay <= 10")
         if not isinstance(self.amsgrad, bool):
             yield bad("amsgrad", "must be true or false")
+        if self.shadow_count and (self.shadow_count < 2 or self.shadow_count % 2):
+            yield bad("shadow_count", "0 for the target model, or an even number >= 2")
+        if self.shadow_count and not 0 <= self.shadow_index < self.shadow_count:
+            yield bad("shadow_index", f"allowed 0..shadow_count-1 ({self.shadow_count - 1})")
+        if not self.shadow_count and self.shadow_index:
+            yield bad("shadow_index", "must be 0 when shadow_count is 0")
         if any(not 1 <= e <= self.epochs for e in self.snapshot_epochs):
             yield bad("snapshot_epochs", f"each epoch must be in 1..epochs ({self.epochs})")
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.shadow_count > 0
+
+    def shadow(self, index: int, count: int) -> "RunConfig":
+        """The ``index``-th of ``count`` LiRA shadow models of this (target) configuration."""
+        return self.replace(shadow_count=count, shadow_index=index)
+
+    def training_seed(self) -> int:
+        """Seed of initialisation and batch order; shadow models each get their own."""
+        return self.seed if not self.is_shadow else self.seed + 1_000_003 * (self.shadow_index + 1)
 
     def to_dict(self) -> dict:
         data = asdict(self)

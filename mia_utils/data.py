@@ -75,6 +75,20 @@ class ImageDataset:
                 raise ValueError(f"{self.info.name} {split} labels do not match the images")
 
 
+def gather(data: "ImageDataset", global_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels at global indices: ``i < n_train`` is training image ``i``, larger
+    values are test image ``i - n_train``. Returns uint8 (N, C, H, W) and int64 (N,)."""
+    n_train = data.train_images.shape[0]
+    in_train = global_indices < n_train
+    images = torch.empty((len(global_indices), *data.info.shape), dtype=torch.uint8)
+    labels = torch.empty(len(global_indices), dtype=torch.long)
+    images[in_train] = data.train_images[global_indices[in_train]]
+    labels[in_train] = data.train_labels[global_indices[in_train]]
+    images[~in_train] = data.test_images[global_indices[~in_train] - n_train]
+    labels[~in_train] = data.test_labels[global_indices[~in_train] - n_train]
+    return images, labels
+
+
 def default_cache_dir() -> Path:
     """Where torchvision downloads go: ``$MIA_CACHE_DIR`` or ``~/.cache/mia_utils``."""
     return Path(os.environ.get("MIA_CACHE_DIR", Path.home() / ".cache" / "mia_utils"))
@@ -263,3 +277,41 @@ def make_split(
         adv_members=member_order[n_eval: n_eval + n_adversary],
         adv_nonmembers=test_order[n_eval: n_eval + n_adversary],
     )
+
+
+def evaluation_indices(info: DatasetInfo, split: MembershipSplit) -> torch.Tensor:
+    """Global indices (see :func:`gather`) of the evaluation set, members first."""
+    return torch.cat([split.eval_members, info.n_train + split.eval_nonmembers])
+
+
+def lira_pool(info: DatasetInfo, split: MembershipSplit, seed: int) -> torch.Tensor:
+    """The population pool LiRA's shadow models train on, as global indices.
+
+    It holds the whole evaluation set (so that every evaluated example is IN for half of the
+    shadow models) plus other images of the training and test sets drawn with ``seed``, up to
+    twice the number of members, so that each shadow model trains on about as many images as
+    the target. The adversary's own labelled samples are left out.
+    """
+    n_members = len(split.members)
+    evaluation = evaluation_indices(info, split)
+    excluded = torch.zeros(info.n_train + info.n_test, dtype=torch.bool)
+    excluded[evaluation] = True
+    excluded[split.adv_members] = True
+    excluded[info.n_train + split.adv_nonmembers] = True
+    others = torch.nonzero(~excluded).squeeze(1)
+    others = others[torch.randperm(len(others), generator=torch.Generator().manual_seed(seed))]
+    size = min(2 * n_members, len(evaluation) + len(others))
+    return torch.cat([evaluation, others[: max(0, size - len(evaluation))]])
+
+
+def shadow_in_masks(pool_size: int, shadow_count: int, seed: int) -> torch.Tensor:
+    """Bool (shadow_count, pool_size): which pool examples each shadow model trains on.
+
+    Every example is IN for exactly half of the shadow models (Carlini et al. 2022), and each
+    shadow model trains on half of the pool. ``shadow_count`` must be even.
+    """
+    if shadow_count < 2 or shadow_count % 2:
+        raise ValueError(f"shadow_count: must be an even number >= 2, got {shadow_count}")
+    noise = torch.rand(shadow_count, pool_size, generator=torch.Generator().manual_seed(seed))
+    ranks = noise.argsort(dim=0).argsort(dim=0)
+    return ranks < shadow_count // 2

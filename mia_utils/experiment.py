@@ -118,7 +118,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     net = build_model(config.dataset, config.width, config.dropout, config.spatial_dropout, config.norm)
     net.load_state_dict(result.state_dict)
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    outputs = per_sample_outputs(net, data, split)
+    outputs = per_sample_outputs(net, data, split, result.trained_on)
     provenance = {
         "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
@@ -138,3 +138,21 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     if entry is None:
         raise RuntimeError(f"the store entry {store.path(key)} could not be read back after writing")
     return _from_entry(config, store, entry, from_store=False)
+
+
+def shadow_outputs(target: RunConfig, count: int, store: ResultStore | None = None,
+                   progress: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, list[Run]]:
+    """Train (or read back) ``count`` LiRA shadow models of ``target`` and stack their outputs.
+
+    Returns ``logits`` (count, N, classes) on the target's evaluation set, ``trained_in`` bool
+    (count, N) (whether each shadow trained on each evaluated example), and the runs.
+    """
+    if target.is_shadow:
+        raise ValueError("target: pass the target's configuration, not a shadow model's")
+    runs = []
+    for index in range(count):
+        runs.append(run(target.shadow(index, count), store, progress=progress))
+        log.info("shadow model %d/%d %s", index + 1, count, "read from the store" if runs[-1].from_store else "trained")
+    logits = torch.stack([r.outputs["eval_logits"] for r in runs])
+    trained_in = torch.stack([r.outputs["eval_in_training"] for r in runs])
+    return logits, trained_in, runs

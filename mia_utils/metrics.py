@@ -1,13 +1,27 @@
 """Membership-inference metrics on a labelled evaluation set.
 
-``is_member``: bool tensor (N,); ``predicted``: bool tensor (N,) of the attack's guesses.
+``is_member``: bool (or 0/1) tensor or array (N,); ``predicted``: bool (or 0/1) tensor or array (N,)
+of the attack's guesses; ``scores``: float tensor or array (N,), higher = more likely a member.
 Rates are fractions in [0, 1]; the book prints them as percentages.
+
+Threshold-free metrics (:func:`roc_curve`, :func:`roc_auc`, :func:`tpr_at_fpr`) follow scikit-learn's
+conventions (``roc_curve(is_member, scores, drop_intermediate=False)``, ``roc_auc_score``) and
+Carlini et al. (2022) for the TPR at a low FPR. :func:`summarize` adds stratified bootstrap
+uncertainty to all of them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+__all__ = [
+    "per_sample_loss", "inference_accuracy", "advantage", "true_and_false_positive_rates",
+    "roc_curve", "roc_auc", "tpr_at_fpr", "Estimate", "summarize", "SUMMARY_KEYS",
+]
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -15,18 +29,79 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.double(), labels, reduction="none")
 
 
-def _check(predicted: torch.Tensor, is_member: torch.Tensor) -> None:
-    if predicted.shape != is_member.shape or predicted.ndim != 1:
-        raise ValueError(f"predicted {tuple(predicted.shape)} and is_member {tuple(is_member.shape)} "
-                         "must be 1-D and of the same length")
-    if not bool(is_member.any()) or bool(is_member.all()):
-        raise ValueError("is_member: needs both members and non-members")
+# ---------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------
 
+def _to_numpy(x, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.is_floating_point() and x.dtype != torch.float64:
+            x = x.double()  # bfloat16 / float16 have no numpy equivalent
+        x = x.numpy()
+    else:
+        x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"{name}: must be 1-D, got shape {tuple(x.shape)}")
+    if x.size == 0:
+        raise ValueError(f"{name}: is empty")
+    return x
+
+
+def _binary(x, name: str) -> np.ndarray:
+    x = _to_numpy(x, name)
+    if x.dtype == bool:
+        return x
+    if not (np.issubdtype(x.dtype, np.number) and np.isin(x, (0, 1)).all()):
+        raise ValueError(f"{name}: must be boolean or 0/1 (dtype {x.dtype})")
+    return x.astype(bool)
+
+
+def _scores(x) -> np.ndarray:
+    x = _to_numpy(x, "scores")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise ValueError(f"scores: must be real numbers (dtype {x.dtype})")
+    x = x.astype(np.float64)
+    if np.isnan(x).any():
+        raise ValueError(f"scores: contains {int(np.isnan(x).sum())} NaN value(s)")
+    return x
+
+
+def _check_membership(is_member: np.ndarray) -> None:
+    n_members = int(is_member.sum())
+    if n_members == 0 or n_members == is_member.size:
+        what = "no members" if n_members == 0 else "no non-members"
+        raise ValueError(f"is_member: needs both members and non-members ({what} among {is_member.size})")
+
+
+def _same_length(**arrays: np.ndarray) -> None:
+    lengths = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError("different lengths: " + ", ".join(f"{k} has {v}" for k, v in lengths.items()))
+
+
+def _validate_predictions(predicted, is_member) -> tuple[np.ndarray, np.ndarray]:
+    predicted, is_member = _binary(predicted, "predicted"), _binary(is_member, "is_member")
+    _same_length(predicted=predicted, is_member=is_member)
+    _check_membership(is_member)
+    return predicted, is_member
+
+
+def _validate_scores(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
+    scores, is_member = _scores(scores), _binary(is_member, "is_member")
+    _same_length(scores=scores, is_member=is_member)
+    _check_membership(is_member)
+    return scores, is_member
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics of hard guesses
+# ---------------------------------------------------------------------------------------------
 
 def inference_accuracy(predicted: torch.Tensor, is_member: torch.Tensor) -> float:
     """Fraction of correct membership guesses (the paper's Inf)."""
-    _check(predicted, is_member)
-    return (predicted.bool() == is_member.bool()).double().mean().item()
+    predicted, is_member = _validate_predictions(predicted, is_member)
+    return float(np.mean(predicted == is_member))
 
 
 def advantage(predicted: torch.Tensor, is_member: torch.Tensor) -> float:
@@ -36,8 +111,191 @@ def advantage(predicted: torch.Tensor, is_member: torch.Tensor) -> float:
 
 def true_and_false_positive_rates(predicted: torch.Tensor, is_member: torch.Tensor) -> tuple[float, float]:
     """(TPR, FPR) of the guesses."""
-    _check(predicted, is_member)
-    predicted, is_member = predicted.bool(), is_member.bool()
-    tpr = (predicted & is_member).double().sum() / is_member.sum()
-    fpr = (predicted & ~is_member).double().sum() / (~is_member).sum()
-    return tpr.item(), fpr.item()
+    predicted, is_member = _validate_predictions(predicted, is_member)
+    tpr = np.count_nonzero(predicted & is_member) / np.count_nonzero(is_member)
+    fpr = np.count_nonzero(predicted & ~is_member) / np.count_nonzero(~is_member)
+    return float(tpr), float(fpr)
+
+
+def _precision(predicted: np.ndarray, is_member: np.ndarray) -> float:
+    n_predicted = np.count_nonzero(predicted)
+    return float(np.count_nonzero(predicted & is_member) / n_predicted) if n_predicted else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Threshold-free metrics of scores
+# ---------------------------------------------------------------------------------------------
+
+def _sorted_groups(scores: np.ndarray, is_member: np.ndarray):
+    """Order by decreasing score and the index of the last element of each group of tied scores."""
+    order = np.argsort(scores, kind="stable")[::-1]
+    s = scores[order]
+    # ``!=`` rather than ``np.diff``: inf - inf is NaN, which would split a group of tied infinities.
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    return order, s, ends
+
+
+def roc_curve(scores, is_member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve of a score (higher = more likely a member): ``(fpr, tpr, thresholds)``.
+
+    One point per distinct score (guess "member" when score >= threshold), in order of decreasing
+    threshold, starting at (0, 0) with threshold +inf; the same arrays as scikit-learn's
+    ``roc_curve(is_member, scores, drop_intermediate=False)``.
+    """
+    scores, is_member = _validate_scores(scores, is_member)
+    order, s, ends = _sorted_groups(scores, is_member)
+    tps = np.cumsum(is_member[order], dtype=np.int64)[ends]
+    fps = (ends + 1) - tps
+    fpr = np.r_[0.0, fps / fps[-1]]
+    tpr = np.r_[0.0, tps / tps[-1]]
+    thresholds = np.r_[np.inf, s[ends]]
+    return fpr.astype(np.float64), tpr.astype(np.float64), thresholds.astype(np.float64)
+
+
+def _trapezoid(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2.0)
+
+
+def roc_auc(scores, is_member) -> float:
+    """Area under :func:`roc_curve` (trapezoid rule, so a tie counts one half): the probability that a
+    random member scores above a random non-member. Equals scikit-learn's ``roc_auc_score``."""
+    fpr, tpr, _ = roc_curve(scores, is_member)
+    return _trapezoid(fpr, tpr)
+
+
+def _check_target_fpr(fpr: float) -> float:
+    fpr = float(fpr)
+    if not 0.0 <= fpr <= 1.0:  # also rejects NaN
+        raise ValueError(f"fpr: target false positive rate must be in [0, 1], got {fpr}")
+    return fpr
+
+
+def tpr_at_fpr(scores, is_member, fpr: float) -> float:
+    """Largest TPR among the points of :func:`roc_curve` whose FPR is <= ``fpr`` (e.g. 0.001):
+    the true positive rate at a low false positive rate of Carlini et al. (2022)."""
+    target = _check_target_fpr(fpr)
+    fpr_curve, tpr_curve, _ = roc_curve(scores, is_member)
+    return float(np.max(tpr_curve[fpr_curve <= target]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap uncertainty
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric's value on the full set, its bootstrap standard error and 95 % percentile interval."""
+
+    value: float
+    std: float
+    low: float
+    high: float
+
+    def format(self, pct: bool = True, digits: int = 1, interval: bool = False) -> str:
+        """``"8.1 ± 0.9"`` (in percent when ``pct``); with ``interval``, ``"8.1 ± 0.9 [6.4, 9.8]"``."""
+        k = 100.0 if pct else 1.0
+        text = f"{self.value * k:.{digits}f} ± {self.std * k:.{digits}f}"
+        if interval:
+            text += f" [{self.low * k:.{digits}f}, {self.high * k:.{digits}f}]"
+        return text
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+#: The low false positive rates at which :func:`summarize` reports the TPR.
+LOW_FPRS = {"tpr_at_0.1%_fpr": 0.001, "tpr_at_1%_fpr": 0.01}
+SUMMARY_KEYS = ("accuracy", "advantage", "precision", "recall", "auc", *LOW_FPRS)
+
+# Bootstrap replicates are processed in chunks of about this many (replicate, sample) cells.
+_CHUNK_CELLS = 1 << 21
+
+
+def _resample_counts(rng: np.random.Generator, n_replicates: int, n: int) -> np.ndarray:
+    """(n_replicates, n) int64: how often each of n items is drawn in n draws with replacement."""
+    draws = rng.integers(0, n, size=(n_replicates, n)) + (np.arange(n_replicates) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_replicates * n).reshape(n_replicates, n)
+
+
+def _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, rng) -> dict[str, np.ndarray]:
+    """All metrics of ``n_bootstrap`` stratified resamples, as arrays (n_bootstrap,).
+
+    A resample with replacement is the original set with integer weights (how often each sample was
+    drawn), members and non-members drawn separately so each replicate keeps the class counts. The
+    samples are sorted by score once; every replicate's ROC curve is then the cumulative sum of its
+    weights along that order, read at the ends of the groups of tied scores (a group absent from a
+    replicate adds a zero-width step, which changes neither the area nor the TPR at an FPR).
+    """
+    members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
+    n1, n0, n = members.size, non_members.size, is_member.size
+    order, _, ends = _sorted_groups(scores, is_member)
+    y_sorted = is_member[order]
+    pred_members, pred_non_members = predicted[members].astype(np.int64), predicted[non_members].astype(np.int64)
+    out = {key: np.empty(n_bootstrap) for key in SUMMARY_KEYS}
+    chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        w1, w0 = _resample_counts(rng, b, n1), _resample_counts(rng, b, n0)
+        rows = slice(start, start + b)
+        # Hard guesses: weighted confusion counts.
+        tp, fp = w1 @ pred_members, w0 @ pred_non_members
+        accuracy = (tp + (n0 - fp)) / n
+        out["accuracy"][rows] = accuracy
+        out["advantage"][rows] = 2.0 * (accuracy - 0.5)
+        out["precision"][rows] = np.divide(tp, tp + fp, out=np.zeros(b), where=(tp + fp) > 0)
+        out["recall"][rows] = tp / n1
+        # Scores: weights in decreasing-score order, cumulative counts at each distinct score.
+        weights = np.empty((b, n), dtype=np.int64)
+        weights[:, members], weights[:, non_members] = w1, w0
+        del w1, w0
+        weights = weights[:, order]
+        tps = np.cumsum(np.where(y_sorted, weights, 0), axis=1)[:, ends]
+        fps = np.cumsum(weights, axis=1)[:, ends] - tps
+        del weights
+        tpr = np.concatenate([np.zeros((b, 1)), tps / n1], axis=1)
+        fpr = np.concatenate([np.zeros((b, 1)), fps / n0], axis=1)
+        out["auc"][rows] = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]), axis=1) / 2.0
+        for key, target in LOW_FPRS.items():
+            out[key][rows] = np.max(np.where(fpr <= target, tpr, 0.0), axis=1)
+    return out
+
+
+def summarize(scores, predicted, is_member, n_bootstrap: int = 200, seed: int = 0) -> dict[str, Estimate]:
+    """All metrics of an attack with stratified bootstrap uncertainty.
+
+    ``scores`` (higher = more likely a member) give ``auc`` and ``tpr_at_0.1%_fpr`` /
+    ``tpr_at_1%_fpr``; the hard guesses ``predicted`` give ``accuracy``, ``advantage``,
+    ``precision`` (TP / (TP + FP), 0 when nothing is guessed member) and ``recall`` (= TPR).
+    Each :class:`Estimate` has the value on the full set, the standard deviation over
+    ``n_bootstrap`` resamples (members and non-members resampled separately with replacement,
+    ``numpy.random.default_rng(seed)``, so the result is deterministic) and their 2.5 / 97.5 %
+    percentiles. ``n_bootstrap=0`` gives std 0 and low = high = value.
+    """
+    scores, is_member = _validate_scores(scores, is_member)
+    predicted = _binary(predicted, "predicted")
+    _same_length(scores=scores, predicted=predicted, is_member=is_member)
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap: must be a non-negative integer, got {n_bootstrap!r}")
+    n_bootstrap = int(n_bootstrap)
+
+    tpr, _ = true_and_false_positive_rates(predicted, is_member)
+    fpr_curve, tpr_curve, _ = roc_curve(scores, is_member)
+    values = {
+        "accuracy": inference_accuracy(predicted, is_member),
+        "advantage": advantage(predicted, is_member),
+        "precision": _precision(predicted, is_member),
+        "recall": tpr,
+        "auc": _trapezoid(fpr_curve, tpr_curve),
+        **{key: float(np.max(tpr_curve[fpr_curve <= target])) for key, target in LOW_FPRS.items()},
+    }
+    if n_bootstrap == 0:
+        return {key: Estimate(v, 0.0, v, v) for key, v in values.items()}
+
+    replicates = _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, np.random.default_rng(seed))
+    result = {}
+    for key, value in values.items():
+        reps = replicates[key]
+        low, high = np.percentile(reps, [2.5, 97.5])
+        std = float(np.std(reps, ddof=1)) if n_bootstrap > 1 else 0.0
+        result[key] = Estimate(value, std, float(low), float(high))
+    return result

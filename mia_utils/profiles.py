@@ -7,6 +7,9 @@
   Adam with AMSGrad, lr 0.0002, weight decay 1e-6, batch 128, 30 epochs, full-width networks.
   Needs a GPU (hours).
 
+``shadow_models`` is LiRA's K (each evaluated example is IN for K/2 of them); ``bootstrap``
+the number of bootstrap replicates behind every uncertainty estimate.
+
 Grids list the values each regularization mechanism is swept over (the paper's Table 1
 ranges; the values are those its Tables 3-5 report, filled in between).
 """
@@ -42,6 +45,8 @@ class Profile:
     weight_decay: float = 1e-6
     amsgrad: bool = True
     seeds: int = 1
+    shadow_models: int = 8
+    bootstrap: int = 200
     grids: dict[str, tuple] = field(default_factory=dict)
 
     @property
@@ -64,7 +69,8 @@ class Profile:
         row = {"profile": self.name, "purpose": self.purpose,
                "datasets": ", ".join(DATASETS[d].title for d in self.datasets),
                "width": self.width, "epochs": self.epochs, "lr": self.lr,
-               "batch_size": self.batch_size, "weight_decay": self.weight_decay, "seeds": self.seeds}
+               "batch_size": self.batch_size, "weight_decay": self.weight_decay, "seeds": self.seeds,
+               "shadow_models": self.shadow_models, "bootstrap": self.bootstrap}
         for dataset, size in self.sizes.items():
             row[f"{dataset}_members"] = size.n_members
             row[f"{dataset}_eval_per_side"] = size.n_eval
@@ -100,17 +106,17 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
         sizes={"fmnist": DatasetSizes(n_members=500, n_eval=100, n_adversary=100)},
-        width=0.25, epochs=2, lr=1e-3, grids=SMOKE_GRIDS),
+        width=0.25, epochs=2, lr=1e-3, shadow_models=4, bootstrap=50, grids=SMOKE_GRIDS),
     "quick": Profile(
         name="quick", purpose="the default build and teaching: real Fashion-MNIST on a laptop CPU",
         sizes={"fmnist": DatasetSizes(n_members=5_000, n_eval=1_000, n_adversary=1_000)},
-        width=0.5, epochs=30, lr=1e-3, grids=QUICK_GRIDS),
+        width=0.5, epochs=30, lr=1e-3, shadow_models=8, grids=QUICK_GRIDS),
     "paper": Profile(
         name="paper", purpose="the paper's exact setup on all three datasets (GPU, hours)",
         sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=5_000, n_adversary=5_000),
                "cifar10": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000),
                "cifar100": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000)},
-        width=1.0, epochs=30, lr=2e-4, grids=PAPER_GRIDS),
+        width=1.0, epochs=30, lr=2e-4, shadow_models=16, grids=PAPER_GRIDS),
 }
 
 

@@ -28,27 +28,62 @@ def published(table: str) -> pd.DataFrame:
 
 
 def baseline_comparison(rows: list[dict]) -> pd.DataFrame:
-    """Our baselines beside Table 2.
+    """Our baselines beside the paper's Table 2.
 
-    ``rows``: one dict per dataset with ``dataset`` and fractions ``test_acc``, ``train_acc``,
-    ``adv_yeom`` (and optionally ``adv_salem``). Returns percentages, one row per dataset,
-    with the paper's ``acc``, ``adv_yeom`` and ``adv_salem`` as ``paper_*`` columns.
+    ``rows``: one dict per dataset with ``dataset``, fractions ``test_acc``, ``train_acc``, and
+    attack results ``yeom`` and ``salem`` (:class:`mia_utils.attacks.AttackResult`). Returns one
+    row per dataset; accuracies and advantages in percent, "±" columns are bootstrap standard
+    errors in percentage points, and the paper's values are the ``paper`` columns.
     """
     paper = published("table2_baselines").set_index("dataset")
     table = []
     for row in rows:
         dataset = row["dataset"]
-        entry = {
+        yeom, salem = row["yeom"].metrics["advantage"], row["salem"].metrics["advantage"]
+        table.append({
             "dataset": DATASETS[dataset].title,
             "train acc (%)": 100 * row["train_acc"],
             "test acc (%)": 100 * row["test_acc"],
             "gap (pp)": 100 * (row["train_acc"] - row["test_acc"]),
-            "Adv_Yeom (%)": 100 * row["adv_yeom"],
+            "Adv_Yeom (%)": 100 * yeom.value,
+            "Adv_Yeom ±": 100 * yeom.std,
+            "Adv_Salem (%)": 100 * salem.value,
+            "Adv_Salem ±": 100 * salem.std,
             "paper acc (%)": paper.loc[dataset, "acc_pct"],
             "paper Adv_Yeom (%)": paper.loc[dataset, "adv_yeom_pct"],
             "paper Adv_Salem (%)": paper.loc[dataset, "adv_salem_pct"],
-        }
-        if "adv_salem" in row:
-            entry["Adv_Salem (%)"] = 100 * row["adv_salem"]
-        table.append(entry)
+        })
     return pd.DataFrame(table).set_index("dataset")
+
+
+ATTACK_TITLES = {
+    "yeom": "Yeom (known average training loss)",
+    "loss": "Loss threshold (calibrated Yeom)",
+    "confidence": "Confidence threshold",
+    "entropy": "Entropy threshold",
+    "modified_entropy": "Modified-entropy threshold",
+    "salem": "Salem (ML-Leaks MLP)",
+    "lira_online": "LiRA online",
+    "lira_online_fixed_variance": "LiRA online, fixed variance",
+    "lira_offline": "LiRA offline",
+    "lira_offline_fixed_variance": "LiRA offline, fixed variance",
+}
+
+
+def attack_table(results: dict) -> pd.DataFrame:
+    """One row per attack: advantage, AUC and TPR at 0.1 % / 1 % FPR as "value ± std" in
+    percent (bootstrap standard errors), with what the adversary is assumed to know."""
+    from mia_utils.attacks import ATTACK_KNOWLEDGE
+
+    rows = []
+    for name, result in results.items():
+        m = result.metrics
+        rows.append({
+            "attack": ATTACK_TITLES.get(name, name),
+            "advantage (%)": m["advantage"].format(),
+            "AUC (%)": m["auc"].format(),
+            "TPR @ 0.1 % FPR (%)": m["tpr_at_0.1%_fpr"].format(digits=2),
+            "TPR @ 1 % FPR (%)": m["tpr_at_1%_fpr"].format(),
+            "the adversary knows": ATTACK_KNOWLEDGE.get(name, ""),
+        })
+    return pd.DataFrame(rows).set_index("attack")

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.config import RunConfig
-from mia_utils.data import ImageDataset, MembershipSplit, make_split, to_unit_float
+from mia_utils.data import (ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool, make_split,
+                            shadow_in_masks, to_unit_float)
 from mia_utils.models import build_model
 
 # cuBLAS reads this when it starts, so it must be set before any CUDA work in the process.
@@ -66,6 +67,7 @@ class TrainResult:
     snapshots: dict[int, tuple[dict, dict]] = field(default_factory=dict)
     device: str = "cpu"
     seconds: float = 0.0
+    trained_on: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -84,13 +86,28 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 102
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
-def per_sample_outputs(model: nn.Module, data: ImageDataset, split: MembershipSplit) -> dict[str, torch.Tensor]:
+def training_indices(config: RunConfig, data: ImageDataset, split: MembershipSplit) -> torch.Tensor:
+    """Global indices (see :func:`mia_utils.data.gather`) of the images ``config`` trains on:
+    the target's members, or a shadow model's half of the LiRA population pool."""
+    if not config.is_shadow:
+        return split.members
+    pool = lira_pool(data.info, split, seed=config.split_seed)
+    masks = shadow_in_masks(len(pool), config.shadow_count, seed=config.split_seed)
+    return pool[masks[config.shadow_index]].sort().values
+
+
+def per_sample_outputs(model: nn.Module, data: ImageDataset, split: MembershipSplit,
+                       trained_on: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-sample outputs the attacks need, all on the CPU.
 
     ``eval_logits`` (2 n_eval, classes), ``eval_labels``, ``eval_is_member`` (bool): the
-    balanced evaluation set, members first. ``adv_*``: the same for the adversary's set.
-    ``member_losses`` (n_members,): cross-entropy of every member, so that the adversary's
-    "average training loss" is the true one. ``test_logits``/``test_labels``: the whole test set.
+    balanced evaluation set, target members first. ``eval_in_training`` (bool): whether this
+    model trained on each evaluation sample (equal to ``eval_is_member`` for a target; a
+    shadow model's own IN mask). ``adv_*``: the adversary's set, laid out the same way.
+    ``member_losses`` / ``member_correct`` (len(trained_on),): cross-entropy in nats and
+    correctness on every image the model trained on (``trained_on``: global indices), so that
+    the adversary's "average training loss" is the true one. ``test_logits`` / ``test_labels``:
+    the whole test set.
     """
     outputs = {}
     for prefix, members, nonmembers in (("eval", split.eval_members, split.eval_nonmembers),
@@ -100,9 +117,11 @@ def per_sample_outputs(model: nn.Module, data: ImageDataset, split: MembershipSp
         outputs[f"{prefix}_labels"] = torch.cat([data.train_labels[members], data.test_labels[nonmembers]])
         outputs[f"{prefix}_is_member"] = torch.cat([torch.ones(len(members), dtype=torch.bool),
                                                     torch.zeros(len(nonmembers), dtype=torch.bool)])
-    member_logits = predict_logits(model, data.train_images[split.members])
-    outputs["member_losses"] = F.cross_entropy(member_logits, data.train_labels[split.members], reduction="none")
-    outputs["member_correct"] = member_logits.argmax(1) == data.train_labels[split.members]
+    outputs["eval_in_training"] = torch.isin(evaluation_indices(data.info, split), trained_on)
+    train_images, train_labels = gather(data, trained_on)
+    member_logits = predict_logits(model, train_images)
+    outputs["member_losses"] = F.cross_entropy(member_logits, train_labels, reduction="none")
+    outputs["member_correct"] = member_logits.argmax(1) == train_labels
     outputs["test_logits"] = predict_logits(model, data.test_images)
     outputs["test_labels"] = data.test_labels.clone()
     return outputs
@@ -122,16 +141,18 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     started = time.perf_counter()
     with deterministic():
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.training_seed())
         model = build_model(config.dataset, config.width, config.dropout, config.spatial_dropout,
                             config.norm).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                      amsgrad=config.amsgrad)
-        images = to_unit_float(data.train_images[split.members]).to(device)
-        labels = data.train_labels[split.members].to(device)
+        trained_on = training_indices(config, data, split)
+        train_images, train_labels = gather(data, trained_on)
+        images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
+        n_train = len(trained_on)
         eval_members = (data.train_images[split.eval_members].to(device), data.train_labels[split.eval_members])
         eval_nonmembers = (data.test_images[split.eval_nonmembers].to(device), data.test_labels[split.eval_nonmembers])
-        order_generator = torch.Generator().manual_seed(config.seed + 1)
+        order_generator = torch.Generator().manual_seed(config.training_seed() + 1)
         history, snapshots = [], {}
         bar = None
         if show_progress(progress):
@@ -142,8 +163,8 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(config.n_members, generator=order_generator).to(device)
-            for start in range(0, config.n_members, config.batch_size):
+            order = torch.randperm(n_train, generator=order_generator).to(device)
+            for start in range(0, n_train, config.batch_size):
                 batch = order[start: start + config.batch_size]
                 loss = F.cross_entropy(model(images[batch]), labels[batch])
                 optimizer.zero_grad(set_to_none=True)
@@ -156,11 +177,12 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
                             "seconds": time.perf_counter() - epoch_start})
             if epoch in config.snapshot_epochs:
                 snapshots[epoch] = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                                    per_sample_outputs(model, data, split))
+                                    per_sample_outputs(model, data, split, trained_on))
             if bar is not None:
                 bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
                 bar.update()
         if bar is not None:
             bar.close()
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return TrainResult(state, history, snapshots, device=str(device), seconds=time.perf_counter() - started)
+    return TrainResult(state, history, snapshots, device=str(device), seconds=time.perf_counter() - started,
+                       trained_on=trained_on)

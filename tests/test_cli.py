@@ -21,6 +21,7 @@ def cli(*args, env, timeout=120):
     (["-p", "datasets", "mnist"], "parameter 'datasets': got ['mnist']; allowed: one of fmnist, cifar10, cifar100"),
     (["-p", "datasets", "cifar10"], "parameter 'datasets': 'cifar10' is not part of profile 'smoke'"),
     (["--profile", "paper", "-p", "datasets", "cifar100"], "'cifar100' is not available offline"),
+    (["-p", "shadow_models", "3"], "parameter 'shadow_models': got 3; allowed: 0 (the profile's value) or an even"),
 ])
 def test_bad_parameters_fail_before_training_and_leave_no_page(args, message, cli_env, tmp_path):
     out = tmp_path / "executed"
@@ -39,7 +40,7 @@ def test_unknown_chapter(cli_env):
 def test_params_lists_every_parameter(cli_env):
     result = cli("params", "01_baselines", env=cli_env)
     assert result.returncode == 0
-    for name in ("profile", "datasets", "seed", "epochs"):
+    for name in ("profile", "datasets", "seed", "epochs", "shadow_models"):
         assert f"  {name} (" in result.stdout
 
 

@@ -1,0 +1,299 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from mia_utils import metrics
+from mia_utils.metrics import Estimate
+
+
+def sk_tpr_at_fpr(is_member, scores, target):
+    fpr, tpr, _ = skm.roc_curve(is_member, scores, drop_intermediate=False)
+    return tpr[fpr <= target].max()
+
+
+def make_case(seed, n, member_fraction, kind):
+    rng = np.random.default_rng(seed)
+    is_member = rng.random(n) < member_fraction
+    is_member[:2] = [True, False]  # both classes present
+    if kind == "continuous":
+        scores = rng.normal(size=n) + 0.7 * is_member
+    elif kind == "tied":
+        scores = rng.integers(0, 6, size=n).astype(float) + is_member * (rng.random(n) < 0.3)
+    else:  # a few distinct values with many ties at the top
+        scores = np.round(rng.normal(size=n) + is_member, 1)
+    return scores, is_member
+
+
+CASES = [(seed, n, frac, kind)
+         for seed, n, frac in [(0, 50, 0.5), (1, 1000, 0.5), (2, 3000, 0.1), (3, 2000, 0.85), (4, 20000, 0.5)]
+         for kind in ("continuous", "tied", "rounded")]
+
+
+@pytest.mark.parametrize("seed,n,frac,kind", CASES)
+def test_roc_auc_and_tpr_at_fpr_agree_with_scikit_learn(seed, n, frac, kind):
+    scores, is_member = make_case(seed, n, frac, kind)
+    fpr, tpr, thresholds = metrics.roc_curve(scores, is_member)
+    sk_fpr, sk_tpr, sk_thresholds = skm.roc_curve(is_member, scores, drop_intermediate=False)
+    for ours, theirs in ((fpr, sk_fpr), (tpr, sk_tpr), (thresholds, sk_thresholds)):
+        assert ours.dtype == np.float64 and ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert thresholds[0] == np.inf and (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert metrics.roc_auc(scores, is_member) == pytest.approx(skm.roc_auc_score(is_member, scores), abs=1e-9)
+    for target in (0.001, 0.01, 0.1):
+        assert metrics.tpr_at_fpr(scores, is_member, target) == pytest.approx(
+            sk_tpr_at_fpr(is_member, scores, target), abs=1e-9)
+
+
+@pytest.mark.parametrize("convert", [
+    lambda s, m: (s, m),
+    lambda s, m: (s, m.astype(np.int64)),
+    lambda s, m: (torch.from_numpy(s), torch.from_numpy(m)),
+    lambda s, m: (torch.from_numpy(s).float(), torch.from_numpy(m).to(torch.uint8)),
+    lambda s, m: (list(s), list(m)),
+], ids=["numpy-bool", "numpy-01", "torch-bool", "torch-float32-uint8", "lists"])
+def test_input_types_give_the_same_results(convert):
+    scores, is_member = make_case(5, 500, 0.4, "continuous")
+    scores = scores.astype(np.float32).astype(np.float64)  # exact in float32 too
+    expected = skm.roc_auc_score(is_member, scores)
+    s, m = convert(scores, is_member)
+    assert metrics.roc_auc(s, m) == pytest.approx(expected, abs=1e-9)
+    assert metrics.tpr_at_fpr(s, m, 0.01) == pytest.approx(sk_tpr_at_fpr(is_member, scores, 0.01), abs=1e-9)
+
+
+def test_roc_curve_by_hand_with_ties():
+    scores = np.array([0.9, 0.8, 0.8, 0.3, 0.3, 0.1])
+    is_member = np.array([1, 1, 0, 1, 0, 0])
+    fpr, tpr, thresholds = metrics.roc_curve(scores, is_member)
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.8, 0.3, 0.1])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 1, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 1 / 3, 2 / 3, 1])
+    # 9 (member, non-member) pairs: the member scores higher in 6, ties in 2 -> (6 + 2 / 2) / 9
+    assert metrics.roc_auc(scores, is_member) == pytest.approx(7 / 9)
+    assert metrics.tpr_at_fpr(scores, is_member, 0.0) == pytest.approx(1 / 3)
+    assert metrics.tpr_at_fpr(scores, is_member, 0.5) == pytest.approx(2 / 3)
+    assert metrics.tpr_at_fpr(scores, is_member, 1.0) == 1.0
+
+
+def test_infinite_scores_are_one_threshold():
+    scores = np.array([np.inf, np.inf, 1.0, -np.inf, -np.inf])
+    is_member = np.array([True, False, True, False, True])
+    fpr, tpr, thresholds = metrics.roc_curve(scores, is_member)
+    np.testing.assert_array_equal(thresholds, [np.inf, np.inf, 1.0, -np.inf])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_allclose(fpr, [0, 1 / 2, 1 / 2, 1])
+
+
+def test_perfect_and_reversed_scores():
+    is_member = np.arange(100) < 30
+    scores = is_member.astype(float)
+    assert metrics.roc_auc(scores, is_member) == 1.0
+    assert metrics.tpr_at_fpr(scores, is_member, 0.0) == 1.0
+    assert metrics.roc_auc(-scores, is_member) == 0.0
+    assert metrics.tpr_at_fpr(-scores, is_member, 0.01) == 0.0
+    assert metrics.roc_auc(np.zeros(100), is_member) == 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+GOOD_SCORES = np.array([0.1, 0.5, 0.3, 0.9])
+GOOD_MEMBERS = np.array([True, False, True, False])
+
+SCORE_FUNCTIONS = {
+    "roc_curve": metrics.roc_curve,
+    "roc_auc": metrics.roc_auc,
+    "tpr_at_fpr": lambda s, m: metrics.tpr_at_fpr(s, m, 0.01),
+    "summarize": lambda s, m: metrics.summarize(s, np.zeros(np.shape(m), dtype=bool), m, n_bootstrap=3),
+}
+PREDICTION_FUNCTIONS = {
+    "inference_accuracy": metrics.inference_accuracy,
+    "advantage": metrics.advantage,
+    "true_and_false_positive_rates": metrics.true_and_false_positive_rates,
+}
+
+BAD_SCORE_INPUTS = {
+    "empty": (np.array([]), np.array([], dtype=bool), "scores: is empty"),
+    "lengths": (GOOD_SCORES[:3], GOOD_MEMBERS, "different lengths: scores has 3, is_member has 4"),
+    "2-D scores": (GOOD_SCORES.reshape(2, 2), GOOD_MEMBERS, r"scores: must be 1-D, got shape \(2, 2\)"),
+    "2-D membership": (GOOD_SCORES, GOOD_MEMBERS.reshape(2, 2), r"is_member: must be 1-D, got shape \(2, 2\)"),
+    "scalar": (np.float64(0.5), GOOD_MEMBERS, r"scores: must be 1-D, got shape \(\)"),
+    "NaN": (np.array([0.1, np.nan, 0.3, np.nan]), GOOD_MEMBERS, r"scores: contains 2 NaN value\(s\)"),
+    "no members": (GOOD_SCORES, np.zeros(4, dtype=bool), "needs both members and non-members.*no members"),
+    "no non-members": (GOOD_SCORES, np.ones(4, dtype=bool), "needs both members and non-members.*no non-members"),
+    "non-binary membership": (GOOD_SCORES, np.array([0, 1, 2, 1]), "is_member: must be boolean or 0/1"),
+    "text scores": (np.array(["a", "b", "c", "d"]), GOOD_MEMBERS, "scores: must be real numbers"),
+}
+
+
+@pytest.mark.parametrize("function", SCORE_FUNCTIONS)
+@pytest.mark.parametrize("case", BAD_SCORE_INPUTS)
+def test_score_metrics_refuse_bad_input(function, case):
+    scores, is_member, message = BAD_SCORE_INPUTS[case]
+    with pytest.raises(ValueError, match=message):
+        SCORE_FUNCTIONS[function](scores, is_member)
+
+
+BAD_PREDICTION_INPUTS = {
+    "empty": (np.array([], dtype=bool), np.array([], dtype=bool), "predicted: is empty"),
+    "lengths": (GOOD_MEMBERS[:3], GOOD_MEMBERS, "different lengths: predicted has 3, is_member has 4"),
+    "2-D": (torch.ones(2, 2, dtype=torch.bool), GOOD_MEMBERS, r"predicted: must be 1-D, got shape \(2, 2\)"),
+    "no members": (GOOD_MEMBERS, torch.zeros(4, dtype=torch.bool), "needs both members and non-members.*no members"),
+    "no non-members": (GOOD_MEMBERS, torch.ones(4, dtype=torch.bool), "no non-members"),
+    "non-binary guesses": (np.array([0.2, 0.9, 0.1, 0.7]), GOOD_MEMBERS, "predicted: must be boolean or 0/1"),
+}
+
+
+@pytest.mark.parametrize("function", PREDICTION_FUNCTIONS)
+@pytest.mark.parametrize("case", BAD_PREDICTION_INPUTS)
+def test_prediction_metrics_refuse_bad_input(function, case):
+    predicted, is_member, message = BAD_PREDICTION_INPUTS[case]
+    with pytest.raises(ValueError, match=message):
+        PREDICTION_FUNCTIONS[function](predicted, is_member)
+
+
+def test_summarize_checks_predicted_and_n_bootstrap():
+    with pytest.raises(ValueError, match="different lengths: scores has 4, predicted has 3, is_member has 4"):
+        metrics.summarize(GOOD_SCORES, GOOD_MEMBERS[:3], GOOD_MEMBERS)
+    with pytest.raises(ValueError, match=r"predicted: must be 1-D"):
+        metrics.summarize(GOOD_SCORES, GOOD_MEMBERS.reshape(2, 2), GOOD_MEMBERS)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="n_bootstrap: must be a non-negative integer"):
+            metrics.summarize(GOOD_SCORES, GOOD_MEMBERS, GOOD_MEMBERS, n_bootstrap=bad)
+
+
+@pytest.mark.parametrize("target", [-0.1, 1.5, float("nan")])
+def test_tpr_at_fpr_refuses_a_bad_target(target):
+    with pytest.raises(ValueError, match=r"fpr: target false positive rate must be in \[0, 1\]"):
+        metrics.tpr_at_fpr(GOOD_SCORES, GOOD_MEMBERS, target)
+
+
+def test_existing_metrics_accept_numpy_and_integer_membership():
+    predicted = np.array([1, 0, 0, 1])
+    is_member = torch.tensor([True, False, True, True])
+    assert metrics.inference_accuracy(predicted, is_member) == pytest.approx(0.75)
+    assert metrics.true_and_false_positive_rates(predicted, is_member) == pytest.approx((2 / 3, 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# summarize
+# ---------------------------------------------------------------------------------------------
+
+def attack_case(seed=0, n=2000, member_fraction=0.5, shift=0.5):
+    rng = np.random.default_rng(seed)
+    is_member = rng.random(n) < member_fraction
+    scores = rng.normal(size=n) + shift * is_member
+    return scores, scores > 0.25, is_member
+
+
+def test_summarize_values_are_the_full_sample_metrics():
+    scores, predicted, is_member = attack_case(member_fraction=0.3)
+    summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=50)
+    assert tuple(summary) == metrics.SUMMARY_KEYS == (
+        "accuracy", "advantage", "precision", "recall", "auc", "tpr_at_0.1%_fpr", "tpr_at_1%_fpr")
+    tpr, _ = metrics.true_and_false_positive_rates(predicted, is_member)
+    expected = {
+        "accuracy": metrics.inference_accuracy(predicted, is_member),
+        "advantage": metrics.advantage(predicted, is_member),
+        "precision": skm.precision_score(is_member, predicted),
+        "recall": tpr,
+        "auc": metrics.roc_auc(scores, is_member),
+        "tpr_at_0.1%_fpr": metrics.tpr_at_fpr(scores, is_member, 0.001),
+        "tpr_at_1%_fpr": metrics.tpr_at_fpr(scores, is_member, 0.01),
+    }
+    assert expected["recall"] == pytest.approx(skm.recall_score(is_member, predicted))
+    for key, value in expected.items():
+        estimate = summary[key]
+        assert isinstance(estimate, Estimate)
+        assert estimate.value == pytest.approx(value, abs=1e-12), key
+        assert estimate.std > 0, key
+        assert estimate.low <= estimate.value <= estimate.high, key
+
+
+def test_summarize_is_deterministic_for_a_seed():
+    scores, predicted, is_member = attack_case(seed=1)
+    first = metrics.summarize(scores, predicted, is_member, n_bootstrap=40, seed=7)
+    assert metrics.summarize(scores, predicted, is_member, n_bootstrap=40, seed=7) == first
+    other = metrics.summarize(scores, predicted, is_member, n_bootstrap=40, seed=8)
+    assert other["auc"].value == first["auc"].value and other["auc"].std != first["auc"].std
+
+
+def test_summarize_without_bootstrap():
+    scores, predicted, is_member = attack_case(seed=2)
+    for key, estimate in metrics.summarize(scores, predicted, is_member, n_bootstrap=0).items():
+        assert estimate.std == 0.0 and estimate.low == estimate.high == estimate.value, key
+
+
+def test_summarize_of_a_perfectly_separating_score():
+    is_member = np.arange(400) % 3 == 0
+    scores = np.where(is_member, 1.0, -1.0) + np.random.default_rng(3).uniform(-0.5, 0.5, 400)
+    summary = metrics.summarize(scores, scores > 0.0, is_member, n_bootstrap=30)
+    for key in metrics.SUMMARY_KEYS:
+        expected = 1.0
+        assert summary[key].value == expected and summary[key].std == 0.0, key
+        assert summary[key].low == summary[key].high == expected, key
+
+
+def test_precision_is_zero_when_nothing_is_predicted_member():
+    scores, _, is_member = attack_case(seed=4, n=200)
+    summary = metrics.summarize(scores, np.zeros(200, dtype=bool), is_member, n_bootstrap=10)
+    assert summary["precision"].value == 0.0 and summary["precision"].high == 0.0
+    assert summary["recall"].value == 0.0
+
+
+def test_bootstrap_equals_metrics_of_explicit_stratified_resamples():
+    """Rebuild each replicate from the generator's draws (members' indices, then non-members',
+    for all replicates at once) and compare with the metrics computed on the explicit resample."""
+    scores, predicted, is_member = attack_case(seed=5, n=300, member_fraction=0.4)
+    scores = np.round(scores, 1)  # ties
+    n_bootstrap, seed = 12, 3
+    summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=n_bootstrap, seed=seed)
+    members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
+    rng = np.random.default_rng(seed)
+    draws_members = rng.integers(0, members.size, size=(n_bootstrap, members.size))
+    draws_non_members = rng.integers(0, non_members.size, size=(n_bootstrap, non_members.size))
+    replicates = {key: [] for key in metrics.SUMMARY_KEYS}
+    for dm, dn in zip(draws_members, draws_non_members):
+        idx = np.r_[members[dm], non_members[dn]]
+        s, p, m = scores[idx], predicted[idx], is_member[idx]
+        replicates["accuracy"].append(metrics.inference_accuracy(p, m))
+        replicates["advantage"].append(metrics.advantage(p, m))
+        replicates["precision"].append(skm.precision_score(m, p, zero_division=0))
+        replicates["recall"].append(skm.recall_score(m, p))
+        replicates["auc"].append(skm.roc_auc_score(m, s))
+        replicates["tpr_at_0.1%_fpr"].append(sk_tpr_at_fpr(m, s, 0.001))
+        replicates["tpr_at_1%_fpr"].append(sk_tpr_at_fpr(m, s, 0.01))
+    for key, values in replicates.items():
+        values = np.asarray(values)
+        low, high = np.percentile(values, [2.5, 97.5])
+        assert summary[key].std == pytest.approx(values.std(ddof=1), abs=1e-12), key
+        assert (summary[key].low, summary[key].high) == pytest.approx((low, high), abs=1e-12), key
+
+
+def test_bootstrap_keeps_class_counts():
+    # Guessing "member" for everyone has accuracy = precision = member fraction, which varies
+    # between resamples unless each resample keeps the class counts.
+    scores, _, is_member = attack_case(seed=6, n=500, member_fraction=0.3)
+    summary = metrics.summarize(scores, np.ones(500, dtype=bool), is_member, n_bootstrap=50)
+    assert summary["accuracy"].std == 0.0 and summary["accuracy"].value == pytest.approx(is_member.mean())
+    assert summary["precision"].std == 0.0
+
+
+def test_summarize_runs_on_20000_samples_with_200_replicates():
+    scores, predicted, is_member = attack_case(seed=7, n=20_000, shift=0.2)
+    summary = metrics.summarize(torch.from_numpy(scores), torch.from_numpy(predicted),
+                                torch.from_numpy(is_member), n_bootstrap=200)
+    assert summary["auc"].std > 0 and summary["auc"].low < summary["auc"].value < summary["auc"].high
+    assert 0.5 < summary["auc"].value < 0.6
+
+
+def test_estimate_formatting():
+    estimate = Estimate(value=0.0812, std=0.0091, low=0.064, high=0.098)
+    assert str(estimate) == "8.1 ± 0.9" == estimate.format(pct=True)
+    assert estimate.format(pct=False, digits=3) == "0.081 ± 0.009"
+    assert estimate.format(interval=True) == "8.1 ± 0.9 [6.4, 9.8]"
+    assert f"{estimate}" == "8.1 ± 0.9"
+    assert math.isclose(Estimate(0.5, 0.0, 0.5, 0.5).value, 0.5)
