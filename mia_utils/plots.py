@@ -41,7 +41,9 @@ def score_distributions(results: Mapping[str, tuple], ax_grid=None, score_label:
     with at least one axis per attack, in order); by default a new row of panels."""
     _check_results(results)
     if ax_grid is None:
-        fig, ax_grid = plt.subplots(1, len(results), figsize=(4.0 * len(results), 3.2), squeeze=False,
+        columns = min(2, len(results))
+        rows = -(-len(results) // columns)
+        fig, ax_grid = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False,
                                     layout="constrained")
     axes = list(np.asarray(ax_grid, dtype=object).ravel())
     if len(axes) < len(results):
@@ -50,7 +52,11 @@ def score_distributions(results: Mapping[str, tuple], ax_grid=None, score_label:
     for ax, (name, (scores, is_member)) in zip(axes, results.items()):
         scores, is_member = _arrays(scores, is_member)
         finite = np.isfinite(scores)
-        bins = np.histogram_bin_edges(scores[finite], bins="auto")
+        # Scores are often heavy-tailed: bin the central 99 % so that the bulk stays readable.
+        low, high = np.percentile(scores[finite], [0.5, 99.5])
+        if not high > low:
+            low, high = scores[finite].min(), scores[finite].max()
+        bins = np.histogram_bin_edges(scores[finite], bins="auto", range=(low, high) if high > low else None)
         if bins.size > 81:  # keep the step outlines readable for large sets
             bins = np.linspace(bins[0], bins[-1], 81)
         for mask, label, colour in ((is_member, MEMBER, member_colour), (~is_member, NON_MEMBER, non_member_colour)):
@@ -82,7 +88,7 @@ def roc_curves(results: Mapping[str, tuple], ax=None, lower: float | None = None
     """
     _check_results(results)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(4.8, 4.5), layout="constrained")
+        fig, ax = plt.subplots(figsize=(8.0, 4.5), layout="constrained")
     if lower is None:
         lower = _lower_limit(results)
     if not 0.0 < lower < 1.0:
@@ -101,6 +107,6 @@ def roc_curves(results: Mapping[str, tuple], ax=None, lower: float | None = None
     ax.set_ylim(lower, 1.0)
     ax.set_xlabel("false positive rate (fraction of non-members)")
     ax.set_ylabel("true positive rate (fraction of members)")
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="small")
     return ax.figure
 
