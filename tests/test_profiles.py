@@ -45,3 +45,13 @@ def test_unknown_profile_and_dataset():
         get_profile("huge")
     with pytest.raises(ValueError, match="dataset: 'cifar10' is not in profile 'quick'"):
         get_profile("quick").base_config("cifar10")
+
+
+def test_setup_page_states_the_lira_and_bootstrap_sizes():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "book" / "setup.md").read_text()
+    sentence = (f"{PROFILES['smoke'].shadow_models} shadow models per target in `smoke`, "
+                f"{PROFILES['quick'].shadow_models} in `quick` and {PROFILES['paper'].shadow_models} in `paper`")
+    assert sentence in " ".join(text.split())
+    assert f"{PROFILES['smoke'].bootstrap} (`smoke`) or {PROFILES['quick'].bootstrap} (`quick`, `paper`)" in " ".join(text.split())
