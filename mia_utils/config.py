@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from mia_utils import __version__
 from mia_utils.data import DATASETS
+from mia_utils.mechanisms import check_mechanisms
 from mia_utils.models import NORMS
 
 # Bump when a change to the code changes what a configuration trains or stores.
@@ -31,7 +32,8 @@ class RunConfig:
     Sizes are counts of images. ``lr`` is Adam's step size; ``weight_decay`` the L2
     coefficient added to Adam's gradient (PyTorch's ``Adam(weight_decay=...)``).
     ``snapshot_epochs`` lists 1-based epochs after which weights and per-sample outputs are
-    also kept, so that early stopping needs no extra training. ``shadow_count`` > 0 makes this
+    also kept, so that early stopping needs no extra training. ``mechanisms``: the
+    regularization pieces of the recipe as (name, value) pairs (see :mod:`mia_utils.mechanisms`). ``shadow_count`` > 0 makes this
     run the ``shadow_index``-th of that many LiRA shadow models: it trains on its half of the
     population pool (:func:`mia_utils.data.lira_pool`) instead of the target's members, with
     everything else unchanged.
@@ -45,8 +47,6 @@ class RunConfig:
     seed: int = 0
     width: float = 1.0
     norm: str = "none"
-    dropout: float = 0.0
-    spatial_dropout: float = 0.0
     epochs: int = 30
     batch_size: int = 128
     lr: float = 2e-4
@@ -55,9 +55,15 @@ class RunConfig:
     snapshot_epochs: tuple[int, ...] = field(default_factory=tuple)
     shadow_count: int = 0
     shadow_index: int = 0
+    mechanisms: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(int(e) for e in self.snapshot_epochs))))
+        try:
+            mechanisms = tuple(sorted((str(name), value) for name, value in self.mechanisms))
+        except (TypeError, ValueError):
+            raise ConfigError(f"mechanisms: expected (name, value) pairs, got {self.mechanisms!r}") from None
+        object.__setattr__(self, "mechanisms", mechanisms)
         problems = list(self.problems())
         if problems:
             raise ConfigError("invalid run configuration:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -72,7 +78,7 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 yield bad(name, "must be an integer")
-        for name in ("width", "dropout", "spatial_dropout", "lr", "weight_decay"):
+        for name in ("width", "lr", "weight_decay"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 yield bad(name, "must be a number")
@@ -96,9 +102,7 @@ class RunConfig:
             yield bad("width", "allowed 0 < width <= 16")
         if self.norm not in NORMS:
             yield bad("norm", f"allowed: {', '.join(NORMS)}")
-        for name in ("dropout", "spatial_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                yield bad(name, "allowed 0 <= p < 1")
+        yield from check_mechanisms(self.mechanisms)
         if not 1 <= self.epochs <= 1000:
             yield bad("epochs", "allowed 1..1000")
         if not 1 <= self.batch_size <= self.n_members:
@@ -130,9 +134,25 @@ class RunConfig:
         """Seed of initialisation and batch order; shadow models each get their own."""
         return self.seed if not self.is_shadow else self.seed + 1_000_003 * (self.shadow_index + 1)
 
+    def with_mechanisms(self, **values) -> "RunConfig":
+        """This configuration plus the given mechanisms, e.g. ``with_mechanisms(random_crop=4)``."""
+        merged = dict(self.mechanisms)
+        merged.update(values)
+        return self.replace(mechanisms=tuple(merged.items()))
+
+    def model_options(self) -> dict:
+        """Keyword arguments of :func:`mia_utils.models.build_model` implied by the mechanisms."""
+        from mia_utils.mechanisms import build
+
+        options = {"width": self.width, "norm": self.norm}
+        for mechanism in build(self.mechanisms):
+            options.update(mechanism.model_options())
+        return options
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["snapshot_epochs"] = list(self.snapshot_epochs)
+        data["mechanisms"] = [list(pair) for pair in self.mechanisms]
         return data
 
     @classmethod
@@ -144,6 +164,8 @@ class RunConfig:
         data = dict(data)
         if "snapshot_epochs" in data:
             data["snapshot_epochs"] = tuple(data["snapshot_epochs"])
+        if "mechanisms" in data:
+            data["mechanisms"] = tuple(tuple(pair) for pair in data["mechanisms"])
         return cls(**data)
 
     def replace(self, **changes) -> "RunConfig":

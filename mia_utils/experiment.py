@@ -23,7 +23,8 @@ from mia_utils.config import RunConfig
 from mia_utils.data import load_dataset, make_split
 from mia_utils.models import build_model
 from mia_utils.store import ResultStore
-from mia_utils.train import per_sample_outputs, train
+from mia_utils.data import gather
+from mia_utils.train import per_sample_outputs, predict_logits, train, training_indices
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ def git_commit() -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _training_images(config: RunConfig, data) -> torch.Tensor:
+    """uint8 images (N, C, H, W) that ``config`` trains on, in training order."""
+    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    return gather(data, training_indices(config, data, split))[0]
 
 
 def summary_metrics(outputs: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -83,7 +90,7 @@ class Run:
         if name not in self._tensors:
             raise KeyError(f"epoch: no snapshot for epoch {epoch}; kept: {list(self.config.snapshot_epochs)}")
         c = self.config
-        net = build_model(c.dataset, c.width, c.dropout, c.spatial_dropout, c.norm)
+        net = build_model(c.dataset, **c.model_options())
         net.load_state_dict(self._tensors[name])
         return net.eval()
 
@@ -114,8 +121,13 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     data = load_dataset(config.dataset, data_root)
     log.info("run %s (%s): training %d epochs on %d members", key, config.dataset, config.epochs, config.n_members)
     started = time.perf_counter()
-    result = train(config, data, progress=progress)
-    net = build_model(config.dataset, config.width, config.dropout, config.spatial_dropout, config.norm)
+
+    def teacher_logits(teacher: RunConfig) -> torch.Tensor:
+        teacher_run = run(teacher, store, progress=progress, data_root=data_root)
+        return predict_logits(teacher_run.model(), _training_images(teacher, data))
+
+    result = train(config, data, progress=progress, teacher_logits=teacher_logits)
+    net = build_model(config.dataset, **config.model_options())
     net.load_state_dict(result.state_dict)
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     outputs = per_sample_outputs(net, data, split, result.trained_on)
@@ -124,7 +136,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
         "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
         "train_seconds": result.seconds, "total_seconds": time.perf_counter() - started,
         "data_source": data.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "platform": platform.platform(), "argv": sys.argv[:1],
+        "platform": platform.platform(), "argv": sys.argv[:1], "mechanisms": result.mechanism_facts,
     }
     tensors = {"weights": result.state_dict, "outputs": outputs}
     for epoch, (state, snap_outputs) in result.snapshots.items():

@@ -20,6 +20,7 @@ from torch import nn
 from mia_utils.config import RunConfig
 from mia_utils.data import (ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool, make_split,
                             shadow_in_masks, to_unit_float)
+from mia_utils.mechanisms import TrainingContext, build
 from mia_utils.models import build_model
 
 # cuBLAS reads this when it starts, so it must be set before any CUDA work in the process.
@@ -68,6 +69,13 @@ class TrainResult:
     device: str = "cpu"
     seconds: float = 0.0
     trained_on: torch.Tensor | None = None
+    mechanism_facts: dict = field(default_factory=dict)
+
+
+def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copy of the weights; unwraps a model that a mechanism wrapped (e.g. for DP-SGD)."""
+    inner = getattr(model, "_module", model)
+    return {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
 
 
 @torch.no_grad()
@@ -132,9 +140,28 @@ def _loss_and_accuracy(model, images, labels):
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
+def epoch_batches(mechanisms, n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Index batches of one epoch: a mechanism's own sampling if it has one, else a shuffled
+    partition of range(n) into batches of ``batch_size`` (the last one may be smaller)."""
+    for mechanism in mechanisms:
+        custom = mechanism.batches(n, batch_size, generator)
+        if custom is not None:
+            return custom
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_c targets_c log softmax(logits)_c, in nats; targets (B, classes)."""
+    return -(targets * logits.log_softmax(1)).sum(1).mean()
+
+
 def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
-          device: torch.device | None = None) -> TrainResult:
-    """Train the target model of ``config`` on ``data``; see :class:`TrainResult`."""
+          device: torch.device | None = None, teacher_logits=None) -> TrainResult:
+    """Train the model of ``config`` on ``data``; see :class:`TrainResult`.
+
+    The recipe's mechanisms (:mod:`mia_utils.mechanisms`) shape the model, the optimiser, every
+    batch and the loss. ``teacher_logits(config) -> (N, classes)`` serves distillation.
+    """
     if data.info.name != config.dataset:
         raise ValueError(f"data: got {data.info.name}, but the configuration asks for {config.dataset}")
     device = device or default_device()
@@ -142,17 +169,26 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
     started = time.perf_counter()
     with deterministic():
         torch.manual_seed(config.training_seed())
-        model = build_model(config.dataset, config.width, config.dropout, config.spatial_dropout,
-                            config.norm).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                     amsgrad=config.amsgrad)
+        mechanisms = build(config.mechanisms)
+        model = build_model(config.dataset, **config.model_options()).to(device)
+        optimizer_options = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
+        for mechanism in mechanisms:
+            optimizer_options.update(mechanism.optimizer_options())
+        optimizer = torch.optim.Adam(model.parameters(), **optimizer_options)
         trained_on = training_indices(config, data, split)
         train_images, train_labels = gather(data, trained_on)
         images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
         n_train = len(trained_on)
+        context = TrainingContext(config, images, labels, data.info.num_classes, device, teacher_logits)
+        for mechanism in mechanisms:
+            mechanism.prepare(context)
+        for mechanism in mechanisms:
+            model, optimizer = mechanism.wrap(model, optimizer, context)
+        one_hot = F.one_hot(labels, data.info.num_classes).float()
         eval_members = (data.train_images[split.eval_members].to(device), data.train_labels[split.eval_members])
         eval_nonmembers = (data.test_images[split.eval_nonmembers].to(device), data.test_labels[split.eval_nonmembers])
         order_generator = torch.Generator().manual_seed(config.training_seed() + 1)
+        augment_generator = torch.Generator(device=device).manual_seed(config.training_seed() + 2)
         history, snapshots = [], {}
         bar = None
         if show_progress(progress):
@@ -163,10 +199,17 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(n_train, generator=order_generator).to(device)
-            for start in range(0, n_train, config.batch_size):
-                batch = order[start: start + config.batch_size]
-                loss = F.cross_entropy(model(images[batch]), labels[batch])
+            for batch in epoch_batches(mechanisms, n_train, config.batch_size, order_generator):
+                batch = batch.to(device)
+                inputs, targets = images[batch], one_hot[batch]
+                for mechanism in mechanisms:
+                    inputs, targets = mechanism.transform(inputs, targets, batch, augment_generator)
+                logits = model(inputs)
+                loss = soft_cross_entropy(logits, targets)
+                for mechanism in mechanisms:
+                    extra = mechanism.extra_loss(model, logits, inputs, targets)
+                    if extra is not None:
+                        loss = loss + extra
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -176,13 +219,14 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
                             "test_loss": test_loss, "test_acc": test_acc,
                             "seconds": time.perf_counter() - epoch_start})
             if epoch in config.snapshot_epochs:
-                snapshots[epoch] = ({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                snapshots[epoch] = (_state_dict(model),
                                     per_sample_outputs(model, data, split, trained_on))
             if bar is not None:
                 bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
                 bar.update()
         if bar is not None:
             bar.close()
-        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state = _state_dict(model)
+        facts = {k: v for mechanism in mechanisms for k, v in mechanism.report().items()}
     return TrainResult(state, history, snapshots, device=str(device), seconds=time.perf_counter() - started,
-                       trained_on=trained_on)
+                       trained_on=trained_on, mechanism_facts=facts)

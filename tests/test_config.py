@@ -7,7 +7,7 @@ def test_key_is_stable_and_changes_with_every_field():
     base = RunConfig(n_members=10_000, n_eval=100, n_adversary=100)
     assert base.key() == RunConfig(n_members=10_000, n_eval=100, n_adversary=100).key()
     changes = dict(dataset="cifar10", n_members=1000, n_eval=10, n_adversary=20, split_seed=1, seed=1,
-                   width=0.5, norm="group", dropout=0.1, spatial_dropout=0.1, epochs=3, batch_size=64,
+                   width=0.5, norm="group", mechanisms=(("dropout", 0.1),), epochs=3, batch_size=64,
                    lr=1e-3, weight_decay=0.0, amsgrad=False, snapshot_epochs=(1,))
     keys = {base.replace(**{name: value}).key() for name, value in changes.items()}
     assert len(keys) == len(changes) and base.key() not in keys
@@ -26,7 +26,9 @@ def test_round_trip_through_dict():
     ("epochs", 0, "epochs"),
     ("lr", -1.0, "lr"),
     ("width", 0, "width"),
-    ("dropout", 1.0, "dropout"),
+    ("mechanisms", (("dropout", 1.0),), "dropout p = 1.0 is out of range; allowed 0.05 <= p <= 0.95"),
+    ("mechanisms", (("mixdown", 1.0),), "unknown mechanism 'mixdown'"),
+    ("mechanisms", (("random_crop", 2.5),), "must be a whole number"),
     ("norm", "batch", "allowed: none, group"),
     ("batch_size", 2.5, "batch_size"),
     ("snapshot_epochs", (0,), "snapshot_epochs"),
@@ -41,6 +43,14 @@ def test_bad_values_name_the_field(field, value, fragment):
 def test_eval_and_adversary_must_fit():
     with pytest.raises(ConfigError, match="n_eval \\+ n_adversary"):
         RunConfig(n_members=100, n_eval=60, n_adversary=60)
+
+
+def test_mechanisms_are_canonical():
+    a = RunConfig().with_mechanisms(random_crop=4, dropout=0.5)
+    b = RunConfig().with_mechanisms(dropout=0.5).with_mechanisms(random_crop=4)
+    assert a == b and a.key() == b.key() and a.mechanisms == (("dropout", 0.5), ("random_crop", 4))
+    assert RunConfig.from_dict(a.to_dict()) == a
+    assert a.model_options()["dropout"] == 0.5
 
 
 def test_unknown_field_is_refused():
