@@ -127,8 +127,9 @@ class RunConfig:
         return self.shadow_count > 0
 
     def shadow(self, index: int, count: int) -> "RunConfig":
-        """The ``index``-th of ``count`` LiRA shadow models of this (target) configuration."""
-        return self.replace(shadow_count=count, shadow_index=index)
+        """The ``index``-th of ``count`` LiRA shadow models of this (target) configuration
+        (without snapshots: LiRA only needs the final model)."""
+        return self.replace(shadow_count=count, shadow_index=index, snapshot_epochs=())
 
     def training_seed(self) -> int:
         """Seed of initialisation and batch order; shadow models each get their own."""
@@ -174,9 +175,14 @@ class RunConfig:
         return RunConfig.from_dict(data)
 
     def key(self) -> str:
-        """Hex digest naming this run: hash of the config, store format and package version."""
+        """Hex digest naming this run: hash of the config, store format and package version.
+
+        ``snapshot_epochs`` is left out: it changes what is kept, not what is trained, so a run
+        with more snapshots serves every request for fewer."""
+        config = self.to_dict()
+        del config["snapshot_epochs"]
         material = json.dumps(
-            {"config": self.to_dict(), "store_format": STORE_FORMAT, "mia_utils": __version__},
+            {"config": config, "store_format": STORE_FORMAT, "mia_utils": __version__},
             sort_keys=True,
         )
         return hashlib.sha256(material.encode()).hexdigest()[:24]

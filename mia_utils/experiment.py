@@ -115,9 +115,17 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     store = store or ResultStore()
     key = config.key()
     entry = store.load(key)
+    replace = False
     if entry is not None:
-        log.info("run %s (%s): read from the store", key, config.dataset)
-        return _from_entry(config, store, entry, from_store=True)
+        kept = tuple(entry["json"]["config"].get("snapshot_epochs", ()))
+        if set(config.snapshot_epochs) <= set(kept):
+            log.info("run %s (%s): read from the store", key, config.dataset)
+            return _from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True)
+        # Training is deterministic: retrain once, keeping the union of the snapshots.
+        log.info("run %s: the stored entry lacks snapshots %s; retraining to add them", key,
+                 sorted(set(config.snapshot_epochs) - set(kept)))
+        config = config.replace(snapshot_epochs=tuple(set(kept) | set(config.snapshot_epochs)))
+        replace = True
     data = load_dataset(config.dataset, data_root)
     log.info("run %s (%s): training %d epochs on %d members", key, config.dataset, config.epochs, config.n_members)
     started = time.perf_counter()
@@ -145,7 +153,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     json_files = {"config": config.to_dict(),
                   "metrics": {"summary": summary_metrics(outputs), "history": result.history,
                               "provenance": provenance}}
-    store.save(key, json_files, tensors)
+    store.save(key, json_files, tensors, replace=replace)
     entry = store.load(key)
     if entry is None:
         raise RuntimeError(f"the store entry {store.path(key)} could not be read back after writing")
@@ -168,3 +176,15 @@ def shadow_outputs(target: RunConfig, count: int, store: ResultStore | None = No
     logits = torch.stack([r.outputs["eval_logits"] for r in runs])
     trained_in = torch.stack([r.outputs["eval_in_training"] for r in runs])
     return logits, trained_in, runs
+
+
+def early_stopping_sweep(config: RunConfig, epochs, store: ResultStore | None = None,
+                         progress: bool | None = None) -> dict[int, dict[str, torch.Tensor]]:
+    """Per-sample outputs of ``config`` stopped after each epoch E in ``epochs``, all read from
+    the snapshots of ONE run of ``config`` (E equal to ``config.epochs`` is the final model)."""
+    wanted = sorted(set(int(e) for e in epochs))
+    if any(not 1 <= e <= config.epochs for e in wanted):
+        raise ValueError(f"epochs: each must be in 1..{config.epochs}, got {wanted}")
+    snapshots = tuple(e for e in wanted if e != config.epochs)
+    result = run(config.replace(snapshot_epochs=tuple(set(config.snapshot_epochs) | set(snapshots))), store, progress)
+    return {e: (result.outputs if e == config.epochs else result.snapshot_outputs(e)) for e in wanted}

@@ -53,16 +53,20 @@ class Profile:
     def datasets(self) -> tuple[str, ...]:
         return tuple(self.sizes)
 
-    def base_config(self, dataset: str, seed: int = 0) -> RunConfig:
-        """The baseline (no regularization) configuration of ``dataset`` in this profile."""
+    def base_config(self, dataset: str, seed: int = 0, epochs: int | None = None) -> RunConfig:
+        """The baseline (no regularization) configuration of ``dataset`` in this profile, with
+        snapshots at the early-stopping grid's epochs, so that sweep costs no extra training.
+        ``epochs`` overrides the profile's number of epochs."""
+        epochs = epochs or self.epochs
         if dataset not in self.sizes:
             raise ValueError(f"dataset: {dataset!r} is not in profile {self.name!r}; "
                              f"allowed: {', '.join(self.sizes)}")
         size = self.sizes[dataset]
         return RunConfig(dataset=dataset, n_members=size.n_members, n_eval=size.n_eval,
                          n_adversary=size.n_adversary, split_seed=seed, seed=seed, width=self.width,
-                         epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                         weight_decay=self.weight_decay, amsgrad=self.amsgrad)
+                         epochs=epochs, batch_size=self.batch_size, lr=self.lr,
+                         weight_decay=self.weight_decay, amsgrad=self.amsgrad,
+                         snapshot_epochs=tuple(e for e in self.grids.get("early_stopping", ()) if e < epochs))
 
     def describe(self) -> dict:
         """A flat, printable summary (for the book's provenance and setup tables)."""
@@ -101,6 +105,7 @@ QUICK_GRIDS = {
     "dp_sgd": (0.1, 1.0, 10.0),
 }
 SMOKE_GRIDS = {name: values[:1] + values[-1:] for name, values in QUICK_GRIDS.items()}
+SMOKE_GRIDS["early_stopping"] = (1, 2)  # the smoke profile trains 2 epochs
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(

@@ -102,9 +102,10 @@ class ResultStore:
             os.replace(folder, graveyard)
             shutil.rmtree(graveyard, ignore_errors=True)
 
-    def save(self, key: str, json_files: dict[str, object], tensor_files: dict[str, dict[str, torch.Tensor]]) -> Path:
+    def save(self, key: str, json_files: dict[str, object], tensor_files: dict[str, dict[str, torch.Tensor]],
+             replace: bool = False) -> Path:
         """Write an entry atomically. If another writer got there first with a valid entry,
-        keep theirs. Returns the entry's folder."""
+        keep theirs, unless ``replace`` (used to add snapshots to an entry). Returns the folder."""
         self.runs.mkdir(parents=True, exist_ok=True)
         staging = self.runs / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
@@ -121,7 +122,7 @@ class ResultStore:
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
             target = self.path(key)
-            if target.exists() and not self.verify(key):
+            if target.exists() and (replace or not self.verify(key)):
                 self.discard(key)
             try:
                 os.rename(staging, target)

@@ -8,9 +8,13 @@ def test_key_is_stable_and_changes_with_every_field():
     assert base.key() == RunConfig(n_members=10_000, n_eval=100, n_adversary=100).key()
     changes = dict(dataset="cifar10", n_members=1000, n_eval=10, n_adversary=20, split_seed=1, seed=1,
                    width=0.5, norm="group", mechanisms=(("dropout", 0.1),), epochs=3, batch_size=64,
-                   lr=1e-3, weight_decay=0.0, amsgrad=False, snapshot_epochs=(1,))
+                   lr=1e-3, weight_decay=0.0, amsgrad=False, shadow_count=2)
     keys = {base.replace(**{name: value}).key() for name, value in changes.items()}
     assert len(keys) == len(changes) and base.key() not in keys
+
+
+def test_snapshots_do_not_change_the_key():
+    assert RunConfig(snapshot_epochs=(1, 5)).key() == RunConfig().key()
 
 
 def test_round_trip_through_dict():

@@ -16,7 +16,7 @@ def test_paper_profile_is_the_papers_setup():
         assert config.lr == 2e-4 and config.amsgrad is True and config.weight_decay == 1e-6
         assert config.batch_size == 128 and config.epochs == 30
         assert config.n_members == DATASETS[dataset].n_train
-        assert config.width == 1.0 and config.dropout == 0 and config.spatial_dropout == 0
+        assert config.width == 1.0 and config.mechanisms == ()
         assert 2 * config.n_eval + 2 * config.n_adversary <= config.n_members + DATASETS[dataset].n_test
     layers = {d: weight_layer_count(build_model(d)) for d in paper.datasets}
     assert layers == {"fmnist": 4, "cifar10": 7, "cifar100": 9}

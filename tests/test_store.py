@@ -91,3 +91,16 @@ def test_snapshots_are_kept(store, tiny_config):
 def test_store_location_is_configurable(monkeypatch, tmp_path):
     monkeypatch.setenv("MIA_STORE", str(tmp_path / "elsewhere"))
     assert ResultStore().root == tmp_path / "elsewhere"
+
+
+def test_a_request_for_more_snapshots_retrains_once_and_keeps_the_union(store, tiny_config):
+    first = experiment.run(tiny_config.replace(epochs=3, snapshot_epochs=(1,)), store, progress=False)
+    more = experiment.run(tiny_config.replace(epochs=3, snapshot_epochs=(2,)), store, progress=False)
+    assert not more.from_store and more.config.snapshot_epochs == (1, 2)
+    assert more.metrics == first.metrics
+    again = experiment.run(tiny_config.replace(epochs=3, snapshot_epochs=(1, 2)), store, progress=False)
+    assert again.from_store
+    sweep = experiment.early_stopping_sweep(tiny_config.replace(epochs=3), [1, 2, 3], store)
+    assert torch.equal(sweep[3]["eval_logits"], first.outputs["eval_logits"])
+    assert torch.equal(sweep[1]["eval_logits"], first.snapshot_outputs(1)["eval_logits"])
+    assert experiment.run(tiny_config.replace(epochs=3), store, progress=False).from_store

@@ -1,0 +1,242 @@
+"""DP-SGD (differentially private SGD) as a :class:`~mia_utils.mechanisms.Mechanism`, built on Opacus.
+
+The mechanism's one hyperparameter is the noise multiplier sigma_DP (``dp_sgd`` in
+``RunConfig.mechanisms``; the paper sweeps it from 0.01 to 10). Each training step
+
+1. draws a Poisson batch: every training example is included independently with probability
+   q = batch_size / N (Opacus' ``UniformWithReplacementSampler`` fed the loop's seeded
+   generator; int(1 / q) steps per epoch, as Opacus' ``DPDataLoader`` takes), so the batch
+   size varies and may even be 0;
+2. computes per-example gradients (an Opacus ``GradSampleModule``), clips each example's whole
+   gradient to L2 norm at most C = :attr:`DPSGD.MAX_GRAD_NORM` = 1.0, sums them, adds Gaussian
+   noise N(0, (sigma_DP C)^2) to every coordinate and divides by the *expected* batch size
+   q N (an Opacus ``DPOptimizer`` around the recipe's Adam);
+3. records the step in an Opacus ``RDPAccountant``.
+
+After training, :meth:`DPSGD.report` gives epsilon at delta = 1 / (10 N) (N: the number of
+examples the model trains on), stored with the run in ``provenance["mechanisms"]``.
+:func:`epsilon` computes the same number without training, for tables.
+
+An empty Poisson batch is handled as Opacus handles it: the step still happens and is
+accounted for, with a zero clipped sum, so the update is noise only.
+
+Opacus is imported lazily (inside the functions), so importing this module (which registers
+``dp_sgd``) costs nothing until DP-SGD is used.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mia_utils.mechanisms import Mechanism, TrainingContext, register
+
+# Offset added to the run's training seed for the noise generator; train() uses +0 (init),
+# +1 (batch order) and +2 (augmentation).
+NOISE_SEED_OFFSET = 3
+GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
+
+
+def delta_for(n: int) -> float:
+    """The delta of a run that trains on ``n`` examples: 1 / (10 n)."""
+    if n < 1:
+        raise ValueError(f"n: need at least one training example, got {n}")
+    return 1.0 / (10 * n)
+
+
+def sample_rate_for(n: int, batch_size: int) -> float:
+    """Poisson sampling rate q = batch_size / n (at most 1)."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"n / batch_size: must be >= 1, got {n} / {batch_size}")
+    return min(1.0, batch_size / n)
+
+
+def steps_per_epoch(sample_rate: float) -> int:
+    """Steps of one Poisson 'epoch': int(1 / q), as Opacus' DPDataLoader takes (at least 1)."""
+    return max(1, int(1 / sample_rate))
+
+
+def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """epsilon of ``steps`` DP-SGD steps with noise multiplier sigma and Poisson rate q at
+    ``delta``, from a fresh Opacus ``RDPAccountant`` whose history is [(sigma, q, steps)].
+    0.0 for zero steps."""
+    from opacus.accountants import RDPAccountant
+
+    if not noise_multiplier > 0:
+        raise ValueError(f"noise_multiplier: must be > 0, got {noise_multiplier}")
+    if not 0 < sample_rate <= 1:
+        raise ValueError(f"sample_rate: must be in (0, 1], got {sample_rate}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta: must be in (0, 1), got {delta}")
+    if steps < 0:
+        raise ValueError(f"steps: must be >= 0, got {steps}")
+    if steps == 0:
+        return 0.0
+    accountant = RDPAccountant()
+    accountant.history = [(noise_multiplier, sample_rate, int(steps))]
+    return float(accountant.get_epsilon(delta))
+
+
+def poisson_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of Poisson batches (int64 index tensors, possibly empty): int(1 / q) draws of
+    Opacus' ``UniformWithReplacementSampler`` with q = batch_size / n, from ``generator``."""
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    q = sample_rate_for(n, batch_size)
+    sampler = UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=generator,
+                                            steps=steps_per_epoch(q))
+    return [torch.tensor(indices, dtype=torch.int64) for indices in sampler]
+
+
+def validate(model: nn.Module) -> None:
+    """Opacus' strict model check (no BatchNorm or other unsupported layers); raises otherwise."""
+    from opacus.validators import ModuleValidator
+
+    ModuleValidator.validate(model, strict=True)
+
+
+def _without_inplace_activations(model: nn.Module) -> nn.Module:
+    """Switch every ``inplace=True`` activation of ``model`` (our VGGs' ReLUs) to out-of-place.
+    The function computed is the same, the weights untouched; Opacus' "hooks" and "functorch"
+    modes need it, because their full backward hooks refuse outputs that are modified in place."""
+    for module in model.modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
+    return model
+
+
+def _empty_safe(gsm_class):
+    """A subclass of an Opacus GradSampleModule class whose forward lets an empty batch through
+    without per-sample machinery (Opacus' expanded-weights and functorch paths fail on batch
+    size 0); :class:`_DPOptimizer` then gives every parameter an empty per-sample gradient."""
+
+    class EmptySafe(gsm_class):
+        last_batch_size = None
+
+        def forward(self, x, *args, **kwargs):
+            self.last_batch_size = x.shape[0]
+            if x.shape[0] == 0 and self.training and torch.is_grad_enabled():
+                with torch.no_grad():
+                    out = self._module(x, *args, **kwargs)
+                return out.requires_grad_()  # loss.backward() works; no parameter is touched
+            return super().forward(x, *args, **kwargs)
+
+    EmptySafe.__name__ = EmptySafe.__qualname__ = f"EmptySafe{gsm_class.__name__}"
+    return EmptySafe
+
+
+def _dp_optimizer_class():
+    from opacus.optimizers import DPOptimizer
+
+    class _DPOptimizer(DPOptimizer):
+        """Opacus' DPOptimizer; on an empty batch it sets zero-length per-sample gradients, so
+        that Opacus' own empty-batch path clips nothing and adds noise only."""
+
+        module = None
+
+        def pre_step(self, closure=None):
+            if self.module is not None and self.module.last_batch_size == 0:
+                for p in self.params:
+                    p.grad_sample = p.new_zeros((0, *p.shape))
+            return super().pre_step(closure)
+
+    return _DPOptimizer
+
+
+@register
+class DPSGD(Mechanism):
+    """DP-SGD with noise multiplier sigma_DP and per-example clipping norm C = 1.0 (Opacus).
+
+    * Sampling: Poisson, each example in each batch with probability q = batch_size / N, int(1/q)
+      steps per epoch (see :func:`poisson_batches`); the accountant assumes exactly this.
+    * Clipping: each example's gradient (all parameters together) is scaled to L2 norm at most
+      ``MAX_GRAD_NORM`` = C = 1.0, the value of Opacus' tutorials and of many DP-SGD papers; with
+      C fixed, sigma_DP alone sets the noise (std sigma_DP C on the summed clipped gradient, then
+      divided by the expected batch size q N).
+    * Optimiser: the recipe's Adam (AMSGrad, weight decay) steps on the noised gradient.
+    * Accounting: Opacus' ``RDPAccountant``; epsilon at delta = 1 / (10 N) in :meth:`report`.
+    * Determinism: the noise comes from a torch.Generator seeded with the run's training seed +
+      ``NOISE_SEED_OFFSET``, on the training device, and the batches from the loop's seeded
+      order generator, so a configuration gives the same weights twice on the CPU.
+    * Per-sample gradients: ``GRAD_SAMPLE_MODE = "ew"`` (PyTorch's expanded weights, through
+      Opacus' ``GradSampleModuleExpandedWeights``). ``benchmarks/dp.py`` compares Opacus'
+      "hooks", "ew" and "functorch" on the quick profile's model; "ew" was the fastest on the
+      CPU (see benchmarks/results/dp.md) and is the only one that accepts the models' in-place
+      ReLUs as they are. For "hooks" and "functorch" the mechanism switches the ReLUs to
+      out-of-place on the model instance (same function, same weights; models.py unchanged).
+    * Empty Poisson batches: handled as Opacus handles them (a noise-only step, accounted for).
+    * The model must pass Opacus' ``ModuleValidator.validate(strict=True)``: our VGGs do (no
+      BatchNorm; GroupNorm, Dropout, MaxPool and the buffer-only Standardize are fine).
+
+    Note that DP-SGD's guarantee covers the training set only as far as the rest of the recipe is
+    private: distillation's teacher, for one, trains without noise.
+    """
+
+    name, symbol, low, high, stage = "dp_sgd", "sigma_DP", 0.01, 10.0, 70
+    description = "per-example gradients clipped to norm 1 and Gaussian noise added (DP-SGD)"
+
+    MAX_GRAD_NORM = 1.0
+    GRAD_SAMPLE_MODE = "ew"
+
+    def __init__(self, value: float, grad_sample_mode: str | None = None):
+        super().__init__(value)
+        self.grad_sample_mode = grad_sample_mode or self.GRAD_SAMPLE_MODE
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise ValueError(f"grad_sample_mode: got {self.grad_sample_mode!r}; allowed: {', '.join(GRAD_SAMPLE_MODES)}")
+        self.n = None
+        self.sample_rate = None
+        self.delta = None
+        self.accountant = None
+        self.optimizer = None
+
+    def prepare(self, context: TrainingContext) -> None:
+        self.n = int(context.images.shape[0])
+        self.sample_rate = sample_rate_for(self.n, context.config.batch_size)
+        self.delta = delta_for(self.n)
+
+    def wrap(self, model, optimizer, context: TrainingContext):
+        from opacus.accountants import RDPAccountant
+        from opacus.grad_sample.utils import get_gsm_class
+
+        if self.n is None:
+            self.prepare(context)
+        validate(model)
+        if self.grad_sample_mode in ("hooks", "functorch"):
+            _without_inplace_activations(model)
+        gsm_class = _empty_safe(get_gsm_class(self.grad_sample_mode))
+        options = {"batch_first": True, "loss_reduction": "mean"}  # soft_cross_entropy is a batch mean
+        if self.grad_sample_mode == "functorch":
+            options["force_functorch"] = True
+        private_model = gsm_class(model, **options)
+        generator = torch.Generator(device=context.device)
+        generator.manual_seed(context.config.training_seed() + NOISE_SEED_OFFSET)
+        self.optimizer = _dp_optimizer_class()(
+            optimizer, noise_multiplier=float(self.value), max_grad_norm=self.MAX_GRAD_NORM,
+            expected_batch_size=max(1, round(self.sample_rate * self.n)),  # = batch_size unless q = 1
+            loss_reduction="mean",
+            generator=generator)
+        self.optimizer.module = private_model
+        self.accountant = RDPAccountant()
+        self.optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(self.sample_rate))
+        return private_model, self.optimizer
+
+    def batches(self, n, batch_size, generator):
+        return poisson_batches(n, batch_size, generator)
+
+    @property
+    def steps(self) -> int:
+        """DP-SGD steps taken so far (as the accountant recorded them)."""
+        return sum(steps for _, _, steps in self.accountant.history) if self.accountant else 0
+
+    def report(self) -> dict:
+        if self.accountant is None:
+            return {}
+        return {
+            "dp_epsilon": float(self.accountant.get_epsilon(self.delta)) if self.accountant.history else 0.0,
+            "dp_delta": self.delta,
+            "dp_noise_multiplier": float(self.value),
+            "dp_max_grad_norm": self.MAX_GRAD_NORM,
+            "dp_sample_rate": self.sample_rate,
+            "dp_steps": self.steps,
+            "dp_grad_sample_mode": self.grad_sample_mode,
+        }
