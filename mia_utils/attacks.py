@@ -249,17 +249,22 @@ def salem(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0, hidden: i
     target = inputs.adv_is_member.float()
     positive = target.mean()
     weights = torch.where(target > 0, 0.5 / positive, 0.5 / (1 - positive))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.binary_cross_entropy_with_logits(model(features).squeeze(1), target, weight=weights)
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            scores = model(top3_posteriors(inputs.logits)).squeeze(1).double()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 3-64-1 network: extra threads only add synchronisation
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.binary_cross_entropy_with_logits(model(features).squeeze(1), target, weight=weights)
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                scores = model(top3_posteriors(inputs.logits)).squeeze(1).double()
+    finally:
+        torch.set_num_threads(threads)
     return _result("salem", scores, scores > 0, 0.0, inputs.is_member, n_bootstrap, seed)
 
 

@@ -111,6 +111,15 @@ CHAPTERS: dict[str, Chapter] = {
 }
 
 
+PAPER_MECHANISMS = ("distillation", "label_smoothing", "gaussian_noise", "random_crop", "dropout",
+                    "spatial_dropout", "weight_decay", "early_stopping")
+CHAPTERS["02_regularization"] = Chapter(
+    "02_regularization", "Regularization against membership inference (Tables 3-5)", COMMON + (
+        Param("mechanisms", "list[str]", [], "mechanisms to sweep; empty means all eight of the paper",
+              choices=PAPER_MECHANISMS),
+    ))
+
+
 def get_chapter(name: str) -> Chapter:
     name = Path(name).stem
     if name not in CHAPTERS:
@@ -134,6 +143,8 @@ def validate(chapter: str, params: dict) -> dict:
         raise ParameterError(f"parameter 'shadow_models': got {values['shadow_models']}; allowed: 0 (the "
                              "profile's value) or an even number >= 2, so each example is IN for half of them")
     profile = get_profile(values["profile"])
+    if "mechanisms" in values and not values["mechanisms"]:
+        values["mechanisms"] = list(PAPER_MECHANISMS)
     if "datasets" in values:
         if not values["datasets"]:
             values["datasets"] = list(profile.datasets)

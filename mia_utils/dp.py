@@ -106,16 +106,20 @@ def _without_inplace_activations(model: nn.Module) -> nn.Module:
 
 
 def _empty_safe(gsm_class):
-    """A subclass of an Opacus GradSampleModule class whose forward lets an empty batch through
-    without per-sample machinery (Opacus' expanded-weights and functorch paths fail on batch
-    size 0); :class:`_DPOptimizer` then gives every parameter an empty per-sample gradient."""
+    """A subclass of an Opacus GradSampleModule class whose forward runs the plain model in
+    evaluation (eval mode or no_grad: expanded weights would otherwise take their slow
+    per-sample path for nothing) and lets an empty training batch through without per-sample
+    machinery (Opacus' expanded-weights and functorch paths fail on batch size 0);
+    :class:`_DPOptimizer` then gives every parameter an empty per-sample gradient."""
 
     class EmptySafe(gsm_class):
         last_batch_size = None
 
         def forward(self, x, *args, **kwargs):
+            if not (self.training and torch.is_grad_enabled()):
+                return self._module(x, *args, **kwargs)  # evaluation: no per-sample machinery
             self.last_batch_size = x.shape[0]
-            if x.shape[0] == 0 and self.training and torch.is_grad_enabled():
+            if x.shape[0] == 0:
                 with torch.no_grad():
                     out = self._module(x, *args, **kwargs)
                 return out.requires_grad_()  # loss.backward() works; no parameter is touched
@@ -129,8 +133,11 @@ def _dp_optimizer_class():
     from opacus.optimizers import DPOptimizer
 
     class _DPOptimizer(DPOptimizer):
-        """Opacus' DPOptimizer; on an empty batch it sets zero-length per-sample gradients, so
-        that Opacus' own empty-batch path clips nothing and adds noise only."""
+        """Opacus' DPOptimizer with two adjustments to our training loop, which runs the forward
+        pass *before* ``zero_grad``: per-sample gradients are released right after each step
+        (expanded weights refuse a forward pass while they are still set, and this frees their
+        memory early), and on an empty batch every parameter gets a zero-length per-sample
+        gradient, so that Opacus' own empty-batch path clips nothing and adds noise only."""
 
         module = None
 
@@ -139,6 +146,12 @@ def _dp_optimizer_class():
                 for p in self.params:
                     p.grad_sample = p.new_zeros((0, *p.shape))
             return super().pre_step(closure)
+
+        def step(self, closure=None):
+            result = super().step(closure)
+            for p in self.params:
+                p.grad_sample = None
+            return result
 
     return _DPOptimizer
 

@@ -248,6 +248,7 @@ class MMD(Mechanism):
     name, symbol, low, high, stage = "mmd", "lambda", 0.0, 100.0, 34
     description = "outputs on training data pulled towards outputs on held-out data, per class"
     bandwidth: ClassVar[float] = BANDWIDTH
+    _batch = None  # (images, indices) of the batch as it was at this stage; set by transform
 
     def prepare(self, context: TrainingContext):
         config = context.config

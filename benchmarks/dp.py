@@ -1,0 +1,162 @@
+"""DP-SGD training speed: Opacus' per-sample-gradient modes against non-private training.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/dp.py                 # ~1-2 min on 2 CPU cores
+    .venv/bin/python benchmarks/dp.py --epochs 3 --max-members 5000
+
+Trains the quick profile's Fashion-MNIST baseline (``get_profile("quick").base_config("fmnist")``,
+``n_members`` capped at ``--max-members``) through the real loop, :func:`mia_utils.train.train`,
+once without a mechanism and once with ``dp_sgd`` (sigma_DP = 1) for each of Opacus' modes
+"hooks", "ew" (expanded weights) and "functorch" (:attr:`mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE` is
+switched for the run). A mode that fails is reported with its error. Seconds per epoch are the
+median over the epochs after the first (a warm-up) of the loop's per-epoch ``seconds``; they
+include the evaluation pass the loop runs after every epoch, shrunk here to ``EVAL_PER_SIDE``
+images per side. DP-SGD epochs are Poisson: int(1/q) steps of on average ``batch_size``
+examples, i.e. about as many examples as a non-private epoch (images/s counts the examples
+actually drawn). The device is :func:`mia_utils.train.default_device`.
+
+Writes ``<out>/dp.md`` (the printed table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
+
+from mia_utils import dp  # noqa: E402  (registers dp_sgd)
+from mia_utils.data import load_dataset  # noqa: E402
+from mia_utils.profiles import get_profile  # noqa: E402
+from mia_utils.train import default_device, epoch_batches, train  # noqa: E402
+from mia_utils.mechanisms import build  # noqa: E402
+
+EVAL_PER_SIDE = 16
+SIGMA = 1.0
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model = "cpu"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def examples_per_epoch(config) -> list[int]:
+    """Examples drawn in each epoch of ``config`` (Poisson sizes for DP-SGD), replaying the loop's
+    order generator."""
+    generator = torch.Generator().manual_seed(config.training_seed() + 1)
+    mechanisms = build(config.mechanisms)
+    return [sum(len(b) for b in epoch_batches(mechanisms, config.n_members, config.batch_size, generator))
+            for _ in range(config.epochs)]
+
+
+def measure(label: str, config, data, device) -> dict:
+    print(f"  {label:24s} ...", end="", flush=True)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Opacus' hooks warn about the first layer's input
+        result = train(config, data, progress=False, device=device)
+    seconds = [h["seconds"] for h in result.history[1:]]
+    examples = examples_per_epoch(config)[1:]
+    row = {"mode": label, "seconds": statistics.median(seconds),
+           "images/s": sum(examples) / sum(seconds), "total": time.perf_counter() - started,
+           "test_acc": result.history[-1]["test_acc"], "facts": result.mechanism_facts}
+    print(f" {row['seconds']:.2f} s/epoch, {row['images/s']:,.0f} images/s", flush=True)
+    return row
+
+
+def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
+    base = rows[0]["seconds"]
+    lines = [
+        "# DP-SGD training speed by Opacus grad-sample mode",
+        "",
+        f"- date: {meta['date']}",
+        f"- device: {meta['device']}; torch {torch.__version__}, opacus {meta['opacus']}",
+        f"- model: quick profile, Fashion-MNIST, width {meta['width']:g}, batch {meta['batch']}, "
+        f"{meta['n_members']:,} members (capped), {meta['epochs']} epochs per row (the first is warm-up)",
+        f"- DP-SGD: sigma_DP = {SIGMA:g}, C = {dp.DPSGD.MAX_GRAD_NORM:g}, Poisson q = "
+        f"{meta['batch'] / meta['n_members']:.4f}; epsilon after the run {meta['epsilon']:.3g} "
+        f"(delta {meta['delta']:.2g})",
+        "- seconds/epoch: median over the measured epochs of the loop's per-epoch seconds (includes an "
+        f"evaluation pass of 2 x {EVAL_PER_SIDE} images); images/s: examples drawn / seconds",
+        f"- default mode in `mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE`: **{dp.DPSGD.GRAD_SAMPLE_MODE}**",
+        f"- run time: {meta['run_seconds']:.0f} s",
+        "",
+        "| mode | seconds/epoch | images/s | slowdown vs non-private |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['mode']} | {row['seconds']:.2f} | {row['images/s']:,.0f} | "
+                     f"{row['seconds'] / base:.1f}x |")
+    for mode, error in failures.items():
+        lines.append(f"| dp_sgd {mode} | failed: {error} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per row, the first is warm-up (>= 2)")
+    parser.add_argument("--max-members", type=int, default=2000)
+    parser.add_argument("--modes", nargs="+", default=list(dp.GRAD_SAMPLE_MODES), choices=dp.GRAD_SAMPLE_MODES)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first epoch is a warm-up and not measured)")
+
+    started = time.perf_counter()
+    device = default_device()
+    base = get_profile("quick").base_config("fmnist")
+    n_members = min(base.n_members, args.max_members)
+    config = base.replace(n_members=n_members, n_eval=EVAL_PER_SIDE, n_adversary=0, epochs=args.epochs,
+                          batch_size=min(base.batch_size, n_members), snapshot_epochs=[])
+    data = load_dataset("fmnist")
+    print(f"device {device_name(device)}; quick fmnist, {n_members} members, batch {config.batch_size}")
+
+    rows, failures = [measure("non-private", config, data, device)], {}
+    private = config.with_mechanisms(dp_sgd=SIGMA)
+    default_mode = dp.DPSGD.GRAD_SAMPLE_MODE
+    facts = {}
+    try:
+        for mode in args.modes:
+            dp.DPSGD.GRAD_SAMPLE_MODE = mode
+            try:
+                row = measure(f"dp_sgd {mode}", private, data, device)
+            except Exception as error:  # a mode that does not work on our models is reported, not fatal
+                traceback.print_exc()
+                failures[mode] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+                continue
+            rows.append(row)
+            facts = row["facts"]
+    finally:
+        dp.DPSGD.GRAD_SAMPLE_MODE = default_mode
+
+    meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "device": device_name(device), "opacus": __import__("opacus").__version__,
+            "width": config.width, "batch": config.batch_size, "n_members": n_members, "epochs": args.epochs,
+            "epsilon": facts.get("dp_epsilon", float("nan")), "delta": facts.get("dp_delta", float("nan")),
+            "run_seconds": time.perf_counter() - started}
+    table = markdown(meta, rows, failures)
+    print()
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dp.md").write_text(table)
+    print(f"wrote {args.out / 'dp.md'}")
+
+
+if __name__ == "__main__":
+    main()

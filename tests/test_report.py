@@ -1,0 +1,64 @@
+import math
+
+import pandas as pd
+import pytest
+
+from mia_utils import report
+
+BASELINE = {"test_acc": 0.90, "adv_yeom": 0.10, "adv_salem": 0.08}
+
+
+def rows():
+    return pd.DataFrame([
+        # mechanism, value, test_acc, adv_yeom, adv_salem
+        ("crop", 1, 0.91, 0.06, 0.05),   # max accuracy
+        ("crop", 4, 0.87, 0.02, 0.00),   # RAD 3.3 %: smallest advantage within 5 %
+        ("crop", 8, 0.80, 0.00, 0.00),   # RAD 11.1 %: smallest within 15 %
+        ("crop", 16, 0.70, -0.01, 0.0),  # RAD 22 %: outside both
+        ("smooth", 0.1, 0.905, 0.12, 0.10),  # max, and an increase of both attacks
+        ("smooth", 0.9, 0.89, 0.11, 0.09),
+    ], columns=["mechanism", "value", "test_acc", "adv_yeom", "adv_salem"])
+
+
+def test_the_three_scenarios_follow_the_papers_rules():
+    table = report.select_scenarios(rows(), BASELINE).set_index(["mechanism", "scenario"])
+    assert table.loc[("crop", "max"), "value"] == 1
+    assert table.loc[("crop", "rad5"), "value"] == 4
+    assert table.loc[("crop", "rad15"), "value"] == 8
+    assert table.loc[("smooth", "max"), "value"] == 0.1
+    assert table.loc[("smooth", "rad5"), "value"] == 0.9  # smaller advantage, RAD 1.1 %
+    assert table.loc[("crop", "rad5"), "rad_pct"] == pytest.approx(100 * 0.03 / 0.9)
+    assert table.loc[("crop", "rad5"), "d_acc_pct"] == pytest.approx(100 * (0.87 - 0.9) / 0.9)
+    assert table.loc[("crop", "rad15"), "d_adv_yeom_pct"] == pytest.approx(-100.0)
+    assert table.loc[("smooth", "max"), "d_adv_salem_pct"] == pytest.approx(25.0)
+
+
+def test_a_scenario_nothing_satisfies_is_left_out():
+    only_bad = pd.DataFrame([("noise", 0.2, 0.5, 0.0, 0.0)], columns=["mechanism", "value", "test_acc", "adv_yeom", "adv_salem"])
+    table = report.select_scenarios(only_bad, BASELINE)
+    assert list(table["scenario"]) == ["max"]
+
+
+def test_marks_largest_drop_and_flags_increases():
+    marked = report.mark_changes(report.select_scenarios(rows(), BASELINE)).set_index(["mechanism", "scenario"])
+    assert marked.loc[("crop", "max"), "d_adv_yeom_pct"].endswith("▼")  # -40 beats smoothing's +20
+    assert "▲" in marked.loc[("smooth", "max"), "d_adv_yeom_pct"]
+    assert "▲" in marked.loc[("smooth", "max"), "d_adv_salem_pct"]
+    assert "▲" not in marked.loc[("crop", "max"), "d_adv_yeom_pct"]
+
+
+def test_relative_change_and_its_undefined_case():
+    assert report.relative_change(0.05, 0.10) == pytest.approx(-50.0)
+    assert math.isnan(report.relative_change(0.05, 0.0))
+
+
+def test_the_table_sits_beside_the_papers_values():
+    scenarios = report.select_scenarios(rows().replace({"crop": "random_crop"}), BASELINE)
+    table = report.scenario_table(scenarios, "fmnist")
+    assert table.loc[("random_crop", "RAD<5%"), "paper value"] == 4
+    assert table.loc[("random_crop", "RAD<5%"), "paper ΔAdv_Yeom (%)"] == pytest.approx(-90.7)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="adv_salem"):
+        report.select_scenarios(rows().drop(columns=["adv_salem"]), BASELINE)
