@@ -120,6 +120,10 @@ CHAPTERS["02_regularization"] = Chapter(
     ))
 
 
+CHAPTERS["03_differential_privacy"] = Chapter(
+    "03_differential_privacy", "Differential privacy: the formal defense, at what cost?", COMMON)
+
+
 def get_chapter(name: str) -> Chapter:
     name = Path(name).stem
     if name not in CHAPTERS:

@@ -102,7 +102,7 @@ QUICK_GRIDS = {
     "spatial_dropout": (0.1, 0.5, 0.9),
     "weight_decay": (1e-4, 1e-2, 0.1),
     "early_stopping": (1, 5, 15),
-    "dp_sgd": (0.1, 1.0, 10.0),
+    "dp_sgd": (0.01, 0.1, 0.25, 1.0, 10.0),
 }
 SMOKE_GRIDS = {name: values[:1] + values[-1:] for name, values in QUICK_GRIDS.items()}
 SMOKE_GRIDS["early_stopping"] = (1, 2)  # the smoke profile trains 2 epochs
