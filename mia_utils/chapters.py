@@ -124,6 +124,9 @@ CHAPTERS["03_differential_privacy"] = Chapter(
     "03_differential_privacy", "Differential privacy: the formal defense, at what cost?", COMMON)
 
 
+CHAPTERS["04_combinations"] = Chapter("04_combinations", "Combining mechanisms (Table 6)", COMMON)
+
+
 def get_chapter(name: str) -> Chapter:
     name = Path(name).stem
     if name not in CHAPTERS:

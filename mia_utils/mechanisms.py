@@ -142,7 +142,7 @@ class Distillation(Mechanism):
     def prepare(self, context):
         if context.teacher_logits is None:
             raise RuntimeError("distillation needs a teacher: pass teacher_logits in the training context")
-        teacher = context.config.replace(mechanisms=())
+        teacher = context.config.replace(mechanisms=(), snapshot_epochs=())
         self.targets = soft_labels(context.teacher_logits(teacher), self.value).to(context.device)
 
     def transform(self, images, targets, indices, generator):
@@ -252,3 +252,6 @@ class WeightDecay(Mechanism):
 
 MECHANISM_ORDER = ("distillation", "label_smoothing", "gaussian_noise", "random_crop", "dropout",
                    "spatial_dropout", "weight_decay", "early_stopping")
+
+# Defenses that live in their own modules register themselves on import.
+from mia_utils import dp, mmd  # noqa: E402,F401  (registers dp_sgd, mixup, mmd)

@@ -91,7 +91,8 @@ def mmd_squared(x: torch.Tensor, y: torch.Tensor, bandwidth: float = BANDWIDTH,
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"x, y: expected (n, d) and (m, d), got {tuple(x.shape)} and {tuple(y.shape)}")
     n, m = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = gaussian_kernel(x, x, bandwidth), gaussian_kernel(y, y, bandwidth), gaussian_kernel(x, y, bandwidth)
+    kxx, kyy = gaussian_kernel(x, x, bandwidth), gaussian_kernel(y, y, bandwidth)
+    kxy = gaussian_kernel(x, y, bandwidth)
     if not unbiased:
         if n == 0 or m == 0:
             raise ValueError(f"x, y: both sets must be non-empty, got {n} and {m} samples")
@@ -298,8 +299,9 @@ class MMD(Mechanism):
         if len(positions) == 0:
             return None
         usable = usable.to(logits.device)
+        validation_images = self.validation_images[positions.to(self.validation_images.device)]
         with torch.no_grad():
-            validation_probs = model(self.validation_images[positions.to(self.validation_images.device)]).float().softmax(1)
+            validation_probs = model(validation_images).float().softmax(1)
         train_probs = logits[usable].float().softmax(1)
         return self.value * classwise_mmd_squared(train_probs, validation_probs, labels[usable], self.bandwidth)
 

@@ -180,8 +180,10 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
         n_train = len(trained_on)
         context = TrainingContext(config, images, labels, data.info.num_classes, device, teacher_logits)
-        for mechanism in mechanisms:
-            mechanism.prepare(context)
+        # Preparing may train a teacher (which reseeds the RNG): keep this run's RNG stream intact.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for mechanism in mechanisms:
+                mechanism.prepare(context)
         for mechanism in mechanisms:
             model, optimizer = mechanism.wrap(model, optimizer, context)
         one_hot = F.one_hot(labels, data.info.num_classes).float()
