@@ -2,15 +2,18 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/dp.py                 # ~1-2 min on 2 CPU cores
-    .venv/bin/python benchmarks/dp.py --epochs 3 --max-members 5000
+    .venv/bin/python benchmarks/dp.py                 # ~3 min on 2 CPU cores
+    .venv/bin/python benchmarks/dp.py --epochs 4 --rounds 3 --max-members 5000
 
 Trains the quick profile's Fashion-MNIST baseline (``get_profile("quick").base_config("fmnist")``,
 ``n_members`` capped at ``--max-members``) through the real loop, :func:`mia_utils.train.train`,
 once without a mechanism and once with ``dp_sgd`` (sigma_DP = 1) for each of Opacus' modes
 "hooks", "ew" (expanded weights) and "functorch" (:attr:`mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE` is
-switched for the run). A mode that fails is reported with its error. Seconds per epoch are the
-median over the epochs after the first (a warm-up) of the loop's per-epoch ``seconds``; they
+switched for the run). A mode that fails is reported with its error. The rows are trained in
+turn, ``--rounds`` times over (interleaved, so that a shared machine's load drifts over all rows
+alike). Seconds per epoch are the minimum, over rounds and over the epochs after each run's
+first (a warm-up), of the loop's per-epoch ``seconds`` (the median is shown too): on a shared
+CPU, other processes only ever add time, so the minimum is the least disturbed estimate. They
 include the evaluation pass the loop runs after every epoch, shrunk here to ``EVAL_PER_SIDE``
 images per side. DP-SGD epochs are Poisson: int(1/q) steps of on average ``batch_size``
 examples, i.e. about as many examples as a non-private epoch (images/s counts the examples
@@ -66,18 +69,22 @@ def examples_per_epoch(config) -> list[int]:
 
 
 def measure(label: str, config, data, device) -> dict:
-    print(f"  {label:24s} ...", end="", flush=True)
-    started = time.perf_counter()
+    """One training run of ``config``: per-epoch seconds and examples of the epochs after the first."""
+    print(f"  {label:20s} ...", end="", flush=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Opacus' hooks warn about the first layer's input
+        warnings.simplefilter("ignore")  # Opacus' hooks warn that the first layer's input needs no grad
         result = train(config, data, progress=False, device=device)
     seconds = [h["seconds"] for h in result.history[1:]]
     examples = examples_per_epoch(config)[1:]
-    row = {"mode": label, "seconds": statistics.median(seconds),
-           "images/s": sum(examples) / sum(seconds), "total": time.perf_counter() - started,
-           "test_acc": result.history[-1]["test_acc"], "facts": result.mechanism_facts}
-    print(f" {row['seconds']:.2f} s/epoch, {row['images/s']:,.0f} images/s", flush=True)
-    return row
+    print(" " + ", ".join(f"{s:.2f}" for s in seconds) + " s/epoch", flush=True)
+    return {"seconds": seconds, "examples": examples, "facts": result.mechanism_facts}
+
+
+def summarize(label: str, runs: list[dict]) -> dict:
+    pairs = [(s, e) for run in runs for s, e in zip(run["seconds"], run["examples"])]
+    best_seconds, best_examples = min(pairs)
+    return {"mode": label, "seconds": best_seconds, "median": statistics.median(s for s, _ in pairs),
+            "images/s": best_examples / best_seconds, "epochs measured": len(pairs)}
 
 
 def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
@@ -92,17 +99,18 @@ def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
         f"- DP-SGD: sigma_DP = {SIGMA:g}, C = {dp.DPSGD.MAX_GRAD_NORM:g}, Poisson q = "
         f"{meta['batch'] / meta['n_members']:.4f}; epsilon after the run {meta['epsilon']:.3g} "
         f"(delta {meta['delta']:.2g})",
-        "- seconds/epoch: median over the measured epochs of the loop's per-epoch seconds (includes an "
-        f"evaluation pass of 2 x {EVAL_PER_SIDE} images); images/s: examples drawn / seconds",
+        f"- seconds/epoch: minimum over {meta['rounds']} interleaved rounds x {meta['epochs'] - 1} measured epochs of "
+        f"the loop's per-epoch seconds (median in brackets; includes an evaluation pass of 2 x {EVAL_PER_SIDE} "
+        "images); images/s: examples drawn in that epoch / its seconds; slowdown: seconds / non-private seconds",
         f"- default mode in `mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE`: **{dp.DPSGD.GRAD_SAMPLE_MODE}**",
         f"- run time: {meta['run_seconds']:.0f} s",
         "",
-        "| mode | seconds/epoch | images/s | slowdown vs non-private |",
+        "| mode | seconds/epoch (median) | images/s | slowdown vs non-private |",
         "|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['mode']} | {row['seconds']:.2f} | {row['images/s']:,.0f} | "
-                     f"{row['seconds'] / base:.1f}x |")
+        lines.append(f"| {row['mode']} | {row['seconds']:.2f} ({row['median']:.2f}) | {row['images/s']:,.0f} | "
+                     f"{row['seconds'] / base:.2f}x |")
     for mode, error in failures.items():
         lines.append(f"| dp_sgd {mode} | failed: {error} | | |")
     return "\n".join(lines) + "\n"
@@ -111,6 +119,7 @@ def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row, the first is warm-up (>= 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every row")
     parser.add_argument("--max-members", type=int, default=2000)
     parser.add_argument("--modes", nargs="+", default=list(dp.GRAD_SAMPLE_MODES), choices=dp.GRAD_SAMPLE_MODES)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -127,27 +136,36 @@ def main(argv=None) -> None:
     data = load_dataset("fmnist")
     print(f"device {device_name(device)}; quick fmnist, {n_members} members, batch {config.batch_size}")
 
-    rows, failures = [measure("non-private", config, data, device)], {}
     private = config.with_mechanisms(dp_sgd=SIGMA)
+    labels = ["non-private"] + [f"dp_sgd {mode}" for mode in args.modes]
+    runs = {label: [] for label in labels}
+    failures, facts = {}, {}
     default_mode = dp.DPSGD.GRAD_SAMPLE_MODE
-    facts = {}
     try:
-        for mode in args.modes:
-            dp.DPSGD.GRAD_SAMPLE_MODE = mode
-            try:
-                row = measure(f"dp_sgd {mode}", private, data, device)
-            except Exception as error:  # a mode that does not work on our models is reported, not fatal
-                traceback.print_exc()
-                failures[mode] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
-                continue
-            rows.append(row)
-            facts = row["facts"]
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_}/{args.rounds}")
+            for label in labels:
+                mode = label.split()[-1]
+                if mode in failures:
+                    continue
+                if label == "non-private":
+                    runs[label].append(measure(label, config, data, device))
+                    continue
+                dp.DPSGD.GRAD_SAMPLE_MODE = mode
+                try:
+                    runs[label].append(measure(label, private, data, device))
+                except Exception as error:  # a mode that fails on our models is reported, not fatal
+                    traceback.print_exc()
+                    failures[mode] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+                    continue
+                facts = runs[label][-1]["facts"]
     finally:
         dp.DPSGD.GRAD_SAMPLE_MODE = default_mode
+    rows = [summarize(label, runs[label]) for label in labels if runs[label]]
 
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "device": device_name(device), "opacus": __import__("opacus").__version__,
-            "width": config.width, "batch": config.batch_size, "n_members": n_members, "epochs": args.epochs,
+            "width": config.width, "batch": config.batch_size, "n_members": n_members, "epochs": args.epochs, "rounds": args.rounds,
             "epsilon": facts.get("dp_epsilon", float("nan")), "delta": facts.get("dp_delta", float("nan")),
             "run_seconds": time.perf_counter() - started}
     table = markdown(meta, rows, failures)

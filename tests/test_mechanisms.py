@@ -577,10 +577,9 @@ def test_attacker_sees_only_the_original_images(quick, store):
 
 def test_a_distilled_run_does_not_depend_on_whether_its_teacher_was_stored(quick, store):
     """The same student must come out whether its teacher is trained during the student's run
-    or read from the store. Today it does not when the student has dropout: ``train`` seeds the
-    global RNG, builds the model, then calls ``Distillation.prepare``, whose ``teacher_logits``
-    may train the teacher (reseeding the global RNG with the teacher's seed); the student's
-    dropout masks then come from the teacher's leftover RNG state."""
+    or read from the store. ``Distillation.prepare`` may train the teacher, which reseeds the
+    global RNG; ``train`` therefore prepares inside ``fork_rng`` so that the student's dropout
+    masks do not depend on it."""
     config = quick.with_mechanisms(distillation=5.0, dropout=0.3)
     trained_with_teacher = experiment.run(config, store, progress=False)  # teacher trained inside
     data = load_dataset("fmnist")
