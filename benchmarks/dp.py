@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/dp.py                 # ~3 min on 2 CPU cores
+    .venv/bin/python benchmarks/dp.py                 # ~30 s on 2 quiet CPU cores (minutes when busy)
     .venv/bin/python benchmarks/dp.py --epochs 4 --rounds 3 --max-members 5000
 
 Trains the quick profile's Fashion-MNIST baseline (``get_profile("quick").base_config("fmnist")``,
@@ -118,14 +118,16 @@ def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per row, the first is warm-up (>= 2)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every row")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per row, the first is warm-up (>= 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every row")
     parser.add_argument("--max-members", type=int, default=2000)
     parser.add_argument("--modes", nargs="+", default=list(dp.GRAD_SAMPLE_MODES), choices=dp.GRAD_SAMPLE_MODES)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is a warm-up and not measured)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     started = time.perf_counter()
     device = default_device()
@@ -165,7 +167,8 @@ def main(argv=None) -> None:
 
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "device": device_name(device), "opacus": __import__("opacus").__version__,
-            "width": config.width, "batch": config.batch_size, "n_members": n_members, "epochs": args.epochs, "rounds": args.rounds,
+            "width": config.width, "batch": config.batch_size, "n_members": n_members, "epochs": args.epochs,
+            "rounds": args.rounds,
             "epsilon": facts.get("dp_epsilon", float("nan")), "delta": facts.get("dp_delta", float("nan")),
             "run_seconds": time.perf_counter() - started}
     table = markdown(meta, rows, failures)

@@ -139,10 +139,10 @@ def _dp_optimizer_class():
         memory early), and on an empty batch every parameter gets a zero-length per-sample
         gradient, so that Opacus' own empty-batch path clips nothing and adds noise only."""
 
-        module = None
+        private_module = None  # the EmptySafe module, set by DPSGD.wrap
 
         def pre_step(self, closure=None):
-            if self.module is not None and self.module.last_batch_size == 0:
+            if self.private_module is not None and self.private_module.last_batch_size == 0:
                 for p in self.params:
                     p.grad_sample = p.new_zeros((0, *p.shape))
             return super().pre_step(closure)
@@ -195,7 +195,8 @@ class DPSGD(Mechanism):
         super().__init__(value)
         self.grad_sample_mode = grad_sample_mode or self.GRAD_SAMPLE_MODE
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
-            raise ValueError(f"grad_sample_mode: got {self.grad_sample_mode!r}; allowed: {', '.join(GRAD_SAMPLE_MODES)}")
+            raise ValueError(f"grad_sample_mode: got {self.grad_sample_mode!r}; "
+                             f"allowed: {', '.join(GRAD_SAMPLE_MODES)}")
         self.n = None
         self.sample_rate = None
         self.delta = None
@@ -226,9 +227,8 @@ class DPSGD(Mechanism):
         self.optimizer = _dp_optimizer_class()(
             optimizer, noise_multiplier=float(self.value), max_grad_norm=self.MAX_GRAD_NORM,
             expected_batch_size=max(1, round(self.sample_rate * self.n)),  # = batch_size unless q = 1
-            loss_reduction="mean",
-            generator=generator)
-        self.optimizer.module = private_model
+            loss_reduction="mean", generator=generator)
+        self.optimizer.private_module = private_model
         self.accountant = RDPAccountant()
         self.optimizer.attach_step_hook(self.accountant.get_optimizer_hook_fn(self.sample_rate))
         return private_model, self.optimizer
