@@ -1,0 +1,440 @@
+"""Distance-to-Confident (DtC), the white-box metric of the paper's Section 6, and an attack on it.
+
+A sample (x, y) is *not* in a confident region of a model F when its cross-entropy on its
+true label exceeds a threshold: the median loss of F on its own training set
+(:func:`confidence_threshold`). From x^0 = x, L-infinity PGD steps lower that loss::
+
+    x^{t+1} = clamp(x^t - step * sign(grad_x L(F(x^t), y)), 0, 1)
+
+and a sample stops as soon as L(F(x^t), y) <= threshold (checked before every step, so a sample
+that is already confident takes no step). Its DtC is ||x^t - x||_inf x 1000: one step of the
+paper's 0.001 is one unit, and the paper's 100-step budget caps it at 100. A sample that is still
+not confident after ``max_steps`` steps is *capped*: its DtC is the distance after the last step.
+
+:func:`distance_to_confident` is the batched implementation (the hot loop: only the samples
+still moving are forwarded, so the work shrinks as they finish); :func:`distance_to_confident_loop`
+is the one-sample-at-a-time reference with the same arithmetic. :func:`dtc_gap` gives the paper's
+Table 7 quantities, :func:`dtc_on_run` measures a stored run, and :func:`dtc_attack` turns DtC into
+a membership inference attack (the paper leaves this as future work): members are closer to a
+confident region, so the score is -DtC, thresholded on the adversary's own samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: DtC is reported in units of 1/1000 of the [0, 1] pixel range (one step of 0.001 = 1 unit).
+SCALE = 1000.0
+
+
+@dataclass(frozen=True)
+class DtCResult:
+    """Per-sample DtC and how each sample's search ended; every tensor is (N,) on the CPU.
+
+    ``distances`` float64: ||x^t - x||_inf x 1000 at the sample's last point. ``steps`` int64:
+    PGD steps taken. ``already_confident`` bool: loss <= threshold at x (0 steps, DtC 0).
+    ``reached`` bool: became confident within ``max_steps`` steps (True for the already
+    confident). ``capped`` bool: not confident after ``max_steps`` steps (= ~reached); their
+    distance is the one after ``max_steps`` steps. ``initial_losses`` / ``final_losses``
+    float64: the true-label cross-entropy (nats) at x and at the last point. ``final_images``:
+    the last points (N, C, H, W), only when asked for. ``threshold``, ``step``, ``max_steps``:
+    the settings used.
+    """
+
+    distances: torch.Tensor
+    steps: torch.Tensor
+    already_confident: torch.Tensor
+    reached: torch.Tensor
+    capped: torch.Tensor
+    initial_losses: torch.Tensor
+    final_losses: torch.Tensor
+    threshold: float
+    step: float
+    max_steps: int
+    final_images: torch.Tensor | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.distances)
+
+    @property
+    def n_already_confident(self) -> int:
+        return int(self.already_confident.sum())
+
+    @property
+    def n_reached(self) -> int:
+        return int(self.reached.sum())
+
+    @property
+    def n_capped(self) -> int:
+        return int(self.capped.sum())
+
+    @property
+    def total_steps(self) -> int:
+        """PGD steps taken over all samples (each a forward and a backward pass to the input)."""
+        return int(self.steps.sum())
+
+    def counts(self) -> dict[str, int]:
+        return {"n": len(self), "already_confident": self.n_already_confident, "reached": self.n_reached,
+                "capped": self.n_capped, "total_steps": self.total_steps}
+
+    def subset(self, index) -> "DtCResult":
+        """The result restricted to ``index`` (a bool mask or integer indices)."""
+        pick = {name: getattr(self, name)[index] for name in
+                ("distances", "steps", "already_confident", "reached", "capped", "initial_losses", "final_losses")}
+        images = None if self.final_images is None else self.final_images[index]
+        return DtCResult(**pick, threshold=self.threshold, step=self.step, max_steps=self.max_steps,
+                         final_images=images)
+
+
+def confidence_threshold(member_losses) -> float:
+    """The model's median cross-entropy (nats) over its training set: the confidence threshold."""
+    losses = torch.as_tensor(member_losses).detach().double().cpu().flatten().numpy()
+    if losses.size == 0 or not np.isfinite(losses).all():
+        raise ValueError("member_losses: need at least one loss, all finite")
+    return float(np.median(losses))
+
+
+# --- the search -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _input_gradients_only(model: nn.Module):
+    """Eval mode, and no parameter requires a gradient (so backward computes only the input's
+    gradient and nothing accumulates in ``.grad``); both restored afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, track: bool):
+    """True-label cross-entropy (B,) at x, and x as the leaf to differentiate (when ``track``)."""
+    x = x.detach().requires_grad_(track)
+    return F.cross_entropy(model(x), y, reduction="none"), x
+
+
+def _input_gradient(losses: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """d(sum of losses)/dx: each sample's own gradient, as the model has no batch-coupled layer
+    in eval mode."""
+    (gradient,) = torch.autograd.grad(losses.sum(), x)
+    return gradient
+
+
+def _pgd_step(x: torch.Tensor, gradient: torch.Tensor, step: float) -> torch.Tensor:
+    """One L-infinity step down the loss, kept in [0, 1]."""
+    return (x - step * gradient.sign()).clamp_(0.0, 1.0)
+
+
+def _prepare(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threshold, step: float,
+             max_steps: int, batch_size: int):
+    if images.ndim != 4:
+        raise ValueError(f"images: expected shape (N, C, H, W), got {tuple(images.shape)}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels: expected shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold: must be finite, got {threshold}")
+    if not (step > 0 and math.isfinite(step)):
+        raise ValueError(f"step: must be > 0, got {step}")
+    if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 0:
+        raise ValueError(f"max_steps: must be an integer >= 0, got {max_steps}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size: must be an integer >= 1, got {batch_size}")
+    parameter = next(model.parameters())
+    device, dtype = parameter.device, parameter.dtype
+    if images.dtype == torch.uint8:
+        scale = 255.0
+    elif images.is_floating_point():
+        if images.numel() and (images.min() < 0 or images.max() > 1):
+            raise ValueError("images: float images must lie in [0, 1]")
+        scale = None
+    else:
+        raise ValueError(f"images: expected uint8 or float in [0, 1], got {images.dtype}")
+
+    def convert(chunk: torch.Tensor) -> torch.Tensor:
+        chunk = chunk.to(device=device, dtype=dtype)
+        return chunk / scale if scale is not None else chunk
+
+    return convert, labels.to(device=device, dtype=torch.long), threshold, float(step), int(max_steps), int(batch_size)
+
+
+def _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images) -> DtCResult:
+    return DtCResult(distances=distance.double() * SCALE, steps=steps, already_confident=already,
+                     reached=reached, capped=~reached, initial_losses=initial.double(),
+                     final_losses=final.double(), threshold=threshold, step=step, max_steps=max_steps,
+                     final_images=images)
+
+
+def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threshold: float,
+                          step: float = 0.001, max_steps: int = 100, batch_size: int = 500,
+                          return_images: bool = False) -> DtCResult:
+    """DtC of every sample, batched; see the module docstring for the definition.
+
+    ``images`` (N, C, H, W), uint8 or float in [0, 1] (any device: chunks of ``batch_size`` are
+    moved to the model's device and converted to its dtype, so a float64 model runs in float64);
+    ``labels`` (N,) the TRUE labels; ``threshold`` in nats (:func:`confidence_threshold`).
+    Within a chunk only the samples still moving are forwarded and stepped: each step is one
+    forward and one backward pass to the input of the active samples, the last check (after
+    ``max_steps`` steps) a forward pass alone. Per-sample results are independent of the
+    batching (exactly so in float64; in float32 a near-zero gradient's sign may differ).
+    ``return_images``: also return the final points (on the CPU).
+    """
+    convert, labels, threshold, step, max_steps, batch_size = _prepare(model, images, labels, threshold, step,
+                                                                      max_steps, batch_size)
+    n = images.shape[0]
+    distance = torch.zeros(n, dtype=torch.float64)
+    steps = torch.zeros(n, dtype=torch.int64)
+    initial = torch.zeros(n, dtype=torch.float64)
+    final = torch.zeros(n, dtype=torch.float64)
+    reached = torch.zeros(n, dtype=torch.bool)
+    finals = [] if return_images else None
+    with _input_gradients_only(model):
+        for start in range(0, n, batch_size):
+            x0 = convert(images[start: start + batch_size])
+            y = labels[start: start + batch_size]
+            m = x0.shape[0]
+            device = x0.device
+            chunk_steps = torch.zeros(m, dtype=torch.int64, device=device)
+            chunk_initial = torch.zeros(m, dtype=x0.dtype, device=device)
+            chunk_final = torch.zeros(m, dtype=x0.dtype, device=device)
+            chunk_reached = torch.zeros(m, dtype=torch.bool, device=device)
+            x_end = x0.clone()
+            # The active samples, compacted: their chunk positions, current points and labels.
+            active = torch.arange(m, device=device)
+            x, y_active = x0, y
+            for t in range(max_steps + 1):
+                last = t == max_steps
+                losses, leaf = _forward(model, x, y_active, track=not last)
+                values = losses.detach()
+                if t == 0:
+                    chunk_initial.copy_(values)
+                done = values <= threshold
+                if last:
+                    chunk_final[active] = values
+                    chunk_reached[active] = done
+                    x_end[active] = x
+                    break
+                n_done = int(done.sum())
+                if n_done:
+                    finished = active[done]
+                    chunk_final[finished] = values[done]
+                    chunk_reached[finished] = True
+                    x_end[finished] = x[done]
+                    if n_done == len(active):
+                        break
+                # One backward pass for the whole active batch (the rows just finished included:
+                # dropping them first would need a second forward pass).
+                gradient = _input_gradient(losses, leaf)
+                del losses, leaf
+                if n_done:
+                    moving = ~done
+                    active, x, y_active, gradient = active[moving], x[moving], y_active[moving], gradient[moving]
+                x = _pgd_step(x.detach(), gradient, step)
+                chunk_steps[active] += 1
+            rows = slice(start, start + m)
+            distance[rows] = (x_end - x0).abs().flatten(1).amax(1).double().cpu()
+            steps[rows] = chunk_steps.cpu()
+            initial[rows] = chunk_initial.double().cpu()
+            final[rows] = chunk_final.double().cpu()
+            reached[rows] = chunk_reached.cpu()
+            if finals is not None:
+                finals.append(x_end.cpu())
+    already = (steps == 0) & reached
+    images_out = (torch.cat(finals) if finals else torch.empty(0)) if return_images else None
+    return _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
+
+
+def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threshold: float,
+                               step: float = 0.001, max_steps: int = 100, return_images: bool = False) -> DtCResult:
+    """The reference: the same search as :func:`distance_to_confident`, one sample at a time."""
+    convert, labels, threshold, step, max_steps, _ = _prepare(model, images, labels, threshold, step, max_steps, 1)
+    n = images.shape[0]
+    distance = torch.zeros(n, dtype=torch.float64)
+    steps = torch.zeros(n, dtype=torch.int64)
+    initial = torch.zeros(n, dtype=torch.float64)
+    final = torch.zeros(n, dtype=torch.float64)
+    reached = torch.zeros(n, dtype=torch.bool)
+    finals = []
+    with _input_gradients_only(model):
+        for i in range(n):
+            x0 = convert(images[i: i + 1])
+            y = labels[i: i + 1]
+            x = x0
+            for t in range(max_steps + 1):
+                last = t == max_steps
+                losses, leaf = _forward(model, x, y, track=not last)
+                value = losses.detach()[0]
+                done = bool(value <= threshold)  # compared as the batched version does
+                if t == 0:
+                    initial[i] = float(value)
+                if done or last:
+                    final[i] = float(value)
+                    reached[i] = done
+                    break
+                x = _pgd_step(x.detach(), _input_gradient(losses, leaf), step)
+                steps[i] += 1
+            distance[i] = float((x - x0).abs().max())
+            if return_images:
+                finals.append(x.detach().cpu())
+    already = (steps == 0) & reached
+    images_out = (torch.cat(finals) if finals else torch.empty(0)) if return_images else None
+    return _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
+
+
+# --- summaries --------------------------------------------------------------------------------
+
+def _distances(result) -> torch.Tensor:
+    return (result.distances if isinstance(result, DtCResult) else torch.as_tensor(result)).double().flatten()
+
+
+def dtc_gap(member_distances, nonmember_distances) -> dict:
+    """The paper's Table 7 quantities from DtC on members (S) and non-members (D).
+
+    Takes :class:`DtCResult` or plain distance tensors. Returns ``members_mean`` (C_S),
+    ``nonmembers_mean`` (C_D), ``gap`` = (C_D - C_S) / C_D as a fraction (NaN when C_D is 0),
+    ``n_members`` / ``n_nonmembers``, and, when given DtCResults, ``members_already_confident``,
+    ``members_capped``, ``nonmembers_already_confident``, ``nonmembers_capped`` (counts), plus
+    ``members_mean_outside`` / ``nonmembers_mean_outside`` / ``gap_outside``: the same means
+    over the samples that were not already confident only (NaN for an empty group).
+    """
+    out = {}
+    means = {}
+    for name, result in (("members", member_distances), ("nonmembers", nonmember_distances)):
+        distances = _distances(result)
+        if distances.numel() == 0:
+            raise ValueError(f"{name}: need at least one distance")
+        means[name] = float(distances.mean())
+        out[f"{name}_mean"] = means[name]
+        out[f"n_{name}"] = int(distances.numel())
+        if isinstance(result, DtCResult):
+            out[f"{name}_already_confident"] = result.n_already_confident
+            out[f"{name}_capped"] = result.n_capped
+            outside = distances[~result.already_confident]
+            out[f"{name}_mean_outside"] = float(outside.mean()) if outside.numel() else float("nan")
+    out["gap"] = _relative_gap(means["nonmembers"], means["members"])
+    if "members_mean_outside" in out and "nonmembers_mean_outside" in out:
+        out["gap_outside"] = _relative_gap(out["nonmembers_mean_outside"], out["members_mean_outside"])
+    return out
+
+
+def _relative_gap(d: float, s: float) -> float:
+    if d == 0 or math.isnan(d) or math.isnan(s):
+        return float("nan")
+    return (d - s) / d
+
+
+@dataclass(frozen=True)
+class RunDtC:
+    """DtC of a stored run: ``eval`` on the balanced evaluation set and ``adv`` on the adversary's
+    set (members first in both, as ``eval_is_member`` / ``adv_is_member`` say), the confidence
+    ``threshold`` (nats) and ``gap``: :func:`dtc_gap` on the evaluation set."""
+
+    eval: DtCResult
+    eval_is_member: torch.Tensor
+    adv: DtCResult
+    adv_is_member: torch.Tensor
+    threshold: float
+    gap: dict
+
+    def attack(self, n_bootstrap: int = 200, seed: int = 0):
+        """:func:`dtc_attack` on this run."""
+        return dtc_attack(self.eval, self.eval_is_member, self.adv, self.adv_is_member, n_bootstrap, seed)
+
+
+def _balanced_head(is_member: torch.Tensor, max_samples: int | None) -> torch.Tensor:
+    """Indices of the first ``max_samples`` members and first ``max_samples`` non-members."""
+    members, nonmembers = torch.nonzero(is_member).squeeze(1), torch.nonzero(~is_member).squeeze(1)
+    if max_samples is not None:
+        members, nonmembers = members[:max_samples], nonmembers[:max_samples]
+    return torch.cat([members, nonmembers])
+
+
+def run_images(run, prefix: str = "eval", data_root=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The uint8 images (N, C, H, W), labels (N,) and membership (N,) of a stored run's balanced
+    evaluation set (``prefix="eval"``) or the adversary's set (``"adv"``), members first, rebuilt
+    from the run's split; checked against the run's stored labels."""
+    from mia_utils.data import load_dataset, make_split
+
+    if prefix not in ("eval", "adv"):
+        raise ValueError(f"prefix: must be 'eval' or 'adv', got {prefix!r}")
+    c = run.config
+    data = load_dataset(c.dataset, data_root)
+    split = make_split(data.info, c.n_members, c.n_eval, c.n_adversary, c.split_seed)
+    members, nonmembers = ((split.eval_members, split.eval_nonmembers) if prefix == "eval"
+                           else (split.adv_members, split.adv_nonmembers))
+    images = torch.cat([data.train_images[members], data.test_images[nonmembers]])
+    labels = torch.cat([data.train_labels[members], data.test_labels[nonmembers]])
+    is_member = run.outputs[f"{prefix}_is_member"].bool()
+    if not torch.equal(labels, run.outputs[f"{prefix}_labels"]) or len(is_member) != len(labels):
+        raise RuntimeError(f"the rebuilt {prefix} set does not match the run's stored labels")
+    return images, labels, is_member
+
+
+def dtc_on_run(run, max_samples: int | None = None, device: torch.device | str | None = None,
+               data_root=None, **kwargs) -> RunDtC:
+    """DtC of a stored :class:`mia_utils.experiment.Run` (a target, not a shadow model).
+
+    Rebuilds the evaluation and adversary images from the run's split (:func:`run_images`),
+    uses the median of the run's ``member_losses`` as the threshold and ``run.model()`` on
+    ``device`` (default :func:`mia_utils.train.default_device`). ``max_samples``: keep at most
+    this many members and this many non-members of each set (the first ones), for speed.
+    ``kwargs`` go to :func:`distance_to_confident` (``step``, ``max_steps``, ``batch_size``).
+    """
+    from mia_utils.train import default_device
+
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples: must be >= 1, got {max_samples}")
+    if getattr(run.config, "is_shadow", False):
+        raise ValueError("run: DtC is measured on target models, not shadow models")
+    threshold = confidence_threshold(run.outputs["member_losses"])
+    model = run.model().to(device or default_device())
+    results = {}
+    for prefix in ("eval", "adv"):
+        images, labels, is_member = run_images(run, prefix, data_root)
+        keep = _balanced_head(is_member, max_samples)
+        results[prefix] = (distance_to_confident(model, images[keep], labels[keep], threshold, **kwargs),
+                           is_member[keep])
+    eval_result, eval_is_member = results["eval"]
+    adv_result, adv_is_member = results["adv"]
+    gap = dtc_gap(eval_result.subset(eval_is_member), eval_result.subset(~eval_is_member))
+    return RunDtC(eval_result, eval_is_member, adv_result, adv_is_member, threshold, gap)
+
+
+def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_member: torch.Tensor,
+               n_bootstrap: int = 200, seed: int = 0):
+    """A white-box membership inference attack on DtC: members are closer to a confident region,
+    so the score is -DtC (higher = member); the threshold maximising balanced accuracy is chosen
+    on the adversary's own labelled samples (``adv_*``) only, and applied to the evaluation set.
+    Takes :class:`DtCResult` or plain distance tensors; returns an
+    :class:`mia_utils.attacks.AttackResult` named ``dtc`` (advantage, AUC, TPR at low FPR, ... with
+    bootstrap uncertainty)."""
+    from mia_utils.attacks import AttackInputError, _result as attack_result, best_threshold
+
+    eval_scores, adv_scores = -_distances(eval_result), -_distances(adv_result)
+    eval_is_member, adv_is_member = torch.as_tensor(eval_is_member).bool(), torch.as_tensor(adv_is_member).bool()
+    for name, scores, is_member in (("eval", eval_scores, eval_is_member), ("adv", adv_scores, adv_is_member)):
+        if is_member.shape != scores.shape:
+            raise AttackInputError(f"{name}_is_member: shape {tuple(is_member.shape)} does not match "
+                                   f"{scores.numel()} distances")
+        if not torch.isfinite(scores).all():
+            raise AttackInputError(f"{name}: distances contain NaN or infinite values")
+        members = int(is_member.sum())
+        if members == 0 or members == len(is_member):
+            raise AttackInputError(f"{name}_is_member: needs both members and non-members, got {members} "
+                                   f"of {len(is_member)}")
+    threshold = best_threshold(adv_scores, adv_is_member)
+    return attack_result("dtc", eval_scores, eval_scores >= threshold, threshold, eval_is_member, n_bootstrap, seed)

@@ -1,0 +1,304 @@
+"""Distance-to-Confident: the batched search against the per-sample reference, its stopping
+rules, the [0, 1] box, the true label, the gap and the DtC attack."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mia_utils.attacks import AttackInputError, best_threshold
+from mia_utils.dtc import (DtCResult, confidence_threshold, distance_to_confident, distance_to_confident_loop,
+                           dtc_attack, dtc_gap, dtc_on_run)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_model(seed=0, classes=3, dtype=torch.float64):
+    """Conv(1 -> 4, 3x3) + ReLU + Linear(256 -> classes) on 1x8x8 inputs."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, classes))
+    return model.to(dtype)
+
+
+def random_samples(n=30, classes=3, seed=0, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 8, 8, generator=generator, dtype=dtype)
+    labels = torch.randint(0, classes, (n,), generator=generator)
+    return images, labels
+
+
+def true_label_losses(model, images, labels):
+    with torch.no_grad():
+        return F.cross_entropy(model(images), labels, reduction="none")
+
+
+class BoxChecker(nn.Module):
+    """Wraps a model and records whether every input it saw lay in [0, 1]."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+        self.outside = 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.outside += int(((x < 0) | (x > 1)).any())
+        return self.inner(x)
+
+
+def test_batched_and_per_sample_agree_exactly_in_float64():
+    model = tiny_model()
+    images, labels = random_samples()
+    threshold = float(true_label_losses(model, images, labels).quantile(0.3))
+    reference = distance_to_confident_loop(model, images, labels, threshold, step=0.005, max_steps=20)
+    # The case mix this test is meant to cover: already confident, reached after moving, capped.
+    moved_and_reached = reference.reached & ~reference.already_confident
+    assert reference.n_already_confident > 0 and int(moved_and_reached.sum()) > 0 and reference.n_capped > 0
+    for batch_size in (7, 30, 500):
+        batched = distance_to_confident(model, images, labels, threshold, step=0.005, max_steps=20,
+                                        batch_size=batch_size)
+        assert torch.equal(batched.distances, reference.distances)
+        assert torch.equal(batched.steps, reference.steps)
+        assert torch.equal(batched.reached, reference.reached)
+        assert torch.equal(batched.capped, reference.capped)
+        assert torch.equal(batched.already_confident, reference.already_confident)
+        # The losses themselves may differ in the last bit (a vectorised reduction per batch size).
+        assert torch.allclose(batched.final_losses, reference.final_losses, rtol=1e-12, atol=0)
+    assert batched.distances.dtype == torch.float64 and batched.steps.dtype == torch.int64
+    # The stopping rule: reached samples end at or under the threshold, capped ones above it.
+    assert (batched.final_losses[batched.reached] <= threshold).all()
+    assert (batched.final_losses[batched.capped] > threshold).all()
+    assert (batched.steps[batched.capped] == 20).all()
+    # Each step moves every pixel by at most 0.005 = 5 units.
+    assert (batched.distances <= 5 * batched.steps.double() + 1e-9).all()
+
+
+def test_uint8_images_equal_float_images_over_255():
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(1)
+    raw = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 3, (12,), generator=generator)
+    threshold = float(true_label_losses(model, raw.double() / 255, labels).median())
+    a = distance_to_confident(model, raw, labels, threshold, step=0.005, max_steps=10)
+    b = distance_to_confident(model, raw.double() / 255, labels, threshold, step=0.005, max_steps=10)
+    assert torch.equal(a.distances, b.distances) and torch.equal(a.steps, b.steps)
+
+
+def test_float32_runs_in_float32_and_mostly_matches_the_loop():
+    model = tiny_model(dtype=torch.float32)
+    images, labels = random_samples(dtype=torch.float32)
+    threshold = float(true_label_losses(model, images, labels).quantile(0.3))
+    batched = distance_to_confident(model, images, labels, threshold, step=0.005, max_steps=20, batch_size=8,
+                                    return_images=True)
+    reference = distance_to_confident_loop(model, images, labels, threshold, step=0.005, max_steps=20)
+    assert batched.final_images.dtype == torch.float32
+    # A near-zero gradient's sign may differ with the batch size in float32: allow rare disagreements.
+    assert (batched.steps == reference.steps).float().mean() >= 0.9
+
+
+def test_already_confident_sample_has_zero_distance_and_steps():
+    model = tiny_model()
+    images, labels = random_samples(n=5)
+    losses = true_label_losses(model, images, labels)
+    threshold = float(losses[2])  # sample 2 sits exactly at the threshold: confident (loss <= threshold)
+    for fn in (distance_to_confident, distance_to_confident_loop):
+        result = fn(model, images, labels, threshold, step=0.005, max_steps=10)
+        assert result.already_confident[2] and result.reached[2] and not result.capped[2]
+        assert result.steps[2] == 0 and result.distances[2] == 0.0
+        assert result.already_confident.tolist() == (losses <= threshold).tolist()
+        assert result.n_already_confident == int((losses <= threshold).sum())
+    everyone = distance_to_confident(model, images, labels, threshold=100.0)
+    assert everyone.n_already_confident == 5 and everyone.total_steps == 0
+    assert torch.equal(everyone.distances, torch.zeros(5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-9), (torch.float32, 1e-3)])
+def test_the_step_budget_is_a_cap(dtype, tolerance):
+    model = tiny_model(dtype=dtype)
+    images, labels = random_samples(n=6, dtype=dtype)
+    for fn in (distance_to_confident, distance_to_confident_loop):
+        result = fn(model, images, labels, threshold=1e-6, step=0.001, max_steps=5)  # unreachable in 5 steps
+        assert result.n_capped == 6 and not result.reached.any() and not result.already_confident.any()
+        assert (result.steps == 5).all()
+        assert (result.distances <= 5.0 + tolerance).all() and (result.distances > 0).all()
+    none = distance_to_confident(model, images, labels, threshold=1e-6, max_steps=0)
+    assert (none.steps == 0).all() and none.n_capped == 6 and (none.distances == 0).all()
+
+
+def test_inputs_stay_in_the_unit_box():
+    model = BoxChecker(tiny_model())
+    images, labels = random_samples(n=20)
+    images[:, :, :4] = images[:, :, :4].round()  # half of each image at exactly 0 or 1: the clamp matters
+    for fn, kwargs in ((distance_to_confident, {"batch_size": 6}), (distance_to_confident_loop, {})):
+        model.calls = model.outside = 0
+        result = fn(model, images, labels, threshold=1e-6, step=0.05, max_steps=8, return_images=True, **kwargs)
+        assert model.calls > 0 and model.outside == 0
+        assert result.final_images.shape == images.shape
+        assert result.final_images.min() >= 0 and result.final_images.max() <= 1
+        # The distance is the L-infinity distance of the returned final points, x 1000.
+        expected = (result.final_images - images).abs().flatten(1).amax(1) * 1000
+        assert torch.allclose(result.distances, expected)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        distance_to_confident(model, images * 2, labels, threshold=1.0)
+
+
+class TwoClassLinear(nn.Module):
+    """logits = (w.x, -w.x): lowering the loss of class 1 means moving against w, of class 0 along it."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        score = x.flatten(1) @ self.w
+        return torch.stack([score, -score], dim=1)
+
+
+def test_the_gradient_is_taken_on_the_true_label():
+    w = torch.linspace(-1, 1, 64, dtype=torch.float64).reshape(64)
+    model = TwoClassLinear(w)
+    x = (0.5 + 0.3 * torch.sign(w)).reshape(1, 1, 8, 8)  # w.x > 0: the model predicts class 0
+    label = torch.tensor([1])  # ... but the true label is 1
+    with torch.no_grad():
+        assert model(x).argmax(1).item() == 0
+    start = F.cross_entropy(model(x).detach(), label).item()
+    threshold = start - 0.5
+    model.seen.clear()
+    result = distance_to_confident(model, x, label, threshold, step=0.01, max_steps=100)
+    assert result.reached.all() and not result.already_confident.any()
+    assert result.final_losses[0] <= threshold < result.initial_losses[0]
+    # Along the path the true-label loss falls at every step (stepping on the predicted label's
+    # loss would raise it and never reach the threshold).
+    with torch.no_grad():
+        path = torch.stack([F.cross_entropy(torch.stack([p.flatten(1) @ w, -(p.flatten(1) @ w)], 1), label)
+                            for p in model.seen])
+    assert len(path) == int(result.steps[0]) + 1
+    assert (path[1:] < path[:-1]).all()
+    # The direction: pixels move against w (where unclamped), as the true label's gradient says.
+    moved = model.seen[-1] - x
+    assert ((moved.flatten() * w) <= 0).all() and (moved != 0).any()
+    assert model.w.grad is None and model.w.requires_grad
+
+
+def test_model_state_is_restored():
+    model = tiny_model().train()
+    images, labels = random_samples(n=4)
+    distance_to_confident(model, images, labels, threshold=1e-6, step=0.01, max_steps=3)
+    distance_to_confident_loop(model, images, labels, threshold=1e-6, step=0.01, max_steps=3)
+    assert model.training
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_bad_arguments_are_refused():
+    model = tiny_model()
+    images, labels = random_samples(n=4)
+    for kwargs, match in (({"step": 0.0}, "step"), ({"max_steps": -1}, "max_steps"),
+                          ({"batch_size": 0}, "batch_size"), ({"threshold": float("nan")}, "threshold")):
+        arguments = {"threshold": 1.0, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            distance_to_confident(model, images, labels, **arguments)
+    with pytest.raises(ValueError, match="labels"):
+        distance_to_confident(model, images, labels[:3], 1.0)
+    empty = distance_to_confident(model, images[:0], labels[:0], 1.0)
+    assert len(empty) == 0 and empty.counts()["n"] == 0
+
+
+def test_confidence_threshold_is_the_median():
+    assert confidence_threshold(torch.tensor([3.0, 1.0, 2.0])) == 2.0
+    assert confidence_threshold(torch.tensor([1.0, 2.0, 3.0, 10.0])) == 2.5
+    with pytest.raises(ValueError):
+        confidence_threshold(torch.tensor([]))
+
+
+def _result(distances, already=None, capped=None) -> DtCResult:
+    d = torch.tensor(distances, dtype=torch.float64)
+    n = len(d)
+    already = torch.tensor(already) if already is not None else torch.zeros(n, dtype=torch.bool)
+    capped = torch.tensor(capped) if capped is not None else torch.zeros(n, dtype=torch.bool)
+    zeros = torch.zeros(n, dtype=torch.float64)
+    return DtCResult(d, d.long(), already, ~capped, capped, zeros, zeros, 1.0, 0.001, 100)
+
+
+def test_dtc_gap_on_hand_made_distances():
+    gap = dtc_gap(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 4.0]))
+    assert gap["members_mean"] == 2.0 and gap["nonmembers_mean"] == 4.0
+    assert gap["gap"] == pytest.approx(0.5) and gap["n_members"] == 3 and gap["n_nonmembers"] == 2
+    assert math.isnan(dtc_gap(torch.tensor([1.0]), torch.tensor([0.0, 0.0]))["gap"])
+    members = _result([0.0, 0.0, 3.0, 100.0], already=[True, True, False, False], capped=[False, False, False, True])
+    nonmembers = _result([0.0, 5.0, 7.0, 100.0], already=[True, False, False, False],
+                         capped=[False, False, True, True])
+    gap = dtc_gap(members, nonmembers)
+    assert gap["members_mean"] == pytest.approx(103 / 4) and gap["nonmembers_mean"] == pytest.approx(112 / 4)
+    assert gap["gap"] == pytest.approx((112 - 103) / 112)
+    assert gap["members_already_confident"] == 2 and gap["nonmembers_already_confident"] == 1
+    assert gap["members_capped"] == 1 and gap["nonmembers_capped"] == 2
+    assert gap["members_mean_outside"] == pytest.approx(103 / 2)
+    assert gap["nonmembers_mean_outside"] == pytest.approx(112 / 3)
+    assert gap["gap_outside"] == pytest.approx((112 / 3 - 103 / 2) / (112 / 3))
+
+
+def _synthetic(n, seed, member_range=(0.0, 2.0), nonmember_range=(3.0, 8.0)):
+    generator = torch.Generator().manual_seed(seed)
+    members = member_range[0] + (member_range[1] - member_range[0]) * torch.rand(n, generator=generator)
+    nonmembers = nonmember_range[0] + (nonmember_range[1] - nonmember_range[0]) * torch.rand(n, generator=generator)
+    is_member = torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)])
+    return torch.cat([members, nonmembers]).double(), is_member
+
+
+def test_dtc_attack_separates_closer_members():
+    eval_d, eval_m = _synthetic(200, seed=0, member_range=(0.0, 3.5), nonmember_range=(3.0, 8.0))
+    adv_d, adv_m = _synthetic(200, seed=1, member_range=(0.0, 3.5), nonmember_range=(3.0, 8.0))
+    result = dtc_attack(eval_d, eval_m, adv_d, adv_m, n_bootstrap=20, seed=0)
+    assert result.name == "dtc" and result.advantage > 0.8 and result.auc > 0.9
+    assert torch.equal(result.scores, -eval_d)
+    assert torch.equal(result.predicted, result.scores >= result.threshold)
+    assert set(result.metrics) >= {"advantage", "auc", "tpr_at_0.1%_fpr"}
+    # The threshold comes from the adversary's samples only.
+    assert result.threshold == best_threshold(-adv_d, adv_m)
+    shifted = dtc_attack(eval_d + 1.0, eval_m, adv_d, adv_m, n_bootstrap=0)
+    assert shifted.threshold == result.threshold
+    # A DtCResult works as well as plain distances.
+    wrapped = dtc_attack(_result(eval_d.tolist()), eval_m, _result(adv_d.tolist()), adv_m, n_bootstrap=20)
+    assert wrapped.advantage == result.advantage and wrapped.threshold == result.threshold
+
+
+def test_dtc_attack_threshold_ignores_the_evaluation_set():
+    adv_d = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    adv_m = torch.tensor([True, True, False, False])
+    eval_d = torch.tensor([1.8, 0.2, 1.2, 5.0], dtype=torch.float64)  # member at 1.8 would move an eval-fit cut
+    eval_m = torch.tensor([True, True, False, False])
+    result = dtc_attack(eval_d, eval_m, adv_d, adv_m, n_bootstrap=0)
+    assert result.threshold == -1.5  # midway between the adversary's member at 1 and non-member at 2
+    assert result.predicted.tolist() == [False, True, True, False]
+    with pytest.raises(AttackInputError):
+        dtc_attack(eval_d, torch.ones(4, dtype=torch.bool), adv_d, adv_m)
+
+
+def test_dtc_on_a_stored_run(tiny_config, store):
+    from mia_utils.experiment import run
+
+    result = run(tiny_config.replace(n_eval=20, n_adversary=20), store, progress=False)
+    measured = dtc_on_run(result, max_samples=4, device="cpu", max_steps=3, batch_size=5)
+    assert measured.threshold == confidence_threshold(result.outputs["member_losses"])
+    assert len(measured.eval) == 8 and len(measured.adv) == 8
+    assert measured.eval_is_member.tolist() == [True] * 4 + [False] * 4
+    assert (measured.eval.steps <= 3).all() and (measured.eval.distances <= 3 + 1e-3).all()
+    # The rebuilt images are the ones the stored logits came from: the starting losses agree.
+    stored = F.cross_entropy(result.outputs["eval_logits"], result.outputs["eval_labels"], reduction="none")
+    keep = torch.cat([torch.arange(4), 20 + torch.arange(4)])
+    assert torch.allclose(measured.eval.initial_losses.float(), stored[keep], atol=1e-5)
+    assert measured.gap["n_members"] == 4 and measured.gap["n_nonmembers"] == 4
+    attack = measured.attack(n_bootstrap=0)
+    assert attack.name == "dtc" and len(attack.scores) == 8
