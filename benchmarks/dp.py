@@ -43,20 +43,11 @@ from mia_utils.profiles import get_profile  # noqa: E402
 from mia_utils.train import default_device, epoch_batches, train  # noqa: E402
 from mia_utils.mechanisms import build  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_throughput import device_name  # noqa: E402
+
 EVAL_PER_SIDE = 16
 SIGMA = 1.0
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = "cpu"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
 def examples_per_epoch(config) -> list[int]:
