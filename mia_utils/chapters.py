@@ -127,6 +127,13 @@ CHAPTERS["03_differential_privacy"] = Chapter(
 CHAPTERS["04_combinations"] = Chapter("04_combinations", "Combining mechanisms (Table 6)", COMMON)
 
 
+CHAPTERS["05_distance_to_confident"] = Chapter(
+    "05_distance_to_confident", "Distance to confident (Tables 7, 8 and Figure 1)", COMMON + (
+        Param("dtc_samples", "int", 0, "members and non-members per set measured; 0 keeps the profile's value",
+              minimum=0, maximum=60_000),
+    ))
+
+
 def get_chapter(name: str) -> Chapter:
     name = Path(name).stem
     if name not in CHAPTERS:

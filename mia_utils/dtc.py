@@ -438,3 +438,51 @@ def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_mem
                                    f"of {len(is_member)}")
     threshold = best_threshold(adv_scores, adv_is_member)
     return attack_result("dtc", eval_scores, eval_scores >= threshold, threshold, eval_is_member, n_bootstrap, seed)
+
+
+class _Snapshot:
+    """A run seen at the snapshot after ``epoch``: its config, outputs and model."""
+
+    def __init__(self, run, epoch: int):
+        self.config, self.epoch = run.config, epoch
+        self.outputs = run.snapshot_outputs(epoch)
+        self._run = run
+
+    def model(self):
+        return self._run.model(self.epoch)
+
+
+_TENSOR_FIELDS = ("distances", "steps", "already_confident", "reached", "capped", "initial_losses", "final_losses")
+
+
+def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | None = None, **kwargs) -> RunDtC:
+    """:func:`dtc_on_run` through the result store: computed once per (run, epoch, settings),
+    written atomically beside the runs, and read back afterwards. ``epoch``: measure the
+    snapshot after that epoch (early stopping) instead of the final model."""
+    import hashlib
+    import json
+
+    from mia_utils.store import ResultStore
+
+    store = store or ResultStore()
+    settings = {"run": run.key, "epoch": epoch, "max_samples": max_samples, **kwargs, "format": 1}
+    key = "dtc-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    entry = store.load(key)
+    if entry is None:
+        measured = dtc_on_run(run if epoch is None else _Snapshot(run, epoch), max_samples=max_samples, **kwargs)
+        tensors = {}
+        for prefix in ("eval", "adv"):
+            result = getattr(measured, prefix)
+            tensors[prefix] = {name: getattr(result, name) for name in _TENSOR_FIELDS}
+            tensors[prefix]["is_member"] = getattr(measured, f"{prefix}_is_member")
+        meta = {"settings": settings, "threshold": measured.threshold, "gap": measured.gap,
+                "step": measured.eval.step, "max_steps": measured.eval.max_steps}
+        store.save(key, {"dtc": meta}, tensors)
+        entry = store.load(key)
+    meta = entry["json"]["dtc"]
+    parts = {}
+    for prefix in ("eval", "adv"):
+        saved = entry["tensors"][prefix]
+        parts[prefix] = (DtCResult(**{name: saved[name] for name in _TENSOR_FIELDS}, threshold=meta["threshold"],
+                                   step=meta["step"], max_steps=meta["max_steps"]), saved["is_member"].bool())
+    return RunDtC(parts["eval"][0], parts["eval"][1], parts["adv"][0], parts["adv"][1], meta["threshold"], meta["gap"])

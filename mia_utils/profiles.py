@@ -8,7 +8,8 @@
   Needs a GPU (hours).
 
 ``shadow_models`` is LiRA's K (each evaluated example is IN for K/2 of them); ``bootstrap``
-the number of bootstrap replicates behind every uncertainty estimate.
+the number of bootstrap replicates behind every uncertainty estimate; ``dtc_samples`` the
+members and the non-members per set on which DtC is measured (0: all of them).
 
 Grids list the values each regularization mechanism is swept over (the paper's Table 1
 ranges; the values are those its Tables 3-5 report, filled in between).
@@ -47,6 +48,7 @@ class Profile:
     seeds: int = 1
     shadow_models: int = 8
     bootstrap: int = 200
+    dtc_samples: int = 0
     grids: dict[str, tuple] = field(default_factory=dict)
 
     @property
@@ -111,11 +113,11 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
         sizes={"fmnist": DatasetSizes(n_members=500, n_eval=100, n_adversary=100)},
-        width=0.25, epochs=2, lr=1e-3, shadow_models=4, bootstrap=50, grids=SMOKE_GRIDS),
+        width=0.25, epochs=2, lr=1e-3, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
     "quick": Profile(
         name="quick", purpose="the default build and teaching: real Fashion-MNIST on a laptop CPU",
         sizes={"fmnist": DatasetSizes(n_members=5_000, n_eval=1_000, n_adversary=1_000)},
-        width=0.5, epochs=30, lr=1e-3, shadow_models=8, grids=QUICK_GRIDS),
+        width=0.5, epochs=30, lr=1e-3, shadow_models=8, dtc_samples=100, grids=QUICK_GRIDS),
     "paper": Profile(
         name="paper", purpose="the paper's exact setup on all three datasets (GPU, hours)",
         sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=5_000, n_adversary=5_000),
