@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mia_utils.data import DATASETS, dataset_available
+from mia_utils.mechanisms import MECHANISM_ORDER
 from mia_utils.profiles import PROFILES, get_profile
 
 
@@ -111,8 +112,7 @@ CHAPTERS: dict[str, Chapter] = {
 }
 
 
-PAPER_MECHANISMS = ("distillation", "label_smoothing", "gaussian_noise", "random_crop", "dropout",
-                    "spatial_dropout", "weight_decay", "early_stopping")
+PAPER_MECHANISMS = MECHANISM_ORDER  # the paper's eight, in its order
 CHAPTERS["02_regularization"] = Chapter(
     "02_regularization", "Regularization against membership inference (Tables 3-5)", COMMON + (
         Param("mechanisms", "list[str]", [], "mechanisms to sweep; empty means all eight of the paper",

@@ -20,10 +20,9 @@ import torch.nn.functional as F
 
 from mia_utils import __version__
 from mia_utils.config import RunConfig
-from mia_utils.data import load_dataset, make_split
+from mia_utils.data import gather, load_dataset, make_split
 from mia_utils.models import build_model
 from mia_utils.store import ResultStore
-from mia_utils.data import gather
 from mia_utils.train import per_sample_outputs, predict_logits, train, training_indices
 
 log = logging.getLogger(__name__)
