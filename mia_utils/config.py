@@ -60,7 +60,9 @@ class RunConfig:
     def __post_init__(self):
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(int(e) for e in self.snapshot_epochs))))
         try:
-            mechanisms = tuple(sorted((str(name), value) for name, value in self.mechanisms))
+            # Whole numbers are stored as floats, so that random_crop=4 and 4.0 name one run.
+            mechanisms = tuple(sorted((str(name), float(value) if type(value) is int else value)
+                                      for name, value in self.mechanisms))
         except (TypeError, ValueError):
             raise ConfigError(f"mechanisms: expected (name, value) pairs, got {self.mechanisms!r}") from None
         object.__setattr__(self, "mechanisms", mechanisms)

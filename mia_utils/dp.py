@@ -215,6 +215,7 @@ class DPSGD(Mechanism):
         if self.n is None:
             self.prepare(context)
         validate(model)
+        model.set_channels_last(False)  # Opacus' per-sample gradients assume the NCHW layout
         if self.grad_sample_mode in ("hooks", "functorch"):
             _without_inplace_activations(model)
         gsm_class = _empty_safe(get_gsm_class(self.grad_sample_mode))

@@ -13,9 +13,11 @@ cifar100   9       64 64 | 128 128 | 256 256 | 512 512        2048 -> 100
 
 (``|`` marks a 2x2 max-pool.) Channels scale with ``width`` (rounded, at least 1). There is no
 BatchNorm, which DP-SGD cannot use; ``norm="group"`` puts a GroupNorm after every convolution.
-``dropout`` p (``nn.Dropout``) and ``spatial_dropout`` q (``nn.Dropout2d``, whole channels)
+``dropout`` p (:class:`Dropout`) and ``spatial_dropout`` q (``nn.Dropout2d``, whole channels)
 follow every convolution's activation when non-zero. Inputs are floats in [0, 1], shape
-(N, C, H, W); the model standardises them with fixed per-dataset constants.
+(N, C, H, W); the model standardises them with fixed per-dataset constants. Weights and
+activations are kept channels-last in memory (shapes are unchanged), which roughly halves the
+CPU time of a training step for these small networks.
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ INPUT_STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 NORMS = ("none", "group")
+
+
+class Dropout(nn.Dropout):
+    """Element-wise dropout p, as :class:`torch.nn.Dropout`, with the mask drawn by
+    ``torch.rand`` (several times faster on the CPU than ``bernoulli_``). Same distribution:
+    each element is kept with probability 1 - p and scaled by 1 / (1 - p); identity in eval mode."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep / (1.0 - self.p)
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -87,15 +101,25 @@ class VGG(nn.Module):
                 layers.append(nn.GroupNorm(groups, out_channels))
             layers.append(nn.ReLU(inplace=True))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             if spatial_dropout > 0:
                 layers.append(nn.Dropout2d(spatial_dropout))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(in_channels * height * height, info.num_classes)
+        self.set_channels_last(True)
+
+    def set_channels_last(self, enabled: bool) -> "VGG":
+        """Keep weights and activations channels-last (NHWC in memory; convolution and
+        max-pooling run ~2x faster on the CPU) or in the plain NCHW layout (which Opacus'
+        per-sample gradients need). Shapes and the computed function do not change."""
+        self.channels_last = enabled
+        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: float (N, C, H, W) in [0, 1] -> logits (N, num_classes)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.classifier(torch.flatten(self.features(x), 1))
 
 

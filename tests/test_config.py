@@ -60,3 +60,10 @@ def test_mechanisms_are_canonical():
 def test_unknown_field_is_refused():
     with pytest.raises(ConfigError, match="unknown configuration field"):
         RunConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_whole_number_mechanism_values_name_the_same_run():
+    as_int = RunConfig().with_mechanisms(random_crop=4, distillation=50)
+    as_float = RunConfig().with_mechanisms(random_crop=4.0, distillation=50.0)
+    assert as_int.key() == as_float.key()
+    assert as_int.to_dict()["mechanisms"] == [["distillation", 50.0], ["random_crop", 4.0]]

@@ -332,7 +332,7 @@ def test_dropout_model_has_dropout_layers_and_is_random_only_in_training():
     config = RunConfig(width=0.25).with_mechanisms(dropout=0.5)
     assert config.model_options()["dropout"] == 0.5
     model = build_model(config.dataset, **config.model_options())
-    dropouts = [m for m in model.modules() if type(m) is nn.Dropout]
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(dropouts) == len(convs) == 3
     assert all(m.p == 0.5 for m in dropouts)
@@ -543,7 +543,7 @@ def test_combined_mechanisms_train_through_experiment_run(quick, store):
     teacher_run = experiment.run(teacher, store, progress=False)
     assert teacher_run.from_store
     model = result.model()
-    assert any(type(m) is nn.Dropout and m.p == 0.2 for m in model.modules())
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.2 for m in model.modules())
     # the student differs from its teacher
     assert not torch.equal(model.state_dict()["classifier.weight"],
                            teacher_run.model().state_dict()["classifier.weight"])

@@ -146,14 +146,14 @@ def _segments_after_convs(model: VGG) -> list[list[nn.Module]]:
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_dropout_after_every_conv(dataset, p):
     model = build_model(dataset, dropout=p)
-    dropouts = [m for m in model.modules() if type(m) is nn.Dropout]
+    dropouts = [m for m in model.modules() if type(m) is models.Dropout]
     assert len(dropouts) == len(convs(model))
     assert all(m.p == p for m in dropouts)
     assert not any(isinstance(m, nn.Dropout2d) for m in model.modules())
     for segment in _segments_after_convs(model):
         kinds = [type(m) for m in segment]
-        assert nn.Dropout in kinds and nn.ReLU in kinds
-        assert kinds.index(nn.ReLU) < kinds.index(nn.Dropout)  # after the activation
+        assert models.Dropout in kinds and nn.ReLU in kinds
+        assert kinds.index(nn.ReLU) < kinds.index(models.Dropout)  # after the activation
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -174,7 +174,7 @@ def test_spatial_dropout_after_every_conv(dataset, q):
 def test_both_dropouts_together(dataset):
     model = build_model(dataset, dropout=0.2, spatial_dropout=0.4)
     for segment in _segments_after_convs(model):
-        assert [m.p for m in segment if type(m) is nn.Dropout] == [0.2]
+        assert [m.p for m in segment if type(m) is models.Dropout] == [0.2]
         assert [m.p for m in segment if type(m) is nn.Dropout2d] == [0.4]
 
 
@@ -390,3 +390,33 @@ def test_row_matcher():
     assert _row_has_channels(cifar100_row, expected_channel_text("cifar100"))
     assert not _row_has_channels(cifar100_row.replace("\\|", "|"), expected_channel_text("cifar10"))
     assert not _row_has_channels("| fmnist | 4 | 32 | 64 | 256 | 2304 -> 10 |", "32 | 64 | 128")
+
+
+def test_element_dropout_keeps_or_zeroes_each_element_at_rate_p():
+    from mia_utils.models import Dropout
+
+    layer = Dropout(0.3)
+    x = torch.rand(64, 8, 14, 14) + 0.5  # no zeros in the input
+    torch.manual_seed(0)
+    out = layer.train()(x)
+    dropped = out == 0
+    assert torch.allclose(out[~dropped], x[~dropped] / 0.7)
+    assert abs(dropped.float().mean().item() - 0.3) < 0.01
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_channels_last_layout_does_not_change_the_function():
+    import copy
+
+    torch.manual_seed(0)
+    model = build_model("fmnist", width=0.25).double().eval()
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+    plain = copy.deepcopy(model)
+    for parameter in plain.parameters():
+        parameter.data = parameter.data.contiguous()  # ordinary NCHW layout
+    x = torch.rand(5, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        expected = plain.classifier(torch.flatten(plain.features(x), 1))  # NCHW all the way
+        got = model(x)
+    assert got.shape == (5, 10)
+    assert torch.allclose(got, expected, atol=1e-12)
