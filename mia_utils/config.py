@@ -18,7 +18,7 @@ from mia_utils.mechanisms import check_mechanisms
 from mia_utils.models import NORMS
 
 # Bump when a change to the code changes what a configuration trains or stores.
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 
 
 class ConfigError(ValueError):
