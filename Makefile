@@ -6,13 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: book test setup data executed clean clean-all
+.PHONY: book test setup data browser executed clean clean-all
 
 book: setup data
 	$(PY) -m mia_utils run --profile $(PROFILE)
 	$(PY) -m mia_utils build
 
-test: setup data
+test: setup data browser
 	$(PY) -m pytest
 
 setup: $(STAMP)
@@ -31,6 +31,13 @@ data: $(STAMP)
 		|| echo "apt-get could not install dataset-fashion-mnist; falling back to torchvision's download"; \
 	fi
 	$(PY) -c "from mia_utils.data import load_dataset; d = load_dataset('fmnist'); print('Fashion-MNIST from', d.source)"
+
+# Headless Chromium for the page tests (Debian's package; the tests skip it when absent).
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "apt-get could not install chromium; the browser tests will be skipped"; \
+	fi
 
 clean:
 	$(PY) -m mia_utils clean

@@ -12,24 +12,42 @@ def cli(*args, env, timeout=120):
                           text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-p", "sed", "1"], "parameter 'sed' is unknown for chapter 01_baselines; allowed: profile, datasets, seed"),
-    (["-p", "seed", "one"], "parameter 'seed': got 'one'; allowed: int in [0,"),
-    (["-p", "seed", "-3"], "parameter 'seed': got -3; allowed: int in [0,"),
-    (["-p", "epochs", "5000"], "parameter 'epochs': got 5000; allowed: int in [0, 1000]"),
-    (["--profile", "huge"], "parameter 'profile': got 'huge'; allowed: one of smoke, quick, paper"),
-    (["-p", "datasets", "mnist"], "parameter 'datasets': got ['mnist']; allowed: one of fmnist, cifar10, cifar100"),
-    (["-p", "datasets", "cifar10"], "parameter 'datasets': 'cifar10' is not part of profile 'smoke'"),
-    (["--profile", "paper", "-p", "datasets", "cifar100"], "'cifar100' is not available offline"),
-    (["-p", "shadow_models", "3"], "parameter 'shadow_models': got 3; allowed: 0 (the profile's value) or an even"),
-])
-def test_bad_parameters_fail_before_training_and_leave_no_page(args, message, cli_env, tmp_path):
+BAD_PARAMETERS = [
+    ("01_baselines", ["-p", "sed", "1"], "parameter 'sed' is unknown for chapter 01_baselines; allowed: profile, datasets, seed"),
+    ("01_baselines", ["-p", "seed", "one"], "parameter 'seed': got 'one'; allowed: int in [0,"),
+    ("01_baselines", ["-p", "seed", "1.5"], "parameter 'seed': got '1.5'; allowed: int in [0,"),
+    ("01_baselines", ["-p", "seed", "-3"], "parameter 'seed': got -3; allowed: int in [0,"),
+    ("01_baselines", ["-p", "epochs", "5000"], "parameter 'epochs': got 5000; allowed: int in [0, 1000]"),
+    ("01_baselines", ["--profile", "huge"], "parameter 'profile': got 'huge'; allowed: one of smoke, quick, paper"),
+    ("01_baselines", ["-p", "datasets", "mnist"], "parameter 'datasets': got ['mnist']; allowed: one of fmnist, cifar10, cifar100"),
+    ("01_baselines", ["-p", "datasets", "cifar10"], "parameter 'datasets': 'cifar10' is not part of profile 'smoke'"),
+    ("01_baselines", ["--profile", "paper", "-p", "datasets", "cifar100"], "'cifar100' is not available offline"),
+    ("01_baselines", ["-p", "shadow_models", "3"], "parameter 'shadow_models': got 3; allowed: 0 (the profile's value) or an even"),
+    ("02_regularization", ["-p", "mechanisms", "dropout,bagging"], "parameter 'mechanisms': got ['dropout', 'bagging']; allowed: one of distillation,"),
+    ("05_distance_to_confident", ["-p", "dtc_samples", "-1"], "parameter 'dtc_samples': got -1; allowed: int in [0, 60000]"),
+    ("03_differential_privacy", ["-p", "epochs", "5"], "parameter 'epochs' is unknown for chapter 03_differential_privacy"),
+]
+
+
+@pytest.mark.parametrize("chapter, args, message", BAD_PARAMETERS)
+def test_bad_parameters_fail_before_training_and_leave_no_page(chapter, args, message, cli_env, tmp_path):
     out = tmp_path / "executed"
-    result = cli("run", "01_baselines", "--profile", "smoke", "--out", str(out), *args, env=cli_env)
+    result = cli("run", chapter, "--profile", "smoke", "--out", str(out), *args, env=cli_env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert not out.exists() or not any(out.iterdir())
     assert not (tmp_path / "store").exists()  # nothing was trained
+
+
+def test_a_bad_parameter_keeps_the_previous_page(cli_env, tmp_path):
+    out = tmp_path / "executed"
+    out.mkdir()
+    page = out / "01_baselines.ipynb"
+    page.write_text("previous page")
+    result = cli("run", "01_baselines", "--profile", "smoke", "--out", str(out), "-p", "seed", "x", env=cli_env)
+    assert result.returncode == 2
+    assert page.read_text() == "previous page" and sorted(p.name for p in out.iterdir()) == ["01_baselines.ipynb"]
 
 
 def test_unknown_chapter(cli_env):

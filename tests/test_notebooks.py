@@ -1,13 +1,11 @@
 """Every chapter executed with the smoke profile, then the book built with warnings as errors."""
 
 import re
-import shutil
-import subprocess
 
 import nbformat
 import pytest
 
-from conftest import PYTHON, ROOT
+from conftest import ROOT
 from mia_utils.cli import toc_chapters
 
 pytestmark = pytest.mark.slow
@@ -23,21 +21,6 @@ def test_source_notebooks_carry_no_outputs():
         assert sum("parameters" in t for t in tags) == 1, f"{path.name} needs one 'parameters' cell"
 
 
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    """A copy of the book sources with every chapter executed under the smoke profile."""
-    book = tmp_path_factory.mktemp("book")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, book / name)
-    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
-    env = {**__import__("os").environ, "MIA_STORE": str(book / "store")}
-    result = subprocess.run([PYTHON, "-m", "mia_utils", "run", "--profile", "smoke", "-q",
-                             "--out", str(book / "book" / "executed")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return book, env
-
-
 def test_every_chapter_executes_under_smoke(smoke_book):
     book, _ = smoke_book
     for name in toc_chapters():
@@ -47,11 +30,8 @@ def test_every_chapter_executes_under_smoke(smoke_book):
         assert notebook.metadata["papermill"]["parameters"]["profile"] == "smoke"
 
 
-def test_book_builds_with_warnings_as_errors(smoke_book):
-    book, env = smoke_book
-    result = subprocess.run([PYTHON, "-m", "mia_utils", "build", "--dir", str(book)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+def test_book_builds_with_warnings_as_errors(built_smoke_book):
+    book = built_smoke_book
     html = book / "_build" / "html" / "book" / "executed" / "01_baselines.html"
     text = html.read_text()
     visible = re.sub(r"<[^>]+>", "", text)
