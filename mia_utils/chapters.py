@@ -104,6 +104,14 @@ class Chapter:
 
 
 CHAPTERS: dict[str, Chapter] = {
+    "00_primer": Chapter("00_primer", "A primer: membership inference in one model", (
+        COMMON[0], COMMON[2],
+        Param("members", "int", 0, "training images (members); 0 keeps the primer's default for the profile "
+              "(smoke 300, quick 1000, paper 5000)", minimum=0, maximum=60_000),
+        Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
+        Param("width", "float", 0.0, "network width multiplier (1.0 = the paper's channels); 0 keeps the "
+              "profile's value", minimum=0.0, maximum=16.0),
+    )),
     "01_baselines": Chapter("01_baselines", "Baselines: how much do unregularized models leak?", COMMON + (
         Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
         Param("shadow_models", "int", 0, "LiRA's shadow models K (even); 0 keeps the profile's value",
@@ -132,6 +140,28 @@ CHAPTERS["05_distance_to_confident"] = Chapter(
         Param("dtc_samples", "int", 0, "members and non-members per set measured; 0 keeps the profile's value",
               minimum=0, maximum=60_000),
     ))
+
+
+PRIMER_MEMBERS = {"smoke": 300, "quick": 1_000, "paper": 5_000}
+
+
+def primer_config(params: dict):
+    """The primer's single run: the profile's Fashion-MNIST baseline with the primer's own
+    member count (small, so that the model overfits), evaluation and adversary sets of
+    min(profile's, members / 4) per side, and the requested epochs and width."""
+    from mia_utils.config import RunConfig  # noqa: F401  (imported for the return type)
+
+    profile = get_profile(params["profile"])
+    members = params["members"] or PRIMER_MEMBERS[profile.name]
+    if members < 8:
+        raise ParameterError(f"parameter 'members': got {members}; allowed: 0 (the default) or at least 8, "
+                             "so that a quarter of them can be evaluated on each side")
+    size = profile.sizes["fmnist"] if "fmnist" in profile.sizes else next(iter(profile.sizes.values()))
+    per_side = min(size.n_eval, members // 4)
+    base = profile.base_config("fmnist", seed=params["seed"], epochs=params["epochs"] or None)
+    return base.replace(n_members=members, n_eval=per_side, n_adversary=per_side,
+                        width=params["width"] or profile.width, snapshot_epochs=(),
+                        batch_size=min(base.batch_size, members))
 
 
 def get_chapter(name: str) -> Chapter:

@@ -1,12 +1,14 @@
 """Command line: ``python -m mia_utils {run,build,train,params,clean}``.
 
-* ``run [CHAPTER ...] --profile P -p NAME VALUE``: execute chapters with papermill into
-  ``book/executed/`` (all chapters listed in ``_toc.yml`` when none is named). Parameters are
-  validated before any kernel starts; a failed run leaves the previous page untouched.
+* ``run [CHAPTER ...] --profile P -p NAME VALUE [--build]``: execute chapters with papermill
+  into ``book/executed/`` (all chapters listed in ``_toc.yml`` when none is named), then, with
+  ``--build``, re-render the book. Parameters are validated before any kernel starts; a failed
+  run leaves the previous page untouched.
 * ``build``: build the HTML book into ``_build/html`` with warnings as errors.
 * ``train --profile P --dataset D [-p FIELD VALUE]``: train one configuration into the store
   and print its metrics as JSON.
-* ``params CHAPTER``: list a chapter's parameters, defaults and allowed values.
+* ``params CHAPTER`` / ``params --markdown``: list a chapter's parameters, defaults and allowed
+  values (``--markdown``: every chapter's, as the re-run page shows them).
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
 """
 
@@ -101,6 +103,10 @@ def command_run(args) -> int:
         _hide_parameter_cells(partial)
         os.replace(partial, target)
         print(f"[mia_utils] {spec.name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if args.build:
+        if args.out:
+            raise ValueError("--build: builds the project's book, so it cannot be combined with --out")
+        return command_build(argparse.Namespace(dir=str(PROJECT_ROOT)))
     return 0
 
 
@@ -155,9 +161,29 @@ def command_train(args) -> int:
     return 0
 
 
+def parameters_markdown() -> str:
+    """Every chapter's parameters as Markdown tables (the re-run page embeds this text)."""
+    from mia_utils.chapters import CHAPTERS
+
+    lines = []
+    for spec in CHAPTERS.values():
+        lines += [f"### `{spec.name}`: {spec.title}", "", "| parameter | type | default | meaning | allowed |",
+                  "|---|---|---|---|---|"]
+        for param in spec.params:
+            allowed = param.allowed().replace("|", "\\|")
+            lines.append(f"| `{param.name}` | {param.kind} | `{param.default!r}` | {param.meaning} | {allowed} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def command_params(args) -> int:
     from mia_utils.chapters import get_chapter
 
+    if args.markdown:
+        print(parameters_markdown(), end="")
+        return 0
+    if not args.chapter:
+        raise ValueError("chapter: name a chapter (or pass --markdown for every chapter's table)")
     spec = get_chapter(args.chapter)
     print(f"{spec.name}: {spec.title}")
     for param in spec.params:
@@ -192,6 +218,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     run.add_argument("--out", help="output folder (default book/executed)")
     run.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="do not stream cell output")
+    run.add_argument("--build", action="store_true",
+                     help="then re-render the HTML book (Sphinx re-reads only the changed pages)")
     add_param_option(run)
     run.set_defaults(handler=command_run)
 
@@ -209,7 +237,9 @@ def parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=command_train)
 
     params = commands.add_parser("params", help="list a chapter's parameters")
-    params.add_argument("chapter")
+    params.add_argument("chapter", nargs="?")
+    params.add_argument("--markdown", action="store_true",
+                        help="print every chapter's parameters as Markdown tables (the re-run page's source)")
     params.set_defaults(handler=command_params)
 
     clean = commands.add_parser("clean", help="remove generated files")

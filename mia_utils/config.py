@@ -129,9 +129,9 @@ class RunConfig:
         return self.shadow_count > 0
 
     def shadow(self, index: int, count: int) -> "RunConfig":
-        """The ``index``-th of ``count`` LiRA shadow models of this (target) configuration
-        (without snapshots: LiRA only needs the final model)."""
-        return self.replace(shadow_count=count, shadow_index=index, snapshot_epochs=())
+        """The ``index``-th of ``count`` LiRA shadow models of this (target) configuration,
+        keeping the target's snapshot epochs so that LiRA can attack early-stopped targets too."""
+        return self.replace(shadow_count=count, shadow_index=index)
 
     def training_seed(self) -> int:
         """Seed of initialisation and batch order; shadow models each get their own."""

@@ -27,6 +27,17 @@ from mia_utils.train import per_sample_outputs, predict_logits, train, training_
 
 log = logging.getLogger(__name__)
 
+#: Every call of :func:`run` in this process, in order: dicts with ``key``, ``config``,
+#: ``from_store``, ``train_seconds`` and ``device`` (see :mod:`mia_utils.provenance`).
+RUN_LOG: list[dict] = []
+
+
+def _logged(result: "Run") -> "Run":
+    RUN_LOG.append({"key": result.key, "config": result.config, "from_store": result.from_store,
+                    "train_seconds": result.provenance.get("train_seconds", 0.0),
+                    "device": result.provenance.get("device", "unknown")})
+    return result
+
 
 def git_commit() -> str:
     """The project's git commit (``+dirty`` when the tree has changes), or ``unknown``."""
@@ -119,7 +130,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
         kept = tuple(entry["json"]["config"].get("snapshot_epochs", ()))
         if set(config.snapshot_epochs) <= set(kept):
             log.info("run %s (%s): read from the store", key, config.dataset)
-            return _from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True)
+            return _logged(_from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True))
         # Training is deterministic: retrain once, keeping the union of the snapshots.
         log.info("run %s: the stored entry lacks snapshots %s; retraining to add them", key,
                  sorted(set(config.snapshot_epochs) - set(kept)))
@@ -156,7 +167,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     entry = store.load(key)
     if entry is None:
         raise RuntimeError(f"the store entry {store.path(key)} could not be read back after writing")
-    return _from_entry(config, store, entry, from_store=False)
+    return _logged(_from_entry(config, store, entry, from_store=False))
 
 
 def shadow_outputs(target: RunConfig, count: int, store: ResultStore | None = None,

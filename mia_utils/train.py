@@ -23,6 +23,10 @@ from mia_utils.data import (ImageDataset, MembershipSplit, evaluation_indices, g
 from mia_utils.mechanisms import TrainingContext, build
 from mia_utils.models import build_model
 
+# Images per side watched after every epoch for the learning curves (``TrainResult.history``).
+# The final per-sample outputs always cover the whole evaluation set.
+HISTORY_PER_SIDE = 500
+
 # cuBLAS reads this when it starts, so it must be set before any CUDA work in the process.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
@@ -56,10 +60,10 @@ def deterministic():
 class TrainResult:
     """What training produced: final weights, per-epoch history, and kept snapshots.
 
-    ``history``: one dict per epoch with ``epoch``, ``train_loss``/``train_acc`` (on the
-    evaluation members) and ``test_loss``/``test_acc`` (on the evaluation non-members),
-    losses in nats, accuracies in [0, 1], and ``seconds`` (wall time of the epoch, including
-    that evaluation pass of 2 x n_eval forward passes).
+    ``history``: one dict per epoch with ``epoch``, ``train_loss``/``train_acc`` (on the first
+    ``HISTORY_PER_SIDE`` evaluation members) and ``test_loss``/``test_acc`` (on as many
+    evaluation non-members), losses in nats, accuracies in [0, 1], and ``seconds`` (wall time
+    of the epoch, including that evaluation pass).
     ``snapshots``: epoch -> (state_dict, per-sample outputs) for ``config.snapshot_epochs``.
     """
 
@@ -187,8 +191,10 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         for mechanism in mechanisms:
             model, optimizer = mechanism.wrap(model, optimizer, context)
         one_hot = F.one_hot(labels, data.info.num_classes).float()
-        eval_members = (data.train_images[split.eval_members].to(device), data.train_labels[split.eval_members])
-        eval_nonmembers = (data.test_images[split.eval_nonmembers].to(device), data.test_labels[split.eval_nonmembers])
+        watched_members = split.eval_members[:HISTORY_PER_SIDE]
+        watched_nonmembers = split.eval_nonmembers[:HISTORY_PER_SIDE]
+        eval_members = (data.train_images[watched_members].to(device), data.train_labels[watched_members])
+        eval_nonmembers = (data.test_images[watched_nonmembers].to(device), data.test_labels[watched_nonmembers])
         order_generator = torch.Generator().manual_seed(config.training_seed() + 1)
         augment_generator = torch.Generator(device=device).manual_seed(config.training_seed() + 2)
         history, snapshots = [], {}

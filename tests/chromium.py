@@ -146,11 +146,11 @@ class Chromium:
 # What a book page must show: every image loaded with a size, and its visible text.
 PAGE_REPORT = """
 (async () => {
-  const images = [...document.querySelectorAll('article img, main img')];
+  const images = [...document.querySelectorAll('article img')];  // the page's content, not the toolbar icons
   images.forEach(img => { img.loading = 'eager'; });
   await Promise.all(images.map(img => img.complete ? null :
       new Promise(done => { img.addEventListener('load', done); img.addEventListener('error', done); })));
-  const main = document.querySelector('main') || document.body;
+  const main = document.querySelector('main') || document.body || document.documentElement;
   return {
     ready: document.readyState,
     title: document.title,

@@ -26,9 +26,11 @@ BROKEN = [
 
 
 def book_pages(html_root):
-    """The rendered pages of the book: its root page and every page under book/."""
-    pages = [html_root / "index.html"] + sorted((html_root / "book").rglob("*.html"))
-    return [page for page in pages if page.exists()]
+    """The rendered pages of the book: every page under book/ (the root index.html is only a
+    redirect to book/intro.html)."""
+    index = (html_root / "index.html").read_text()
+    assert 'url=book/intro.html' in index, "index.html should redirect to the intro page"
+    return sorted((html_root / "book").rglob("*.html"))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,8 @@ def test_every_toc_page_is_rendered(reports):
 
     for chapter in toc_chapters():
         assert f"book/executed/{chapter}.html" in reports
-    for page in ("index.html", "book/intro.html", "book/setup.html", "book/references.html"):
+    for page in ("book/intro.html", "book/setup.html", "book/rerun.html", "book/glossary.html",
+                 "book/related_work.html", "book/references.html"):
         assert page in reports
 
 
@@ -85,3 +88,13 @@ def test_first_page_screenshot_is_kept(reports):
     assert os.path.getsize(shot) > 10_000
     with open(shot, "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chapter_pages_offer_launch_and_repository_buttons(built_smoke_book):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repository = config["repository"]["url"].rstrip("/")
+    html = (built_smoke_book / "_build" / "html" / "book" / "executed" / "01_baselines.html").read_text()
+    assert "mybinder.org/v2/gh/" in html and "colab.research.google.com" in html
+    assert repository in html

@@ -52,7 +52,7 @@ def test_a_bad_parameter_keeps_the_previous_page(cli_env, tmp_path):
 
 def test_unknown_chapter(cli_env):
     result = cli("run", "99_nothing", env=cli_env)
-    assert result.returncode == 2 and "chapter: unknown chapter '99_nothing'; allowed: 01_baselines" in result.stderr
+    assert result.returncode == 2 and "chapter: unknown chapter '99_nothing'; allowed: 00_primer, 01_baselines" in result.stderr
 
 
 def test_params_lists_every_parameter(cli_env):
@@ -77,6 +77,21 @@ def test_train_refuses_bad_field(cli_env):
 
 
 def test_toc_lists_the_chapters():
-    assert toc_chapters()[0] == "01_baselines"
+    assert toc_chapters()[:2] == ["00_primer", "01_baselines"]
     for name in toc_chapters():
         assert (ROOT / "notebooks" / f"{name}.ipynb").exists()
+
+
+def test_rerun_page_lists_every_parameter_as_the_code_defines_it():
+    from mia_utils.cli import parameters_markdown
+
+    page = (ROOT / "book" / "rerun.md").read_text()
+    embedded = page.split("<!-- parameters:start -->\n", 1)[1].split("<!-- parameters:end -->", 1)[0]
+    assert embedded == parameters_markdown(), "regenerate with: python -m mia_utils params --markdown"
+
+
+def test_params_markdown_and_missing_chapter(cli_env):
+    result = cli("params", "--markdown", env=cli_env)
+    assert result.returncode == 0 and "| `shadow_models` | int |" in result.stdout
+    result = cli("params", env=cli_env)
+    assert result.returncode == 2 and "chapter: name a chapter" in result.stderr

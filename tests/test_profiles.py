@@ -55,3 +55,14 @@ def test_setup_page_states_the_lira_and_bootstrap_sizes():
                 f"{PROFILES['quick'].shadow_models} in `quick` and {PROFILES['paper'].shadow_models} in `paper`")
     assert sentence in " ".join(text.split())
     assert f"{PROFILES['smoke'].bootstrap} (`smoke`) or {PROFILES['quick'].bootstrap} (`quick`, `paper`)" in " ".join(text.split())
+
+
+def test_setup_page_profile_table_matches_the_code():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "book" / "setup.md").read_text()
+    for profile in PROFILES.values():
+        for dataset, size in profile.sizes.items():
+            row = (f"| `{profile.name}` | `{dataset}` | {size.n_members:,} | {size.n_eval:,} | {size.n_adversary:,} "
+                   f"| {profile.width} | {profile.epochs} | {profile.lr:g} | {profile.batch_size} |")
+            assert row in text, f"setup.md lacks the row {row}"

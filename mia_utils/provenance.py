@@ -1,0 +1,116 @@
+"""Provenance of an executed chapter: what produced its numbers.
+
+A chapter creates a :class:`ChapterRecord` when it starts and calls :meth:`ChapterRecord.show`
+at its end. The record lists the chapter's parameters, the profile's sizes, the software
+(package version, torch, Python, git commit), the device, the wall time, and every run the
+chapter used with whether it was read from the result store or trained now. Runs are collected
+from :data:`mia_utils.experiment.RUN_LOG`, which :func:`mia_utils.experiment.run` appends to, so
+teachers, shadow models and early-stopping snapshots are listed without the chapter naming them.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import pandas as pd
+import torch
+
+from mia_utils import __version__, experiment
+
+
+def describe_mechanisms(mechanisms) -> str:
+    """'baseline' or e.g. 'distillation = 50, random_crop = 4'."""
+    if not mechanisms:
+        return "baseline"
+    return ", ".join(f"{name} = {value:g}" for name, value in mechanisms)
+
+
+class ChapterRecord:
+    """Collects the provenance of one chapter execution (see the module docstring).
+
+    ``params``: the validated chapter parameters. Wall time is measured from construction.
+    """
+
+    def __init__(self, chapter: str, params: dict):
+        self.chapter = chapter
+        self.params = dict(params)
+        self.started = time.perf_counter()
+        self.started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        self._first_log_entry = len(experiment.RUN_LOG)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time since the record was created, in seconds."""
+        return time.perf_counter() - self.started
+
+    def runs(self) -> pd.DataFrame:
+        """One row per distinct run this chapter used (first use wins), in order of use."""
+        rows, seen = [], set()
+        for entry in experiment.RUN_LOG[self._first_log_entry:]:
+            if entry["key"] in seen:
+                continue
+            seen.add(entry["key"])
+            config = entry["config"]
+            role = "shadow model" if config.is_shadow else "target"
+            rows.append({
+                "run key": entry["key"][:12],
+                "role": role + (f" {config.shadow_index + 1}/{config.shadow_count}" if config.is_shadow else ""),
+                "mechanisms": describe_mechanisms(config.mechanisms),
+                "members": config.n_members,
+                "epochs": config.epochs,
+                "source": "result store" if entry["from_store"] else "trained now",
+                "trained on": entry["device"],
+                "train time (s)": round(float(entry["train_seconds"]), 1),
+            })
+        return pd.DataFrame(rows, columns=["run key", "role", "mechanisms", "members", "epochs", "source",
+                                           "trained on", "train time (s)"])
+
+    def summary(self) -> pd.DataFrame:
+        """The chapter-level facts as a one-column table."""
+        runs = self.runs()
+        trained = int((runs["source"] == "trained now").sum()) if len(runs) else 0
+        facts = {"chapter": self.chapter}
+        facts.update({f"parameter: {name}": _printable(value) for name, value in self.params.items()})
+        facts.update({
+            "mia_utils version": __version__,
+            "git commit": experiment.git_commit(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": _device(),
+            "CPU threads": torch.get_num_threads(),
+            "executed at": self.started_at,
+            "wall time (s)": round(self.seconds, 1),
+            "runs used": len(runs),
+            "runs trained now": trained,
+            "runs read from the store": len(runs) - trained,
+        })
+        return pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts))
+
+    def show(self, glue_prefix: str = "provenance") -> None:
+        """Display the summary and the runs, and glue the wall time (s) and the run counts
+        as ``{glue_prefix}_seconds``, ``{glue_prefix}_trained`` and ``{glue_prefix}_from_store``."""
+        from IPython.display import Markdown, display
+        from myst_nb import glue
+
+        summary, runs = self.summary(), self.runs()
+        glue(f"{glue_prefix}_seconds", self.seconds, display=False)
+        glue(f"{glue_prefix}_trained", int(summary.loc["runs trained now", "value"]), display=False)
+        glue(f"{glue_prefix}_from_store", int(summary.loc["runs read from the store", "value"]), display=False)
+        display(Markdown("**Provenance of this page**"))
+        display(summary)
+        if len(runs):
+            display(Markdown(f"**Runs used** ({len(runs)}; each is keyed by a hash of its whole configuration)"))
+            display(runs.set_index("run key"))
+
+
+def _printable(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) if value else "(all)"
+    return str(value)
+
+
+def _device() -> str:
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({platform.processor() or platform.machine()})"

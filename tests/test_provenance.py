@@ -1,0 +1,31 @@
+"""Chapter provenance: every run a chapter uses is listed, with where it came from."""
+
+from mia_utils import experiment
+from mia_utils.provenance import ChapterRecord, describe_mechanisms
+
+
+def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
+    record = ChapterRecord("00_primer", {"profile": "smoke", "seed": 0, "datasets": []})
+    first = experiment.run(tiny_config, store, progress=False)
+    again = experiment.run(tiny_config, store, progress=False)
+    other = experiment.run(tiny_config.with_mechanisms(label_smoothing=0.1), store, progress=False)
+    assert not first.from_store and again.from_store and not other.from_store
+    runs = record.runs()
+    assert list(runs["run key"]) == [first.key[:12], other.key[:12]]  # one row per distinct run
+    assert list(runs["source"]) == ["trained now", "trained now"]
+    assert list(runs["mechanisms"]) == ["baseline", "label_smoothing = 0.1"]
+    summary = record.summary()["value"]
+    assert summary["runs trained now"] == "2" and summary["runs read from the store"] == "0"
+    assert summary["parameter: profile"] == "smoke" and summary["parameter: datasets"] == "(all)"
+    assert float(summary["wall time (s)"]) > 0
+    for fact in ("mia_utils version", "git commit", "torch", "device", "executed at"):
+        assert summary[fact]
+
+    later = ChapterRecord("00_primer", {"profile": "smoke"})  # a second chapter in the same process
+    experiment.run(tiny_config, store, progress=False)
+    assert list(later.runs()["source"]) == ["result store"]
+
+
+def test_describe_mechanisms():
+    assert describe_mechanisms(()) == "baseline"
+    assert describe_mechanisms((("distillation", 50.0), ("random_crop", 4.0))) == "distillation = 50, random_crop = 4"
