@@ -142,6 +142,34 @@ CHAPTERS["05_distance_to_confident"] = Chapter(
     ))
 
 
+RELATED_SHADOWS = Param("shadow_models", "int", 0, "LiRA shadow models per configuration (even); 0 means half "
+                        "the profile's count", minimum=0, maximum=256)
+
+CHAPTERS["06_generalization_lira"] = Chapter(
+    "06_generalization_lira", "Generalization and LiRA: does the gap predict vulnerability?", COMMON + (
+        RELATED_SHADOWS,))
+
+CHAPTERS["07_mmd_mixup"] = Chapter(
+    "07_mmd_mixup", "MMD + mix-up: a defense aimed at the gap", COMMON + (
+        Param("mixup_alpha", "float", 1.0, "mix-up's Beta(alpha, alpha) parameter", minimum=0.01, maximum=10.0),
+        Param("mmd_lambda", "float", 1.0, "weight lambda of the MMD^2 penalty", minimum=0.0, maximum=100.0),
+        RELATED_SHADOWS,
+    ))
+
+CHAPTERS["08_prediction_scores_ood"] = Chapter(
+    "08_prediction_scores_ood", "Prediction scores on data no model has seen", (
+        COMMON[0], COMMON[2],
+        Param("ood_samples", "int", 0, "images per out-of-distribution set; 0 means the profile's evaluation "
+              "size", minimum=0, maximum=5_000),
+    ))
+
+
+def related_shadow_count(params: dict) -> int:
+    """LiRA's shadow models per configuration in the related-work chapters: the ``shadow_models``
+    parameter, or half the profile's count (at least 2)."""
+    return params["shadow_models"] or max(2, get_profile(params["profile"]).shadow_models // 2)
+
+
 PRIMER_MEMBERS = {"smoke": 300, "quick": 1_000, "paper": 5_000}
 
 

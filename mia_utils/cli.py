@@ -179,6 +179,16 @@ def parameters_markdown() -> str:
 def command_params(args) -> int:
     from mia_utils.chapters import get_chapter
 
+    if args.update:
+        page = Path(args.update)
+        text = page.read_text()
+        start, end = "<!-- parameters:start -->\n", "<!-- parameters:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"--update: {page} has no '{start.strip()}' ... '{end}' section to replace")
+        head, rest = text.split(start, 1)
+        page.write_text(head + start + parameters_markdown() + end + rest.split(end, 1)[1])
+        print(f"updated the parameter tables in {page}")
+        return 0
     if args.markdown:
         print(parameters_markdown(), end="")
         return 0
@@ -240,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
     params.add_argument("chapter", nargs="?")
     params.add_argument("--markdown", action="store_true",
                         help="print every chapter's parameters as Markdown tables (the re-run page's source)")
+    params.add_argument("--update", metavar="PAGE",
+                        help="rewrite the parameter tables between the markers of PAGE (book/rerun.md)")
     params.set_defaults(handler=command_params)
 
     clean = commands.add_parser("clean", help="remove generated files")

@@ -87,7 +87,7 @@ def test_rerun_page_lists_every_parameter_as_the_code_defines_it():
 
     page = (ROOT / "book" / "rerun.md").read_text()
     embedded = page.split("<!-- parameters:start -->\n", 1)[1].split("<!-- parameters:end -->", 1)[0]
-    assert embedded == parameters_markdown(), "regenerate with: python -m mia_utils params --markdown"
+    assert embedded == parameters_markdown(), "regenerate with: python -m mia_utils params --update book/rerun.md"
 
 
 def test_params_markdown_and_missing_chapter(cli_env):
