@@ -199,10 +199,11 @@ def get_chapter(name: str) -> Chapter:
     return CHAPTERS[name]
 
 
-def validate(chapter: str, params: dict) -> dict:
+def validate(chapter: str, params: dict, check_available: bool = True) -> dict:
     """Check every parameter of ``chapter``; return them with defaults filled in.
 
-    Also checks that each requested dataset belongs to the profile and is available offline.
+    Also checks that each requested dataset belongs to the profile and (unless
+    ``check_available`` is false, as when only planning) that it is available offline.
     Raises :class:`ParameterError` naming the first bad parameter.
     """
     spec = get_chapter(chapter)
@@ -224,7 +225,7 @@ def validate(chapter: str, params: dict) -> dict:
             if dataset not in profile.datasets:
                 raise ParameterError(f"parameter 'datasets': {dataset!r} is not part of profile "
                                      f"{profile.name!r}; allowed: {', '.join(profile.datasets)}")
-            if not dataset_available(dataset):
+            if check_available and not dataset_available(dataset):
                 raise ParameterError(f"parameter 'datasets': {dataset!r} is not available offline on this "
                                      "machine; see the setup page for how to get it, or choose another profile")
     return values

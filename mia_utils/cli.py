@@ -1,4 +1,4 @@
-"""Command line: ``python -m mia_utils {run,build,train,params,clean}``.
+"""Command line: ``python -m mia_utils {run,build,train,plan,sweep,params,clean}``.
 
 * ``run [CHAPTER ...] --profile P -p NAME VALUE [--build]``: execute chapters with papermill
   into ``book/executed/`` (all chapters listed in ``_toc.yml`` when none is named), then, with
@@ -9,6 +9,10 @@
   and print its metrics as JSON.
 * ``params CHAPTER`` / ``params --markdown``: list a chapter's parameters, defaults and allowed
   values (``--markdown``: every chapter's, as the re-run page shows them).
+* ``plan --profile P``: every run the book needs (:mod:`mia_utils.plan`), which are in the store,
+  and the cost of the rest in model-epochs and hours.
+* ``sweep --profile P [--retries R]``: train every planned run the store lacks, in this
+  process (resumable; failed runs are retried, then listed, and the exit status is 1).
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
 """
 
@@ -202,6 +206,32 @@ def command_params(args) -> int:
     return 0
 
 
+def command_plan(args) -> int:
+    from mia_utils.plan import book_plan, describe
+    from mia_utils.store import ResultStore
+
+    store = ResultStore(args.store) if args.store else ResultStore(
+        os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
+    print(describe(book_plan(args.profile, seed=args.seed, store=store), store))
+    return 0
+
+
+def command_sweep(args) -> int:
+    from mia_utils.plan import sweep
+    from mia_utils.store import ResultStore
+
+    if args.retries < 0:
+        raise ValueError(f"--retries: must be >= 0, got {args.retries}")
+    store = ResultStore(args.store) if args.store else ResultStore(
+        os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
+    report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet)
+    print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed",
+          file=sys.stderr)
+    for key, error in report.failed.items():
+        print(f"  failed {key[:12]}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def command_clean(args) -> int:
     targets = [PROJECT_ROOT / "_build"] + sorted((PROJECT_ROOT / EXECUTED).glob("*.ipynb"))
     if args.store:
@@ -245,6 +275,20 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_param_option(train)
     train.set_defaults(handler=command_train)
+
+    plan = commands.add_parser("plan", help="list every run the book needs, which are stored, and the cost of the rest")
+    plan.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
+    plan.add_argument("--seed", type=int, default=0)
+    plan.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    plan.set_defaults(handler=command_plan)
+
+    sweep = commands.add_parser("sweep", help="train every planned run the store lacks (in this process)")
+    sweep.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--retries", type=int, default=1, help="retries per failing run (default 1)")
+    sweep.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=command_sweep)
 
     params = commands.add_parser("params", help="list a chapter's parameters")
     params.add_argument("chapter", nargs="?")

@@ -101,3 +101,20 @@ def confidence_attack_fprs(eval_probs: torch.Tensor, eval_is_member: torch.Tenso
     for name, probs in ood_probs.items():
         result[f"fpr_{name}"] = (max_probability(probs) >= threshold).double().mean().item()
     return result
+
+
+# --- the settings the related-work chapters train (the book's plan reads these too) ----------
+
+def augmentation_strengths(profile) -> tuple:
+    """Random-crop strengths of chapter 06: none (0) and the profile's grid values >= 4."""
+    return (0,) + tuple(c for c in profile.grids["random_crop"] if c >= 4)
+
+
+def mmd_defense(params: dict) -> dict:
+    """Chapter 07's defense as mechanism values, from its validated parameters."""
+    return {"mixup": params["mixup_alpha"], "mmd": params["mmd_lambda"]}
+
+
+def calibration_smoothing(profile) -> float:
+    """Chapter 08's label-smoothing alpha: the largest value of the profile's grid."""
+    return max(profile.grids["label_smoothing"])

@@ -27,6 +27,17 @@ BAD_PARAMETERS = [
     ("05_distance_to_confident", ["-p", "dtc_samples", "-1"], "parameter 'dtc_samples': got -1; allowed: int in [0, 60000]"),
     ("03_differential_privacy", ["-p", "epochs", "5"], "parameter 'epochs' is unknown for chapter 03_differential_privacy"),
 ]
+BAD_SWEEPS = [
+    (["sweep", "--profile", "smoke", "--retries", "-1"], "--retries: must be >= 0, got -1"),
+    (["plan", "--profile", "huge"], "profile: unknown profile 'huge'; allowed: smoke, quick, paper"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_SWEEPS)
+def test_bad_plan_and_sweep_options_fail_before_training(args, message, cli_env, tmp_path):
+    result = cli(*args, "--store", str(tmp_path / "store"), env=cli_env)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "store" / "runs").exists() or not any((tmp_path / "store" / "runs").iterdir())
 
 
 @pytest.mark.parametrize("chapter, args, message", BAD_PARAMETERS)

@@ -1,0 +1,292 @@
+"""The book's plan: every training run the chapters need under a profile.
+
+:func:`book_plan` enumerates the runs of each chapter with the same functions the notebooks
+call (``Profile.base_config``, ``sweeps.setting_config``, ``chapters.primer_config``,
+``chapters.related_shadow_count`` and the settings in :mod:`mia_utils.related`), with each
+chapter's default parameters. A test executes the smoke book and checks that its store holds
+exactly the planned runs, so the plan and the chapters cannot drift apart.
+
+Chapter 04 pairs mechanisms at the settings chapter 02 selects from its results. Those runs can
+be planned only once chapter 02's runs are in the store; until then the plan lists them as
+pending. Runs whose configuration is needed with different snapshot epochs are merged into one
+run keeping the union (the store key ignores snapshots).
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from dataclasses import dataclass, field
+
+from mia_utils.config import RunConfig
+from mia_utils.store import ResultStore
+
+
+@dataclass
+class PlannedRun:
+    """One run of the plan: its configuration (with every snapshot any chapter needs), the
+    chapters that use it, and the keys of runs it needs first (a distillation teacher)."""
+
+    config: RunConfig
+    chapters: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+
+@dataclass
+class Plan:
+    """Planned runs by key, in first-use order, and notes on runs that cannot be planned yet."""
+
+    profile: str
+    runs: dict[str, PlannedRun] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+
+    def add(self, config: RunConfig, chapter: str) -> None:
+        key = config.key()
+        if key in self.runs:
+            planned = self.runs[key]
+            union = tuple(sorted(set(planned.config.snapshot_epochs) | set(config.snapshot_epochs)))
+            planned.config = planned.config.replace(snapshot_epochs=union)
+            if chapter not in planned.chapters:
+                planned.chapters.append(chapter)
+            return
+        needs = []
+        if any(name == "distillation" for name, _ in config.mechanisms):
+            teacher = config.replace(mechanisms=(), snapshot_epochs=())
+            self.add(teacher, chapter)
+            needs.append(teacher.key())
+        self.runs[key] = PlannedRun(config, [chapter], needs)
+
+    def missing(self, store: ResultStore) -> list[PlannedRun]:
+        """Planned runs the store lacks, or holds without every planned snapshot; teachers
+        come before their students."""
+        out = []
+        for planned in self.runs.values():
+            entry = store.load(planned.key)
+            kept = set(entry["json"]["config"].get("snapshot_epochs", ())) if entry else None
+            if kept is None or not set(planned.config.snapshot_epochs) <= kept:
+                out.append(planned)
+        return out
+
+
+def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
+    """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
+    ``profile_name`` with their default parameters and ``seed``. ``store`` lets the plan read
+    chapter 02's results to plan chapter 04's pairs."""
+    from mia_utils import related, sweeps
+    from mia_utils.chapters import PAPER_MECHANISMS, primer_config, related_shadow_count, validate
+    from mia_utils.cli import toc_chapters
+    from mia_utils.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    plan = Plan(profile_name)
+    chapters = chapters or toc_chapters()
+    for chapter in chapters:
+        params = validate(chapter, {"profile": profile_name, "seed": seed}, check_available=False)
+        datasets = params.get("datasets") or list(profile.datasets)
+        if chapter == "00_primer":
+            plan.add(primer_config(params), chapter)
+            continue
+        for dataset in datasets:
+            base = profile.base_config(dataset, seed=seed)
+            if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident",
+                           "07_mmd_mixup", "08_prediction_scores_ood"):
+                plan.add(base, chapter)
+            if chapter == "01_baselines":
+                for i in range(profile.shadow_models):
+                    plan.add(base.shadow(i, profile.shadow_models), chapter)
+            if chapter in ("02_regularization", "04_combinations", "05_distance_to_confident", "07_mmd_mixup"):
+                for mechanism in PAPER_MECHANISMS:
+                    if mechanism != "early_stopping":
+                        for value in profile.grids[mechanism]:
+                            plan.add(sweeps.setting_config(base, mechanism, value), chapter)
+            if chapter in ("03_differential_privacy", "05_distance_to_confident"):
+                for sigma in profile.grids["dp_sgd"]:
+                    plan.add(sweeps.setting_config(base, "dp_sgd", sigma), chapter)
+            if chapter == "04_combinations":
+                _plan_combinations(plan, profile, base, store, seed)
+            if chapter in ("06_generalization_lira", "07_mmd_mixup"):
+                count = related_shadow_count(params)
+                targets = ([base if crop == 0 else base.with_mechanisms(random_crop=crop)
+                            for crop in related.augmentation_strengths(profile)]
+                           if chapter == "06_generalization_lira"
+                           else [base, base.with_mechanisms(**related.mmd_defense(params))])
+                for target in targets:
+                    plan.add(target, chapter)
+                    for i in range(count):
+                        plan.add(target.shadow(i, count), chapter)
+            if chapter == "08_prediction_scores_ood":
+                plan.add(sweeps.setting_config(base, "label_smoothing", related.calibration_smoothing(profile)), chapter)
+    return plan
+
+
+def _plan_combinations(plan: Plan, profile, base: RunConfig, store: ResultStore | None, seed: int) -> None:
+    """Chapter 04's runs: each base mechanism at its RAD<5% setting paired with every other
+    mechanism's RAD<5% setting, the bases at RAD<5% / RAD<15%, and the base run with the
+    early-stopping snapshots. Needs chapter 02's results in ``store``; else pending."""
+    from mia_utils import report, sweeps
+    from mia_utils.chapters import PAPER_MECHANISMS
+
+    sweep_configs = [base] + [sweeps.setting_config(base, m, v) for m in PAPER_MECHANISMS if m != "early_stopping"
+                              for v in profile.grids[m]]
+    if store is None or not all(store.exists(c.key()) for c in sweep_configs):
+        plan.pending.append(f"04_combinations ({base.dataset}): the pairs follow chapter 02's selection; "
+                            "they can be planned once chapter 02's runs are in the store")
+        return
+    baseline, rows, _ = sweeps.regularization_sweep(profile, base.dataset, PAPER_MECHANISMS, seed=seed, store=store)
+    selected = report.select_scenarios(rows, baseline).set_index(["mechanism", "scenario"])
+
+    def chosen(mechanism, scenario):
+        key = (mechanism, scenario)
+        return selected.loc[key, "value"] if key in selected.index else None
+
+    for base_mechanism in ("distillation", "random_crop"):
+        base_value = chosen(base_mechanism, "rad5")
+        if base_value is None:
+            continue
+        for scenario in ("rad5", "rad15"):
+            value = chosen(base_mechanism, scenario)
+            if value is not None:
+                plan.add(sweeps.setting_config(base, base_mechanism, value), "04_combinations")
+        for partner in PAPER_MECHANISMS:
+            value = chosen(partner, "rad5")
+            if partner in (base_mechanism, "early_stopping") or value is None:
+                continue
+            plan.add(base.with_mechanisms(**{base_mechanism: base_value, partner: value}).replace(snapshot_epochs=()),
+                     "04_combinations")
+        snapshots = tuple(e for e in profile.grids["early_stopping"] if e < base.epochs)
+        plan.add(sweeps.setting_config(base, base_mechanism, base_value).replace(snapshot_epochs=snapshots),
+                 "04_combinations")
+
+
+@functools.lru_cache(maxsize=None)
+def forward_flops_of(dataset: str, width: float) -> int:
+    """Forward FLOPs of one image through the dataset's network at ``width``."""
+    from mia_utils.models import build_model, forward_flops
+
+    return forward_flops(build_model(dataset, width=width))
+
+
+def work(config: RunConfig) -> float:
+    """Training work of ``config`` in forward-FLOP image-epochs: images x epochs x forward FLOPs."""
+    return training_images(config) * config.epochs * forward_flops_of(config.dataset, config.width)
+
+
+def measured_seconds_per_flop(store: ResultStore) -> float | None:
+    """Median training seconds per unit of :func:`work` over the target runs in ``store``
+    (None when it holds none): this machine's measured rate, used to estimate the rest."""
+    rates = []
+    for key in store.keys():
+        entry = store.load(key)
+        if entry is None or "metrics" not in entry["json"]:
+            continue
+        config = entry["json"].get("config")
+        seconds = entry["json"]["metrics"].get("provenance", {}).get("train_seconds")
+        if config and seconds and not config.get("shadow_count"):
+            rates.append(seconds / work(RunConfig.from_dict(config)))
+    return statistics.median(rates) if rates else None
+
+
+def training_images(config: RunConfig) -> int:
+    """How many images ``config`` trains on: its members, or half the LiRA pool for a shadow."""
+    from mia_utils.data import DATASETS, lira_pool, make_split
+
+    if not config.is_shadow:
+        return config.n_members
+    info = DATASETS[config.dataset]
+    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    return len(lira_pool(info, split, seed=config.split_seed)) // 2
+
+
+def describe(plan: Plan, store: ResultStore) -> str:
+    """The plan as text: one line per run with its status, then totals and the cost of the rest
+    in model-epochs, image-epochs and (from the store's measured rate) hours on this machine."""
+    from mia_utils.provenance import describe_mechanisms
+
+    missing = {p.key for p in plan.missing(store)}
+    lines = [f"plan for profile {plan.profile!r}: {len(plan.runs)} runs", "",
+             f"{'run key':<14}{'status':<10}{'role':<14}{'epochs':>7}{'images':>8}  {'snapshots':<12}mechanisms  [chapters]"]
+    cost_epochs = cost_image_epochs = cost_work = 0
+    for planned in plan.runs.values():
+        config = planned.config
+        role = f"shadow {config.shadow_index + 1}/{config.shadow_count}" if config.is_shadow else "target"
+        images = training_images(config)
+        status = "missing" if planned.key in missing else "stored"
+        if status == "missing":
+            cost_epochs += config.epochs
+            cost_image_epochs += config.epochs * images
+            cost_work += work(config)
+        snapshots = ",".join(map(str, config.snapshot_epochs)) or "-"
+        lines.append(f"{planned.key[:12]:<14}{status:<10}{role:<14}{config.epochs:>7}{images:>8}  {snapshots:<12}"
+                     f"{describe_mechanisms(config.mechanisms)}  [{', '.join(planned.chapters)}]")
+    lines += ["", f"stored: {len(plan.runs) - len(missing)}   missing: {len(missing)}   "
+              f"cost of the missing runs: {cost_epochs} model-epochs, {cost_image_epochs:,} image-epochs"]
+    rate = measured_seconds_per_flop(store)
+    if rate is None:
+        lines.append("estimated time: unknown (no run in the store yet to measure this machine's rate)")
+    else:
+        lines.append(f"estimated time on this machine: {cost_work * rate / 3600:.2f} h at the median measured rate "
+                     f"of the stored runs ({1e-9 / rate:.1f} GFLOP/s of forward work, i.e. about three times that "
+                     "in training FLOPs); DP-SGD and dropout runs train about 2x slower")
+    for note in plan.pending:
+        lines.append(f"pending: {note}")
+    return "\n".join(lines)
+
+
+@dataclass
+class SweepReport:
+    """What :func:`sweep` did: keys trained, keys that failed (with their last error)."""
+
+    trained: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1, progress: bool = True,
+          train=None) -> SweepReport:
+    """Train, in this process, every planned run the store lacks, teachers before students;
+    then plan again, since chapter 04's pairs become plannable once chapter 02's runs exist,
+    until nothing is missing. A run that raises is retried up to ``retries`` times, then
+    reported in ``failed``. Every finished run is already in the store, so an interrupted sweep
+    loses nothing and a second sweep resumes where it stopped. ``train(config, store)``
+    defaults to :func:`mia_utils.experiment.run`."""
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from mia_utils import experiment
+
+    train = train or (lambda config, target: experiment.run(config, target, progress=False))
+    report, attempted = SweepReport(), set()
+    while True:
+        plan = book_plan(profile_name, seed=seed, store=store)
+        # a run planned again with more snapshots (chapter 04's early stopping) is a new attempt
+        todo = [p for p in plan.missing(store) if p.key not in report.failed
+                and (p.key, p.config.snapshot_epochs) not in attempted]
+        if not todo:
+            return report
+        attempted.update((p.key, p.config.snapshot_epochs) for p in todo)
+        bar = tqdm(total=len(todo), desc=f"sweep {profile_name}", unit="run", file=sys.stderr, disable=not progress)
+        for planned in todo:
+            if any(need in report.failed for need in planned.needs):
+                report.failed[planned.key] = "its teacher failed"
+                bar.update()
+                continue
+            for attempt in range(retries + 1):
+                started = time.perf_counter()
+                try:
+                    train(planned.config, store)
+                    report.trained.append(planned.key)
+                    break
+                except Exception as error:  # a failed run is reported, the sweep goes on
+                    report.failed[planned.key] = f"{type(error).__name__}: {error}"
+                    if attempt == retries:
+                        break
+                    report.failed.pop(planned.key)
+            bar.set_postfix(done=len(report.trained), failed=len(report.failed),
+                            last=f"{time.perf_counter() - started:.0f}s")
+            bar.update()
+        bar.close()

@@ -1,0 +1,72 @@
+"""The book's plan lists exactly the runs the chapters train (checked on the executed smoke book)."""
+
+import pytest
+
+from mia_utils.plan import book_plan, describe, training_images
+from mia_utils.store import ResultStore
+
+pytestmark = pytest.mark.slow
+
+
+def test_plan_equals_the_runs_the_smoke_book_trained(smoke_book):
+    book, _ = smoke_book
+    store = ResultStore(book / "store")
+    plan = book_plan("smoke", store=store)
+    stored = {key for key in store.keys() if not key.startswith("dtc-")}
+    assert set(plan.runs) == stored  # no run the chapters train is missing from the plan, and none extra
+    assert plan.pending == []  # chapter 02's runs are stored, so chapter 04's pairs are planned
+    assert plan.missing(store) == []  # every planned snapshot is kept too
+    text = describe(plan, store)
+    assert f"stored: {len(stored)}   missing: 0" in text and "estimated time on this machine: 0.00 h" in text
+
+
+def test_plan_without_results_marks_the_pairs_pending_and_orders_teachers(tmp_path):
+    plan = book_plan("smoke", store=ResultStore(tmp_path / "empty"))
+    assert any("04_combinations" in note for note in plan.pending)
+    order = list(plan.runs)
+    for planned in plan.runs.values():
+        for teacher in planned.needs:
+            assert order.index(teacher) < order.index(planned.key)  # a teacher is planned before its student
+    students = [p for p in plan.runs.values() if any(m == "distillation" for m, _ in p.config.mechanisms)]
+    assert students and all(p.needs for p in students)
+    shadow = next(p.config for p in plan.runs.values() if p.config.is_shadow)
+    assert 0 < training_images(shadow) < 2 * shadow.n_members
+    assert "missing: " + str(len(plan.runs)) in describe(plan, ResultStore(tmp_path / "empty"))
+
+
+def test_sweep_trains_the_whole_smoke_plan_then_nothing(tmp_path):
+    from mia_utils.plan import sweep
+
+    store = ResultStore(tmp_path / "store")
+    first = sweep("smoke", store, progress=False)
+    assert not first.failed and first.trained
+    plan = book_plan("smoke", store=store)
+    assert plan.pending == [] and plan.missing(store) == []
+    assert set(first.trained) == set(plan.runs) == {k for k in store.keys() if not k.startswith("dtc-")}
+    # each of chapter 04's two base runs may be retrained once, to add its early-stopping snapshots
+    assert len(plan.runs) <= len(first.trained) <= len(plan.runs) + 2
+    assert sweep("smoke", store, progress=False).trained == []  # a second sweep trains nothing
+
+
+def test_sweep_retries_then_reports_failures_and_skips_students_of_failed_teachers(tmp_path):
+    from mia_utils.plan import sweep
+
+    store = ResultStore(tmp_path / "store")
+    plan = book_plan("smoke", store=store)
+    student = next(p for p in plan.runs.values() if p.needs)
+    teacher = student.needs[0]
+    flaky = next(p.key for p in plan.runs.values() if p.key not in (teacher, student.key))
+    calls = {}
+
+    def fake_train(config, target):
+        key = config.key()
+        calls[key] = calls.get(key, 0) + 1
+        if key == teacher:
+            raise RuntimeError("out of memory")
+        if key == flaky and calls[key] == 1:
+            raise OSError("worker lost")
+
+    report = sweep("smoke", store, retries=2, progress=False, train=fake_train)
+    assert calls[teacher] == 3 and report.failed[teacher] == "RuntimeError: out of memory"
+    assert report.failed[student.key] == "its teacher failed" and student.key not in calls
+    assert calls[flaky] == 2 and flaky in report.trained and flaky not in report.failed
