@@ -206,24 +206,27 @@ def command_params(args) -> int:
     return 0
 
 
-def command_plan(args) -> int:
-    from mia_utils.plan import book_plan, describe
+def _store(folder):
+    """The result store at ``folder``, else ``$MIA_STORE``, else the project's ``.mia_store``."""
     from mia_utils.store import ResultStore
 
-    store = ResultStore(args.store) if args.store else ResultStore(
-        os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
+    return ResultStore(folder or os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
+
+
+def command_plan(args) -> int:
+    from mia_utils.plan import book_plan, describe
+
+    store = _store(args.store)
     print(describe(book_plan(args.profile, seed=args.seed, store=store), store))
     return 0
 
 
 def command_sweep(args) -> int:
     from mia_utils.plan import sweep
-    from mia_utils.store import ResultStore
 
     if args.retries < 0:
         raise ValueError(f"--retries: must be >= 0, got {args.retries}")
-    store = ResultStore(args.store) if args.store else ResultStore(
-        os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
+    store = _store(args.store)
     report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet)
     print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed",
           file=sys.stderr)

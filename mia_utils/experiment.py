@@ -55,7 +55,7 @@ def git_commit() -> str:
 def _training_images(config: RunConfig, data) -> torch.Tensor:
     """uint8 images (N, C, H, W) that ``config`` trains on, in training order."""
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    return gather(data, training_indices(config, data, split))[0]
+    return gather(data, training_indices(config, data.info, split))[0]
 
 
 def summary_metrics(outputs: dict[str, torch.Tensor]) -> dict[str, float]:

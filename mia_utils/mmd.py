@@ -176,7 +176,7 @@ def validation_set(config, data=None, device: torch.device | str = "cpu") -> tup
 
     data = data if data is not None else load_dataset(config.dataset)
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    exclude = training_indices(config, data, split) if config.is_shadow else None
+    exclude = training_indices(config, data.info, split) if config.is_shadow else None
     available = validation_available(data.info, split, exclude)
     if available == 0:
         validation_indices(data.info, split, 1, 0, exclude)  # raises, naming the sizes

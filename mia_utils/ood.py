@@ -107,7 +107,8 @@ def last_layer_laplace(model: torch.nn.Module, images: torch.Tensor, labels: tor
 
     ``images``: float (N, C, H, W) in [0, 1] (or uint8), the data the model was trained on;
     ``labels`` (N,). The Hessian is Kronecker-factored (KFAC), the prior precision is set by
-    maximising the marginal likelihood. Call :func:`laplace_probabilities` to predict."""
+    maximising the marginal likelihood. Call :func:`laplace_probabilities` to predict. A VGG is
+    switched to the NCHW layout in place (the function it computes is unchanged)."""
     from laplace import Laplace
     from torch.utils.data import DataLoader, TensorDataset
 

@@ -65,7 +65,7 @@ class Plan:
         come before their students."""
         out = []
         for planned in self.runs.values():
-            entry = store.load(planned.key)
+            entry = store.load(planned.key, tensors=False)
             kept = set(entry["json"]["config"].get("snapshot_epochs", ())) if entry else None
             if kept is None or not set(planned.config.snapshot_epochs) <= kept:
                 out.append(planned)
@@ -180,7 +180,7 @@ def measured_seconds_per_flop(store: ResultStore) -> float | None:
     (None when it holds none): this machine's measured rate, used to estimate the rest."""
     rates = []
     for key in store.keys():
-        entry = store.load(key)
+        entry = store.load(key, tensors=False)
         if entry is None or "metrics" not in entry["json"]:
             continue
         config = entry["json"].get("config")
@@ -192,13 +192,14 @@ def measured_seconds_per_flop(store: ResultStore) -> float | None:
 
 def training_images(config: RunConfig) -> int:
     """How many images ``config`` trains on: its members, or half the LiRA pool for a shadow."""
-    from mia_utils.data import DATASETS, lira_pool, make_split
+    from mia_utils.data import DATASETS, make_split
+    from mia_utils.train import training_indices
 
     if not config.is_shadow:
         return config.n_members
     info = DATASETS[config.dataset]
     split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    return len(lira_pool(info, split, seed=config.split_seed)) // 2
+    return len(training_indices(config, info, split))
 
 
 def describe(plan: Plan, store: ResultStore) -> str:

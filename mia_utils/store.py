@@ -73,9 +73,10 @@ class ResultStore:
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
-    def load(self, key: str) -> dict | None:
+    def load(self, key: str, tensors: bool = True) -> dict | None:
         """The entry as ``{"json": {name: obj}, "tensors": {name: {tensor name: Tensor}}}``,
-        or None when absent or corrupt (a corrupt entry is moved to ``runs/.corrupt-*``)."""
+        or None when absent or corrupt (a corrupt entry is moved to ``runs/.corrupt-*``).
+        ``tensors=False`` skips reading the tensors (``"tensors"`` is then empty)."""
         folder = self.path(key)
         if not folder.exists():
             return None
@@ -87,7 +88,7 @@ class ResultStore:
             for path in sorted(folder.iterdir()):
                 if path.suffix == ".json" and path.name != MANIFEST:
                     entry["json"][path.stem] = json.loads(path.read_text())
-                elif path.suffix == ".safetensors":
+                elif path.suffix == ".safetensors" and tensors:
                     entry["tensors"][path.stem] = load_file(path)
         except Exception:  # unreadable despite a matching manifest: not ours to trust
             self.discard(key)

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.config import RunConfig
-from mia_utils.data import (ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool, make_split,
-                            shadow_in_masks, to_unit_float)
+from mia_utils.data import (DatasetInfo, ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool,
+                            make_split, shadow_in_masks, to_unit_float)
 from mia_utils.mechanisms import TrainingContext, build
 from mia_utils.models import build_model
 
@@ -98,12 +98,13 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 102
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
-def training_indices(config: RunConfig, data: ImageDataset, split: MembershipSplit) -> torch.Tensor:
+def training_indices(config: RunConfig, info: DatasetInfo, split: MembershipSplit) -> torch.Tensor:
     """Global indices (see :func:`mia_utils.data.gather`) of the images ``config`` trains on:
-    the target's members, or a shadow model's half of the LiRA population pool."""
+    the target's members, or a shadow model's half of the LiRA population pool. ``info``: the
+    dataset's :class:`~mia_utils.data.DatasetInfo` (no images are needed)."""
     if not config.is_shadow:
         return split.members
-    pool = lira_pool(data.info, split, seed=config.split_seed)
+    pool = lira_pool(info, split, seed=config.split_seed)
     masks = shadow_in_masks(len(pool), config.shadow_count, seed=config.split_seed)
     return pool[masks[config.shadow_index]].sort().values
 
@@ -179,7 +180,7 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         for mechanism in mechanisms:
             optimizer_options.update(mechanism.optimizer_options())
         optimizer = torch.optim.Adam(model.parameters(), **optimizer_options)
-        trained_on = training_indices(config, data, split)
+        trained_on = training_indices(config, data.info, split)
         train_images, train_labels = gather(data, trained_on)
         images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
         n_train = len(trained_on)

@@ -143,10 +143,10 @@ def test_run_validation_set_is_disjoint_from_training_and_attack_images(tiny_con
         assert images.shape == (config.n_members, 1, 28, 28) and images.dtype == torch.float32
         assert 0 <= images.min() and images.max() <= 1
         index = validation_indices(data.info, split, config.n_members, config.split_seed + 17,
-                                   training_indices(config, data, split) if config.is_shadow else None)
+                                   training_indices(config, data.info, split) if config.is_shadow else None)
         assert torch.equal(labels, gather(data, index)[1])
         forbidden = torch.cat([split.members, data.info.n_train + split.eval_nonmembers,
-                               data.info.n_train + split.adv_nonmembers, training_indices(config, data, split)])
+                               data.info.n_train + split.adv_nonmembers, training_indices(config, data.info, split)])
         assert not torch.isin(index, forbidden).any()
 
 
