@@ -1,3 +1,4 @@
 from mia_utils.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: Dask's worker processes re-import the main module
+    raise SystemExit(main())

@@ -11,8 +11,10 @@
   values (``--markdown``: every chapter's, as the re-run page shows them).
 * ``plan --profile P``: every run the book needs (:mod:`mia_utils.plan`), which are in the store,
   and the cost of the rest in model-epochs and hours.
-* ``sweep --profile P [--retries R]``: train every planned run the store lacks, in this
-  process (resumable; failed runs are retried, then listed, and the exit status is 1).
+* ``sweep --profile P [--workers N | --cluster ADDRESS] [--retries R]``: train every planned
+  run the store lacks, in this process, on a local Dask cluster of N workers, or on the Dask
+  scheduler at ADDRESS (:mod:`mia_utils.sweep`; resumable; failed runs are retried, then
+  listed, and the exit status is 1).
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -213,23 +216,55 @@ def _store(folder):
     return ResultStore(folder or os.environ.get("MIA_STORE", PROJECT_ROOT / ".mia_store"))
 
 
+def _plan_scope(args) -> list[str] | None:
+    """Check ``--profile`` and ``--chapters`` before anything starts; the chapters to plan."""
+    from mia_utils.chapters import get_chapter
+    from mia_utils.profiles import get_profile
+
+    get_profile(args.profile)
+    if not args.chapters:
+        return None
+    return [get_chapter(name).name for name in args.chapters.split(",")]
+
+
 def command_plan(args) -> int:
     from mia_utils.plan import book_plan, describe
 
+    chapters = _plan_scope(args)
     store = _store(args.store)
-    print(describe(book_plan(args.profile, seed=args.seed, store=store), store))
+    print(describe(book_plan(args.profile, seed=args.seed, store=store, chapters=chapters), store))
     return 0
 
 
 def command_sweep(args) -> int:
-    from mia_utils.plan import sweep
+    from mia_utils.sweep import DaskExecutor, InProcessExecutor, default_threads, sweep
 
+    chapters = _plan_scope(args)
     if args.retries < 0:
         raise ValueError(f"--retries: must be >= 0, got {args.retries}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {args.workers}")
+    if args.cluster and not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d+", args.cluster):
+        raise ValueError(f"--cluster: got {args.cluster!r}; allowed: a Dask scheduler address such as "
+                         "tcp://10.0.0.5:8786")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
     store = _store(args.store)
-    report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet)
-    print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed",
-          file=sys.stderr)
+    threads = args.threads
+    if args.workers is not None:
+        threads = threads or default_threads(args.workers)
+        executor = DaskExecutor.local(args.workers)
+    elif args.cluster:
+        executor = DaskExecutor.connect(args.cluster)
+    else:
+        executor = InProcessExecutor()
+    started = time.perf_counter()
+    report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet,
+                   executor=executor, chapters=chapters, threads=threads)
+    print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed, "
+          f"{len(report.retried)} retried, in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    for key, error in report.retried:
+        print(f"  retried {key[:12]} after: {error}", file=sys.stderr)
     for key, error in report.failed.items():
         print(f"  failed {key[:12]}: {error}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -283,13 +318,20 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     plan.add_argument("--seed", type=int, default=0)
     plan.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    plan.add_argument("--chapters", help="comma-separated chapters to plan (default: every chapter in _toc.yml)")
     plan.set_defaults(handler=command_plan)
 
-    sweep = commands.add_parser("sweep", help="train every planned run the store lacks (in this process)")
+    sweep = commands.add_parser("sweep", help="train every planned run the store lacks (here or on a Dask cluster)")
     sweep.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--retries", type=int, default=1, help="retries per failing run (default 1)")
     sweep.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    sweep.add_argument("--chapters", help="comma-separated chapters to sweep (default: every chapter in _toc.yml)")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    where.add_argument("--cluster", metavar="ADDRESS", help="use the Dask scheduler at ADDRESS (tcp://host:port)")
+    sweep.add_argument("--threads", type=int,
+                       help="torch threads per run (default: cores / workers on a local cluster; else unchanged)")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=command_sweep)
 

@@ -133,6 +133,13 @@ class RunConfig:
         keeping the target's snapshot epochs so that LiRA can attack early-stopped targets too."""
         return self.replace(shadow_count=count, shadow_index=index)
 
+    def teacher(self) -> "RunConfig | None":
+        """The distillation teacher of this run (the same configuration without mechanisms or
+        snapshots), or None when the run does not distil."""
+        if not any(name == "distillation" for name, _ in self.mechanisms):
+            return None
+        return self.replace(mechanisms=(), snapshot_epochs=())
+
     def training_seed(self) -> int:
         """Seed of initialisation and batch order; shadow models each get their own."""
         return self.seed if not self.is_shadow else self.seed + 1_000_003 * (self.shadow_index + 1)

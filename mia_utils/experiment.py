@@ -99,10 +99,7 @@ class Run:
         name = "weights" if epoch is None else f"epoch_{epoch}_weights"
         if name not in self._tensors:
             raise KeyError(f"epoch: no snapshot for epoch {epoch}; kept: {list(self.config.snapshot_epochs)}")
-        c = self.config
-        net = build_model(c.dataset, **c.model_options())
-        net.load_state_dict(self._tensors[name])
-        return net.eval()
+        return load_model(self.config, self._tensors[name])
 
     def snapshot_outputs(self, epoch: int) -> dict[str, torch.Tensor]:
         """Per-sample outputs of the snapshot after ``epoch``."""
@@ -119,40 +116,41 @@ def _from_entry(config: RunConfig, store: ResultStore, entry: dict, from_store: 
                path=store.path(config.key()), _tensors=entry["tensors"])
 
 
-def run(config: RunConfig, store: ResultStore | None = None, progress: bool | None = None,
-        data_root=None) -> Run:
-    """Return the run of ``config``: read from ``store`` when present and valid, else trained now."""
-    store = store or ResultStore()
-    key = config.key()
-    entry = store.load(key)
-    replace = False
-    if entry is not None:
-        kept = tuple(entry["json"]["config"].get("snapshot_epochs", ()))
-        if set(config.snapshot_epochs) <= set(kept):
-            log.info("run %s (%s): read from the store", key, config.dataset)
-            return _logged(_from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True))
-        # Training is deterministic: retrain once, keeping the union of the snapshots.
-        log.info("run %s: the stored entry lacks snapshots %s; retraining to add them", key,
-                 sorted(set(config.snapshot_epochs) - set(kept)))
-        config = config.replace(snapshot_epochs=tuple(set(kept) | set(config.snapshot_epochs)))
-        replace = True
+def load_model(config: RunConfig, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network of ``config`` with ``weights`` (a state dict) loaded, in eval mode."""
+    net = build_model(config.dataset, **config.model_options())
+    net.load_state_dict(weights)
+    return net.eval()
+
+
+def compute_entry(config: RunConfig, teacher_weights: dict[str, torch.Tensor] | None = None,
+                  progress: bool | None = None, data_root=None) -> tuple[dict, dict]:
+    """Train ``config`` and return its store entry ``(json_files, tensor_files)`` without
+    touching any store: the pure half of :func:`run`, which a sweep runs on a remote worker.
+
+    ``teacher_weights``: the state dict of ``config.teacher()``, needed when the run distils.
+    ``json_files`` holds ``config`` and ``metrics`` (summary, per-epoch history, provenance
+    including the device); ``tensor_files`` the weights, the per-sample outputs and the snapshots.
+    """
+    teacher = config.teacher()
+    if teacher is not None and teacher_weights is None:
+        raise ValueError(f"teacher_weights: run {config.key()} distils, so it needs its teacher's weights "
+                         f"(run {teacher.key()})")
     data = load_dataset(config.dataset, data_root)
-    log.info("run %s (%s): training %d epochs on %d members", key, config.dataset, config.epochs, config.n_members)
+    log.info("run %s (%s): training %d epochs on %d members", config.key(), config.dataset, config.epochs,
+             config.n_members)
     started = time.perf_counter()
 
     def teacher_logits(teacher: RunConfig) -> torch.Tensor:
-        teacher_run = run(teacher, store, progress=progress, data_root=data_root)
-        return predict_logits(teacher_run.model(), _training_images(teacher, data))
+        return predict_logits(load_model(teacher, teacher_weights), _training_images(teacher, data))
 
     result = train(config, data, progress=progress, teacher_logits=teacher_logits)
-    net = build_model(config.dataset, **config.model_options())
-    net.load_state_dict(result.state_dict)
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    outputs = per_sample_outputs(net, data, split, result.trained_on)
+    outputs = per_sample_outputs(load_model(config, result.state_dict), data, split, result.trained_on)
     provenance = {
         "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
-        "train_seconds": result.seconds, "total_seconds": time.perf_counter() - started,
+        "host": platform.node(), "train_seconds": result.seconds, "total_seconds": time.perf_counter() - started,
         "data_source": data.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "platform": platform.platform(), "argv": sys.argv[:1], "mechanisms": result.mechanism_facts,
     }
@@ -163,6 +161,37 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     json_files = {"config": config.to_dict(),
                   "metrics": {"summary": summary_metrics(outputs), "history": result.history,
                               "provenance": provenance}}
+    return json_files, tensors
+
+
+def config_to_train(config: RunConfig, store: ResultStore) -> tuple[RunConfig, bool]:
+    """What training ``config`` must produce given ``store``: the configuration with the union of
+    its snapshots and those of a stored entry of the same key, and whether that entry must be
+    replaced. (Training is deterministic, so retraining only adds snapshots.)"""
+    entry = store.load(config.key(), tensors=False)
+    if entry is None:
+        return config, False
+    kept = set(entry["json"]["config"].get("snapshot_epochs", ()))
+    return config.replace(snapshot_epochs=tuple(kept | set(config.snapshot_epochs))), True
+
+
+def run(config: RunConfig, store: ResultStore | None = None, progress: bool | None = None,
+        data_root=None) -> Run:
+    """Return the run of ``config``: read from ``store`` when present and valid, else trained now."""
+    store = store or ResultStore()
+    key = config.key()
+    entry = store.load(key)
+    if entry is not None:
+        kept = tuple(entry["json"]["config"].get("snapshot_epochs", ()))
+        if set(config.snapshot_epochs) <= set(kept):
+            log.info("run %s (%s): read from the store", key, config.dataset)
+            return _logged(_from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True))
+        log.info("run %s: the stored entry lacks snapshots %s; retraining to add them", key,
+                 sorted(set(config.snapshot_epochs) - set(kept)))
+    config, replace = config_to_train(config, store)
+    teacher = config.teacher()
+    teacher_weights = run(teacher, store, progress, data_root)._tensors["weights"] if teacher else None
+    json_files, tensors = compute_entry(config, teacher_weights, progress, data_root)
     store.save(key, json_files, tensors, replace=replace)
     entry = store.load(key)
     if entry is None:

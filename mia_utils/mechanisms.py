@@ -142,8 +142,7 @@ class Distillation(Mechanism):
     def prepare(self, context):
         if context.teacher_logits is None:
             raise RuntimeError("distillation needs a teacher: pass teacher_logits in the training context")
-        teacher = context.config.replace(mechanisms=(), snapshot_epochs=())
-        self.targets = soft_labels(context.teacher_logits(teacher), self.value).to(context.device)
+        self.targets = soft_labels(context.teacher_logits(context.config.teacher()), self.value).to(context.device)
 
     def transform(self, images, targets, indices, generator):
         return images, self.targets[indices]

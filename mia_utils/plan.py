@@ -54,8 +54,8 @@ class Plan:
                 planned.chapters.append(chapter)
             return
         needs = []
-        if any(name == "distillation" for name, _ in config.mechanisms):
-            teacher = config.replace(mechanisms=(), snapshot_epochs=())
+        teacher = config.teacher()
+        if teacher is not None:
             self.add(teacher, chapter)
             needs.append(teacher.key())
         self.runs[key] = PlannedRun(config, [chapter], needs)
@@ -235,59 +235,3 @@ def describe(plan: Plan, store: ResultStore) -> str:
     for note in plan.pending:
         lines.append(f"pending: {note}")
     return "\n".join(lines)
-
-
-@dataclass
-class SweepReport:
-    """What :func:`sweep` did: keys trained, keys that failed (with their last error)."""
-
-    trained: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1, progress: bool = True,
-          train=None) -> SweepReport:
-    """Train, in this process, every planned run the store lacks, teachers before students;
-    then plan again, since chapter 04's pairs become plannable once chapter 02's runs exist,
-    until nothing is missing. A run that raises is retried up to ``retries`` times, then
-    reported in ``failed``. Every finished run is already in the store, so an interrupted sweep
-    loses nothing and a second sweep resumes where it stopped. ``train(config, store)``
-    defaults to :func:`mia_utils.experiment.run`."""
-    import sys
-    import time
-
-    from tqdm import tqdm
-
-    from mia_utils import experiment
-
-    train = train or (lambda config, target: experiment.run(config, target, progress=False))
-    report, attempted = SweepReport(), set()
-    while True:
-        plan = book_plan(profile_name, seed=seed, store=store)
-        # a run planned again with more snapshots (chapter 04's early stopping) is a new attempt
-        todo = [p for p in plan.missing(store) if p.key not in report.failed
-                and (p.key, p.config.snapshot_epochs) not in attempted]
-        if not todo:
-            return report
-        attempted.update((p.key, p.config.snapshot_epochs) for p in todo)
-        bar = tqdm(total=len(todo), desc=f"sweep {profile_name}", unit="run", file=sys.stderr, disable=not progress)
-        for planned in todo:
-            if any(need in report.failed for need in planned.needs):
-                report.failed[planned.key] = "its teacher failed"
-                bar.update()
-                continue
-            for attempt in range(retries + 1):
-                started = time.perf_counter()
-                try:
-                    train(planned.config, store)
-                    report.trained.append(planned.key)
-                    break
-                except Exception as error:  # a failed run is reported, the sweep goes on
-                    report.failed[planned.key] = f"{type(error).__name__}: {error}"
-                    if attempt == retries:
-                        break
-                    report.failed.pop(planned.key)
-            bar.set_postfix(done=len(report.trained), failed=len(report.failed),
-                            last=f"{time.perf_counter() - started:.0f}s")
-            bar.update()
-        bar.close()

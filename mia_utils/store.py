@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import uuid
 from pathlib import Path
@@ -29,6 +30,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 MANIFEST = "manifest.json"
+#: Prefix of the folder an entry is written into before it is renamed into place:
+#: ``.tmp-<key>.<host>.<pid>.<random>``.
+STAGING = ".tmp-"
 
 
 def default_store_root() -> Path:
@@ -42,6 +46,16 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 class ResultStore:
@@ -108,7 +122,7 @@ class ResultStore:
         """Write an entry atomically. If another writer got there first with a valid entry,
         keep theirs, unless ``replace`` (used to add snapshots to an entry). Returns the folder."""
         self.runs.mkdir(parents=True, exist_ok=True)
-        staging = self.runs / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        staging = self.runs / f"{STAGING}{key}.{platform.node()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
             for name, obj in json_files.items():
@@ -133,6 +147,27 @@ class ResultStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.path(key)
+
+    def remove_stale_staging(self) -> list[Path]:
+        """Delete the half-written entries of writers on this host that died mid-write (their
+        process is gone), and leftovers of discarded entries. Returns the folders removed."""
+        removed = []
+        if not self.runs.exists():
+            return removed
+        for path in self.runs.iterdir():
+            if path.name.startswith(".corrupt-"):
+                removed.append(path)
+            elif path.name.startswith(STAGING):
+                try:
+                    host, pid, _ = path.name[len(STAGING):].split(".", 1)[1].rsplit(".", 2)
+                    stale = host == platform.node() and not _process_alive(int(pid))
+                except ValueError:  # not named by this version: leave it alone
+                    stale = False
+                if stale:
+                    removed.append(path)
+        for path in removed:
+            shutil.rmtree(path, ignore_errors=True)
+        return removed
 
     def keys(self) -> list[str]:
         if not self.runs.exists():

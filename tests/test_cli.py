@@ -30,6 +30,15 @@ BAD_PARAMETERS = [
 BAD_SWEEPS = [
     (["sweep", "--profile", "smoke", "--retries", "-1"], "--retries: must be >= 0, got -1"),
     (["plan", "--profile", "huge"], "profile: unknown profile 'huge'; allowed: smoke, quick, paper"),
+    (["sweep", "--profile", "huge", "--workers", "2"], "profile: unknown profile 'huge'; allowed: smoke, quick, paper"),
+    (["sweep", "--profile", "smoke", "--workers", "0"], "--workers: must be >= 1, got 0"),
+    (["sweep", "--profile", "smoke", "--workers", "2", "--threads", "0"], "--threads: must be >= 1, got 0"),
+    (["sweep", "--profile", "smoke", "--workers", "2", "--cluster", "tcp://127.0.0.1:8786"],
+     "argument --cluster: not allowed with argument --workers"),
+    (["sweep", "--profile", "smoke", "--cluster", "my laptop"],
+     "--cluster: got 'my laptop'; allowed: a Dask scheduler address such as tcp://10.0.0.5:8786"),
+    (["sweep", "--profile", "smoke", "--chapters", "01_baselines,09_bagging"],
+     "chapter: unknown chapter '09_bagging'; allowed: 00_primer,"),
 ]
 
 

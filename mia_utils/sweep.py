@@ -1,0 +1,285 @@
+"""Sweeps: train every run of the book's plan that the store lacks, here or on a Dask cluster.
+
+:func:`sweep` walks the plan of :mod:`mia_utils.plan`. Each run is a task
+:func:`train_task` (configuration and, for a distillation student, its teacher's weights in;
+the finished store entry out), so it can run in this process (:class:`InProcessExecutor`) or
+on any worker of a Dask ``distributed`` cluster (:class:`DaskExecutor`). Workers never touch
+the store: they return the entry to this process, which verifies it and writes it atomically.
+So no shared filesystem is needed, and a run is either wholly in the store or not at all.
+
+Ordering: a student is submitted only once its teacher is in the store. Chapter 04's pairs
+are planned from chapter 02's results, so the sweep plans again after each round until
+nothing is missing. LiRA's scores are not runs: the chapters compute them from the stored
+shadow models when they execute.
+
+Faults: a task that raises, or whose worker dies (Dask reports ``KilledWorker``; the local
+cluster allows no silent re-runs, so every retry is counted here), is submitted again up to
+``retries`` times, then reported as failed with its error. Because every finished run is
+already in the store, a sweep that is interrupted, even by SIGKILL, resumes where it stopped
+when run again, and trains nothing twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from mia_utils import __version__, experiment
+from mia_utils.config import RunConfig
+from mia_utils.plan import PlannedRun, book_plan
+from mia_utils.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def train_task(config: dict, teacher_weights: dict[str, torch.Tensor] | None,
+               threads: int | None) -> tuple[dict, dict]:
+    """One run, as a worker executes it: train ``config`` (a ``RunConfig.to_dict()``) with
+    ``threads`` torch threads (None: leave the process's setting) and return its store entry
+    ``(json_files, tensor_files)`` (see :func:`mia_utils.experiment.compute_entry`)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return experiment.compute_entry(RunConfig.from_dict(config), teacher_weights, progress=False)
+
+
+class InProcessExecutor:
+    """Runs each task in this process, one at a time, when the sweep asks for the next result
+    (so a finished run is stored before the next one starts)."""
+
+    description = "in this process"
+
+    def __init__(self):
+        self._queue = collections.deque()
+
+    def submit(self, function, *args):
+        handle = object()
+        self._queue.append((handle, function, args))
+        return handle
+
+    def running(self) -> int:
+        return min(1, len(self._queue))
+
+    def next_done(self, tick=None):
+        """``(handle, result, error)`` of the next task: exactly one of result and error is None."""
+        handle, function, args = self._queue.popleft()
+        try:
+            return handle, function(*args), None
+        except Exception as error:  # reported to the sweep, which retries or gives up
+            return handle, None, error
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+class DaskExecutor:
+    """Runs tasks on a Dask ``distributed`` cluster; results travel back to this process.
+
+    Use :meth:`local` for a cluster of worker processes on this machine, or :meth:`connect`
+    for an existing scheduler (e.g. one started by ``dask-jobqueue`` on SLURM).
+    """
+
+    def __init__(self, client, cluster=None, description: str = "on a Dask cluster"):
+        from distributed import as_completed
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # the sweep reports its own progress
+        self.client, self.cluster, self.description = client, cluster, description
+        self._done = as_completed()
+        self._pending = set()
+
+    @classmethod
+    def local(cls, workers: int) -> "DaskExecutor":
+        """A local cluster of ``workers`` processes, one task each, on loopback. The scheduler
+        re-runs no task whose worker died (``allowed_failures=0``): the sweep's own bounded
+        retries handle it, so every retry is counted and reported."""
+        from distributed import Client, LocalCluster
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               scheduler_kwargs={"allowed_failures": 0})
+        return cls(Client(cluster), cluster, f"on a local Dask cluster of {workers} workers")
+
+    @classmethod
+    def connect(cls, address: str, timeout: float = 30.0) -> "DaskExecutor":
+        """A client of the scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``)."""
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as error:
+            raise ValueError(f"--cluster: no Dask scheduler answered at {address!r} within {timeout:.0f} s "
+                             f"({error})") from None
+        return cls(client, None, f"on the Dask cluster at {address}")
+
+    def submit(self, function, *args):
+        future = self.client.submit(function, *args, pure=False)
+        self._done.add(future)
+        self._pending.add(future)
+        return future
+
+    def running(self) -> int:
+        """Tasks the workers are processing now."""
+        try:
+            return sum(len(keys) for keys in self.client.processing().values())
+        except Exception:  # a lost scheduler shows as no progress, not as a crash of the display
+            return 0
+
+    def next_done(self, tick=None):
+        """``(future, result, error)`` of the next finished task; calls ``tick()`` every two
+        seconds while waiting (to refresh a progress display)."""
+        from distributed import wait
+
+        while True:
+            try:
+                finished = wait(list(self._pending), timeout=2.0, return_when="FIRST_COMPLETED").done
+                break
+            except TimeoutError:
+                if tick:
+                    tick()
+        future = next(iter(finished))
+        self._pending.discard(future)
+        try:
+            return future, future.result(), None
+        except Exception as error:  # a task error or KilledWorker: the sweep retries or gives up
+            return future, None, error
+        finally:
+            future.release()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+@dataclass
+class SweepReport:
+    """What :func:`sweep` did: runs stored, runs that failed (with their last error), every
+    failed attempt that was retried, and how many tasks were submitted in all."""
+
+    trained: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    retried: list[tuple[str, str]] = field(default_factory=list)
+    submitted: int = 0
+
+
+def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1, progress: bool = True,
+          executor=None, chapters=None, threads: int | None = None, task=train_task) -> SweepReport:
+    """Train every run of ``book_plan(profile_name, seed, store, chapters)`` that ``store``
+    lacks, with ``executor`` (default: this process), ``threads`` torch threads per task, and
+    up to ``retries`` retries per run; plan again until nothing is missing. ``task`` is the
+    function each run executes (:func:`train_task`; tests pass fakes)."""
+    from tqdm import tqdm
+
+    if retries < 0:
+        raise ValueError(f"retries: must be >= 0, got {retries}")
+    executor = executor or InProcessExecutor()
+    removed = store.remove_stale_staging()
+    if removed:
+        log.info("removed %d half-written entries left by an interrupted writer", len(removed))
+    report, attempted = SweepReport(), set()
+    bar = tqdm(total=0, desc=f"sweep {profile_name} {executor.description}", unit="run", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    try:
+        while True:
+            plan = book_plan(profile_name, seed=seed, store=store, chapters=chapters)
+            # a run planned again with more snapshots (chapter 04's early stopping) is a new attempt
+            todo = [p for p in plan.missing(store) if p.key not in report.failed
+                    and (p.key, p.config.snapshot_epochs) not in attempted]
+            if not todo:
+                return report
+            attempted.update((p.key, p.config.snapshot_epochs) for p in todo)
+            bar.total += len(todo)
+            bar.refresh()
+            _sweep_round(todo, store, executor, retries, threads, task, report, bar)
+    finally:
+        bar.close()
+        executor.close()
+
+
+def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: int, threads, task,
+                 report: SweepReport, bar) -> None:
+    """Run ``todo`` to the end: submit each run once its teacher is stored, store each result
+    as it arrives, retry failures up to ``retries`` times."""
+    waiting = {planned.key: planned for planned in todo}
+    in_flight: dict[object, tuple[PlannedRun, bool, float]] = {}
+    attempts = collections.Counter()
+
+    def show():
+        bar.set_postfix(done=len(report.trained), running=executor.running(), failed=len(report.failed),
+                        refresh=False)
+        bar.refresh()
+
+    def submit(planned: PlannedRun) -> None:
+        config, replace = experiment.config_to_train(planned.config, store)
+        teacher = config.teacher()
+        weights = store.load(teacher.key())["tensors"]["weights"] if teacher else None
+        handle = executor.submit(task, config.to_dict(), weights, threads)
+        in_flight[handle] = (planned, replace, time.perf_counter())
+        report.submitted += 1
+
+    def give_up(key: str, error: str) -> None:
+        report.failed[key] = error
+        bar.update()
+
+    def submit_ready() -> None:
+        busy = set(waiting) | {planned.key for planned, _, _ in in_flight.values()}
+        for key, planned in list(waiting.items()):
+            if any(need in report.failed for need in planned.needs):
+                del waiting[key]
+                give_up(key, "its teacher failed")
+            elif not any(need in busy for need in planned.needs):
+                del waiting[key]
+                if all(store.verify(need) for need in planned.needs):
+                    submit(planned)
+                else:
+                    give_up(key, "its teacher is not in the store")
+
+    submit_ready()
+    show()
+    while in_flight:
+        handle, result, error = executor.next_done(tick=show)
+        planned, replace, started = in_flight.pop(handle)
+        if error is None:
+            try:
+                _store_result(planned, result, store, replace)
+            except Exception as failure:  # a malformed or unwritable result counts as a failed attempt
+                error = failure
+        if error is None:
+            report.trained.append(planned.key)
+            log.debug("run %s stored after %.0f s", planned.key, time.perf_counter() - started)
+            bar.update()
+        else:
+            message = f"{type(error).__name__}: {error}"
+            attempts[planned.key] += 1
+            if attempts[planned.key] <= retries:
+                report.retried.append((planned.key, message))
+                log.warning("run %s failed (%s); retry %d of %d", planned.key, message, attempts[planned.key], retries)
+                submit(planned)
+            else:
+                give_up(planned.key, message)
+        submit_ready()
+        show()
+
+
+def _store_result(planned: PlannedRun, result, store: ResultStore, replace: bool) -> None:
+    """Check that ``result`` is the entry of ``planned`` made by this version, then write it."""
+    json_files, tensors = result
+    made = RunConfig.from_dict(json_files["config"])
+    if made.key() != planned.key:
+        raise RuntimeError(f"the worker returned run {made.key()} for run {planned.key}")
+    version = json_files["metrics"]["provenance"].get("mia_utils")
+    if version != __version__:
+        raise RuntimeError(f"the worker runs mia_utils {version}, this client {__version__}; install the same "
+                           "version on every worker")
+    store.save(planned.key, json_files, tensors, replace=replace)
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per task on a local cluster of ``workers``: this machine's cores shared out."""
+    return max(1, (os.cpu_count() or 1) // workers)
