@@ -19,6 +19,30 @@ def test_round_trip_and_no_staging_left(store):
     assert store.keys() == ["k1"]
 
 
+def test_stale_staging_of_dead_writers_on_this_host_is_removed(store):
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    store.save("k1", {"metrics": {"x": 1}}, {"outputs": {"a": torch.ones(3)}})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)  # a process that has exited
+    host = platform.node()
+    names = {"dead": f".tmp-k2.{host}.{dead_pid}.0a1b2c3d", "alive": f".tmp-k3.{host}.{os.getpid()}.0a1b2c3d",
+             "other_host": f".tmp-k4.elsewhere.{dead_pid}.0a1b2c3d", "discarded": ".corrupt-k5-0a1b2c3d",
+             "dtc_dead": f".tmp-dtc-k6.{host}.{dead_pid}.0a1b2c3d"}
+    for name in names.values():
+        (store.runs / name).mkdir()
+        (store.runs / name / "weights.safetensors").write_bytes(b"half")
+    removed = {path.name for path in store.remove_stale_staging()}
+    assert removed == {names["dead"], names["discarded"], names["dtc_dead"]}
+    left = {path.name for path in store.runs.iterdir()}
+    assert left == {"k1", names["alive"], names["other_host"]}  # a live writer's or another host's: kept
+    assert store.verify("k1")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete_manifest", "flip_byte", "delete_file"])
 def test_damaged_entry_reads_as_absent(store, damage):
     store.save("k1", {"metrics": {"x": 1}}, {"outputs": {"a": torch.randn(100)}})
