@@ -209,7 +209,7 @@ def describe(plan: Plan, store: ResultStore) -> str:
 
     missing = {p.key for p in plan.missing(store)}
     lines = [f"plan for profile {plan.profile!r}: {len(plan.runs)} runs", "",
-             f"{'run key':<14}{'status':<10}{'role':<14}{'epochs':>7}{'images':>8}  {'snapshots':<12}mechanisms  [chapters]"]
+             f"{'run key':<14}{'status':<10}{'role':<14}{'epochs':>7}{'images':>8}  {'snapshots':<20}  mechanisms  [chapters]"]
     cost_epochs = cost_image_epochs = cost_work = 0
     for planned in plan.runs.values():
         config = planned.config
@@ -221,7 +221,7 @@ def describe(plan: Plan, store: ResultStore) -> str:
             cost_image_epochs += config.epochs * images
             cost_work += work(config)
         snapshots = ",".join(map(str, config.snapshot_epochs)) or "-"
-        lines.append(f"{planned.key[:12]:<14}{status:<10}{role:<14}{config.epochs:>7}{images:>8}  {snapshots:<12}"
+        lines.append(f"{planned.key[:12]:<14}{status:<10}{role:<14}{config.epochs:>7}{images:>8}  {snapshots:<20}  "
                      f"{describe_mechanisms(config.mechanisms)}  [{', '.join(planned.chapters)}]")
     lines += ["", f"stored: {len(plan.runs) - len(missing)}   missing: {len(missing)}   "
               f"cost of the missing runs: {cost_epochs} model-epochs, {cost_image_epochs:,} image-epochs"]
