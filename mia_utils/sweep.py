@@ -48,6 +48,11 @@ def train_task(config: dict, teacher_weights: dict[str, torch.Tensor] | None,
     return experiment.compute_entry(RunConfig.from_dict(config), teacher_weights, progress=False)
 
 
+def _malloc_trim_threshold() -> str | None:
+    """This process's ``MALLOC_TRIM_THRESHOLD_`` (run on each worker to check its setting)."""
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
 class InProcessExecutor:
     """Runs each task in this process, one at a time, when the sweep asks for the next result
     (so a finished run is stored before the next one starts)."""
@@ -122,6 +127,12 @@ class DaskExecutor:
         except (OSError, TimeoutError) as error:
             raise ValueError(f"--cluster: no Dask scheduler answered at {address!r} within {timeout:.0f} s "
                              f"({error})") from None
+        slowed = [worker for worker, value in client.run(_malloc_trim_threshold).items() if value is not None]
+        if slowed:
+            log.warning("%d of the cluster's workers run with MALLOC_TRIM_THRESHOLD_ set (Dask's default), which "
+                        "makes training about twice as slow; start them with a Dask config that sets "
+                        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_ to null (see the README)",
+                        len(slowed))
         return cls(client, None, f"on the Dask cluster at {address}")
 
     def submit(self, function, *args):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,6 +134,46 @@ def test_client_killed_by_sigkill_then_rerun_trains_nothing_twice(tmp_path):
         assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns), key
     assert f"sweep smoke: {len(plan.runs) - len(before)} runs trained, 0 failed" in rerun.stderr
     assert not [p.name for p in store.runs.iterdir() if p.name.startswith(".")]  # no partial entry left
+
+
+def test_a_sweep_on_an_existing_scheduler(tmp_path):
+    """``--cluster ADDRESS``: a scheduler and two workers started with Dask's own commands."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "dask"
+    config.mkdir()
+    (config / "no-malloc-trim.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n")
+    env = {**os.environ, "DASK_CONFIG": str(config)}
+    dask = [str(Path(PYTHON).parent / "dask")]
+    address = f"tcp://127.0.0.1:{port}"
+    processes = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(2)
+        processes.append(subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--nworkers", "2",
+                                                  "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+        store = ResultStore(tmp_path / "store")
+        result = subprocess.run([PYTHON, "-m", "mia_utils", "sweep", "--profile", "smoke", "--chapters", "00_primer",
+                                 "--cluster", address, "--store", str(store.root), "-q"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "MALLOC_TRIM_THRESHOLD_ set" not in result.stderr  # the configuration file unset it
+        plan = book_plan("smoke", store=store, chapters=["00_primer"])
+        assert stored_runs(store) == set(plan.runs) and all(store.verify(key) for key in plan.runs)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def test_failures_are_retried_then_reported_and_students_of_failed_teachers_skipped(tmp_path):
