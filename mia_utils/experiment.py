@@ -164,14 +164,13 @@ def compute_entry(config: RunConfig, teacher_weights: dict[str, torch.Tensor] | 
     return json_files, tensors
 
 
-def config_to_train(config: RunConfig, store: ResultStore) -> tuple[RunConfig, bool]:
-    """What training ``config`` must produce given ``store``: the configuration with the union of
-    its snapshots and those of a stored entry of the same key, and whether that entry must be
-    replaced. (Training is deterministic, so retraining only adds snapshots.)"""
-    entry = store.load(config.key(), tensors=False)
-    if entry is None:
+def config_to_train(config: RunConfig, stored: dict | None) -> tuple[RunConfig, bool]:
+    """What training ``config`` must produce given ``stored``, the store's entry of the same key
+    (or None): the configuration with the union of both snapshot lists, and whether that entry
+    must be replaced. (Training is deterministic, so retraining only adds snapshots.)"""
+    if stored is None:
         return config, False
-    kept = set(entry["json"]["config"].get("snapshot_epochs", ()))
+    kept = set(stored["json"]["config"].get("snapshot_epochs", ()))
     return config.replace(snapshot_epochs=tuple(kept | set(config.snapshot_epochs))), True
 
 
@@ -188,7 +187,7 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
             return _logged(_from_entry(config.replace(snapshot_epochs=kept), store, entry, from_store=True))
         log.info("run %s: the stored entry lacks snapshots %s; retraining to add them", key,
                  sorted(set(config.snapshot_epochs) - set(kept)))
-    config, replace = config_to_train(config, store)
+    config, replace = config_to_train(config, entry)
     teacher = config.teacher()
     teacher_weights = run(teacher, store, progress, data_root)._tensors["weights"] if teacher else None
     json_files, tensors = compute_entry(config, teacher_weights, progress, data_root)

@@ -109,9 +109,7 @@ class DaskExecutor:
         # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
         # threshold: every large tensor is then mmapped and unmapped again, and training spends
         # about half its time in the kernel (measured: 47 % system time). Leave malloc alone.
-        environ = {name: value for name, value in dask.config.get("distributed.nanny.pre-spawn-environ").items()
-                   if name != "MALLOC_TRIM_THRESHOLD_"}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):  # None: unset
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, silence_logs=logging.ERROR,
                                    scheduler_kwargs={"allowed_failures": 0})
@@ -233,10 +231,18 @@ def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: 
                         refresh=False)
         bar.refresh()
 
+    teachers: dict[str, dict | None] = {}  # teacher key -> weights, read once per round
+
+    def teacher_weights(key: str) -> dict | None:
+        if key not in teachers:
+            entry = store.load(key)
+            teachers[key] = entry["tensors"]["weights"] if entry else None
+        return teachers[key]
+
     def submit(planned: PlannedRun) -> None:
-        config, replace = experiment.config_to_train(planned.config, store)
+        config, replace = experiment.config_to_train(planned.config, store.load(planned.key, tensors=False))
         teacher = config.teacher()
-        weights = store.load(teacher.key())["tensors"]["weights"] if teacher else None
+        weights = teacher_weights(teacher.key()) if teacher else None
         handle = executor.submit(task, config.to_dict(), weights, threads)
         in_flight[handle] = (planned, replace, time.perf_counter())
         report.submitted += 1
@@ -253,7 +259,7 @@ def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: 
                 give_up(key, "its teacher failed")
             elif not any(need in busy for need in planned.needs):
                 del waiting[key]
-                if all(store.verify(need) for need in planned.needs):
+                if all(teacher_weights(need) is not None for need in planned.needs):
                     submit(planned)
                 else:
                     give_up(key, "its teacher is not in the store")
