@@ -53,8 +53,11 @@ class AttackInputs:
 
     ``logits`` float (N, classes), ``labels`` int64 (N,), ``is_member`` bool (N,): the balanced
     evaluation set (as many members as non-members). ``average_train_loss``: the target's mean
-    cross-entropy over its training set, in nats. ``adv_*``: the adversary's own labelled
-    samples (disjoint from the evaluation set), laid out the same way.
+    cross-entropy over its training set, in nats (clean images, hard labels).
+    ``objective_train_loss``: the mean of the training objective itself over the training set
+    (transformed images and targets; see :func:`mia_utils.train.training_objective_loss`), or
+    NaN when unknown. ``adv_*``: the adversary's own labelled samples (disjoint from the
+    evaluation set), laid out the same way.
     """
 
     logits: torch.Tensor
@@ -64,6 +67,7 @@ class AttackInputs:
     adv_logits: torch.Tensor
     adv_labels: torch.Tensor
     adv_is_member: torch.Tensor
+    objective_train_loss: float = float("nan")
 
     def __post_init__(self):
         _check_outputs("eval", self.logits, self.labels, self.is_member)
@@ -84,7 +88,8 @@ class AttackInputs:
                    is_member=outputs["eval_is_member"].bool(),
                    average_train_loss=outputs["member_losses"].double().mean().item(),
                    adv_logits=outputs["adv_logits"].double(), adv_labels=outputs["adv_labels"],
-                   adv_is_member=outputs["adv_is_member"].bool())
+                   adv_is_member=outputs["adv_is_member"].bool(),
+                   objective_train_loss=float(outputs.get("objective_loss", float("nan"))))
 
 
 @dataclass(frozen=True)
@@ -206,12 +211,28 @@ def threshold_attack(name: str, member_like: str, score_fn, inputs: AttackInputs
     return _result(name, scores, scores >= threshold, threshold, inputs.is_member, n_bootstrap, seed)
 
 
-def yeom(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
-    """Yeom et al. (2018) as the paper runs it: member when the loss is below the target's
-    average training loss."""
+YEOM_READINGS = {
+    "clean": "average loss on the training images with hard labels (reading a)",
+    "objective": "average of the training objective: transformed images and targets (reading b)",
+}
+
+
+def yeom(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0, reading: str = "clean") -> AttackResult:
+    """Yeom et al. (2018) as the paper runs it: member when the loss (clean image, hard label) is
+    below the target's "average training loss". The paper does not say which loss that average
+    is; ``reading`` picks one of :data:`YEOM_READINGS`: ``"clean"`` (the mean clean loss over
+    the training set, ``inputs.average_train_loss``) or ``"objective"`` (the mean of the training
+    objective, ``inputs.objective_train_loss``, which differs under label smoothing,
+    distillation, noise, cropping and mix-up). The result is named ``yeom`` or ``yeom_objective``."""
+    if reading not in YEOM_READINGS:
+        raise ValueError(f"reading: got {reading!r}; allowed: {', '.join(YEOM_READINGS)}")
+    threshold = inputs.average_train_loss if reading == "clean" else inputs.objective_train_loss
+    if not threshold >= 0:
+        raise AttackInputError(f"objective_train_loss: this run did not record its training objective "
+                               f"(got {threshold}); retrain it with this version of mia_utils")
     losses = loss_score(inputs.logits, inputs.labels)
-    return _result("yeom", -losses, losses < inputs.average_train_loss, -inputs.average_train_loss,
-                   inputs.is_member, n_bootstrap, seed)
+    name = "yeom" if reading == "clean" else "yeom_objective"
+    return _result(name, -losses, losses < threshold, -threshold, inputs.is_member, n_bootstrap, seed)
 
 
 def loss_threshold(inputs, n_bootstrap=200, seed=0):
@@ -331,7 +352,8 @@ BLACK_BOX_ATTACKS = {
 }
 
 ATTACK_KNOWLEDGE = {
-    "yeom": "the target's average training loss",
+    "yeom": "the target's average training loss (clean images, hard labels)",
+    "yeom_objective": "the target's average training objective (as a training log reports it)",
     "loss": "own labelled members and non-members (to set the loss threshold)",
     "confidence": "own labelled members and non-members (to set the threshold)",
     "entropy": "own labelled members and non-members (to set the threshold)",

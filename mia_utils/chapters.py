@@ -87,9 +87,13 @@ COMMON = (
 
 @dataclass(frozen=True)
 class Chapter:
+    """A parameterized notebook. ``summary``: the chapter collects the others' results (the
+    findings page), so ``run`` executes it after them whatever its place in the table of contents."""
+
     name: str
     title: str
     params: tuple[Param, ...]
+    summary: bool = False
 
     @property
     def notebook(self) -> Path:
@@ -162,6 +166,9 @@ CHAPTERS["08_prediction_scores_ood"] = Chapter(
         Param("ood_samples", "int", 0, "images per out-of-distribution set; 0 means the profile's evaluation "
               "size", minimum=0, maximum=5_000),
     ))
+
+
+CHAPTERS["findings"] = Chapter("findings", "The paper's findings, one by one", COMMON, summary=True)
 
 
 def related_shadow_count(params: dict) -> int:

@@ -90,6 +90,7 @@ def command_run(args) -> int:
         params["profile"] = args.profile
         validate(spec.name, params)
         plans.append((spec, params))
+    plans.sort(key=lambda plan: plan[0].summary)  # the findings page reads every other chapter's runs
     out_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("papermill").addFilter(_QuietCellMarkers())
     os.environ.setdefault("MIA_STORE", str((PROJECT_ROOT / ".mia_store").resolve()))

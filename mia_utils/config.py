@@ -18,7 +18,7 @@ from mia_utils.mechanisms import check_mechanisms
 from mia_utils.models import NORMS
 
 # Bump when a change to the code changes what a configuration trains or stores.
-STORE_FORMAT = 2
+STORE_FORMAT = 3
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,8 @@ class RunConfig:
         if self.norm not in NORMS:
             yield bad("norm", f"allowed: {', '.join(NORMS)}")
         yield from check_mechanisms(self.mechanisms)
+        if self.norm == "batch" and any(name == "dp_sgd" for name, _ in self.mechanisms):
+            yield bad("norm", "DP-SGD cannot train BatchNorm (its statistics mix examples); use 'none' or 'group'")
         if not 1 <= self.epochs <= 1000:
             yield bad("epochs", "allowed 1..1000")
         if not 1 <= self.batch_size <= self.n_members:

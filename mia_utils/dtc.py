@@ -7,14 +7,25 @@ true label exceeds a threshold: the median loss of F on its own training set
     x^{t+1} = clamp(x^t - step * sign(grad_x L(F(x^t), y)), 0, 1)
 
 and a sample stops as soon as L(F(x^t), y) <= threshold (checked before every step, so a sample
-that is already confident takes no step). Its DtC is ||x^t - x||_inf x 1000: one step of the
-paper's 0.001 is one unit, and the paper's 100-step budget caps it at 100. A sample that is still
-not confident after ``max_steps`` steps is *capped*: its DtC is the distance after the last step.
+that is already confident takes no step). Distances are ||x^t - x||_inf x 1000 (:data:`SCALE`):
+one step of the paper's 0.001 is one unit, and the paper's 100-step budget caps it at 100. A
+sample that is still not confident after ``max_steps`` steps is *capped*: its distance is the one
+after the last step. Two variants differ only for the already-confident samples:
+
+* **DtC** (the paper's definition, :attr:`DtCResult.paper_distances`): an already-confident
+  sample counts as ONE step, ``step x 1000`` (1.0 with the default step), so that
+  0.001 <= C_F(x) <= 0.1 as the paper states, i.e. 1 <= DtC <= 100 after scaling (a sample
+  whose steps were clamped by the [0, 1] box, or met a zero gradient, may still end below 1). Every
+  summary (:func:`dtc_gap`'s ``members_mean`` / ``nonmembers_mean`` / ``gap``) and the attack
+  (:func:`dtc_attack`) use this one.
+* **DtC (zero floor)** (:attr:`DtCResult.distances`): the distance actually travelled, 0 for an
+  already-confident sample (:func:`dtc_gap`'s ``*_zero_floor`` keys).
 
 :func:`distance_to_confident` is the batched implementation (the hot loop: only the samples
 still moving are forwarded, so the work shrinks as they finish); :func:`distance_to_confident_loop`
 is the one-sample-at-a-time reference with the same arithmetic. :func:`dtc_gap` gives the paper's
-Table 7 quantities, :func:`dtc_on_run` measures a stored run, and :func:`dtc_attack` turns DtC into
+Table 7 quantities (with bootstrap variances of the gap), :func:`dtc_on_run` measures a stored run
+(:func:`stored_dtc` through the result store), and :func:`dtc_attack` turns DtC into
 a membership inference attack (the paper leaves this as future work): members are closer to a
 confident region, so the score is -DtC, thresholded on the adversary's own samples.
 """
@@ -38,11 +49,12 @@ SCALE = 1000.0
 class DtCResult:
     """Per-sample DtC and how each sample's search ended; every tensor is (N,) on the CPU.
 
-    ``distances`` float64: ||x^t - x||_inf x 1000 at the sample's last point. ``steps`` int64:
-    PGD steps taken. ``already_confident`` bool: loss <= threshold at x (0 steps, DtC 0).
-    ``reached`` bool: became confident within ``max_steps`` steps (True for the already
-    confident). ``capped`` bool: not confident after ``max_steps`` steps (= ~reached); their
-    distance is the one after ``max_steps`` steps. ``initial_losses`` / ``final_losses``
+    ``distances`` float64: DtC (zero floor), ||x^t - x||_inf x 1000 at the sample's last point
+    (0 for the already confident); :attr:`paper_distances` is the paper's DtC. ``steps`` int64:
+    PGD steps taken. ``already_confident`` bool: loss <= threshold at x (0 steps, distance 0,
+    paper DtC one step). ``reached`` bool: became confident within ``max_steps`` steps (True for
+    the already confident). ``capped`` bool: not confident after ``max_steps`` steps
+    (= ~reached); their distance is the one after ``max_steps`` steps. ``initial_losses`` / ``final_losses``
     float64: the true-label cross-entropy (nats) at x and at the last point. ``final_images``:
     the last points (N, C, H, W), only when asked for. ``threshold``, ``step``, ``max_steps``:
     the settings used.
@@ -62,6 +74,15 @@ class DtCResult:
 
     def __len__(self) -> int:
         return len(self.distances)
+
+    @property
+    def paper_distances(self) -> torch.Tensor:
+        """The paper's DtC, float64 (N,), in units of 1/1000 of the pixel range: ``distances``
+        for the samples that took at least one step, and one step (``step x 1000``, = 1.0 with
+        the default step of 0.001) for the already-confident ones. (A sample that took no step
+        without being confident, possible only with ``max_steps=0``, keeps its distance, 0.)"""
+        one_step = torch.full_like(self.distances, self.step * SCALE, dtype=torch.float64)
+        return torch.where(self.already_confident.bool(), one_step, self.distances.double())
 
     @property
     def n_already_confident(self) -> int:
@@ -297,37 +318,100 @@ def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: t
 
 # --- summaries --------------------------------------------------------------------------------
 
-def _distances(result) -> torch.Tensor:
-    return (result.distances if isinstance(result, DtCResult) else torch.as_tensor(result)).double().flatten()
+def _distances(result, paper: bool = True) -> torch.Tensor:
+    """float64 (N,): the paper's DtC (``paper``) or DtC (zero floor) of a :class:`DtCResult`; a
+    plain tensor (or anything :func:`torch.as_tensor` takes) as it is."""
+    if isinstance(result, DtCResult):
+        return (result.paper_distances if paper else result.distances).double().flatten()
+    return torch.as_tensor(result).double().flatten()
 
 
-def dtc_gap(member_distances, nonmember_distances) -> dict:
+#: Bootstrap replicates of :func:`dtc_gap` are drawn in chunks of about this many (replicate,
+#: sample) cells, to bound the memory.
+_BOOTSTRAP_CELLS = 1 << 21
+
+
+def _check_bootstrap(n_bootstrap, seed) -> tuple[int, int]:
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap: must be a non-negative integer, got {n_bootstrap!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
+    return int(n_bootstrap), int(seed)
+
+
+def _relative_gaps(d: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Elementwise (d - s) / d, NaN where d is 0 or either is NaN (as :func:`_relative_gap`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d != 0, (d - s) / np.where(d != 0, d, 1.0), np.nan)
+
+
+def _bootstrap_gap_variances(members: np.ndarray, nonmembers: np.ndarray, n_bootstrap: int,
+                             seed: int) -> np.ndarray:
+    """Variances (ddof=1; 0 for a single replicate) of the relative gap (D - S) / D over
+    ``n_bootstrap`` resamples, for each column of ``members`` (n_S, K) and ``nonmembers``
+    (n_D, K) (the K variants of the distances share the resamples). Members and non-members are
+    resampled separately with replacement, ``numpy.random.default_rng(seed)``: per chunk of
+    replicates, first the (b, n_S) member indices, then the (b, n_D) non-member indices. A
+    replicate whose gap is NaN (D = 0) makes the variance NaN. Returns (K,)."""
+    rng = np.random.default_rng(seed)
+    n_s, n_d = members.shape[0], nonmembers.shape[0]
+    gaps = np.empty((n_bootstrap, members.shape[1]))
+    chunk = max(1, _BOOTSTRAP_CELLS // (n_s + n_d))
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        s_means = members[rng.integers(0, n_s, size=(b, n_s))].mean(axis=1)  # (b, K)
+        d_means = nonmembers[rng.integers(0, n_d, size=(b, n_d))].mean(axis=1)
+        gaps[start: start + b] = _relative_gaps(d_means, s_means)
+    if n_bootstrap < 2:
+        return np.zeros(members.shape[1])
+    return gaps.var(axis=0, ddof=1)
+
+
+def dtc_gap(member_distances, nonmember_distances, n_bootstrap: int = 0, seed: int = 0) -> dict:
     """The paper's Table 7 quantities from DtC on members (S) and non-members (D).
 
-    Takes :class:`DtCResult` or plain distance tensors. Returns ``members_mean`` (C_S),
-    ``nonmembers_mean`` (C_D), ``gap`` = (C_D - C_S) / C_D as a fraction (NaN when C_D is 0),
-    ``n_members`` / ``n_nonmembers``, and, when given DtCResults, ``members_already_confident``,
-    ``members_capped``, ``nonmembers_already_confident``, ``nonmembers_capped`` (counts), plus
-    ``members_mean_outside`` / ``nonmembers_mean_outside`` / ``gap_outside``: the same means
-    over the samples that were not already confident only (NaN for an empty group).
+    Takes :class:`DtCResult` (either side may also be a plain distance tensor, (N,), in units of
+    1/1000 of the pixel range, used as it is for both variants). Returns, with C the mean DtC:
+
+    * ``members_mean`` (C_S), ``nonmembers_mean`` (C_D): the paper's DtC
+      (:attr:`DtCResult.paper_distances`); ``gap`` = (C_D - C_S) / C_D as a fraction (NaN when
+      C_D is 0);
+    * ``members_mean_zero_floor``, ``nonmembers_mean_zero_floor``, ``gap_zero_floor``: the same
+      for DtC (zero floor) (:attr:`DtCResult.distances`; equal to the above for plain tensors);
+    * ``n_members`` / ``n_nonmembers``;
+    * ``gap_variance`` / ``gap_zero_floor_variance``: the variance (ddof=1, fraction squared)
+      of the gap over ``n_bootstrap`` resamples (members and non-members resampled separately
+      with replacement, ``numpy.random.default_rng(seed)``; both variants share the resamples);
+      0.0 when ``n_bootstrap`` is 0 or 1, NaN when a resample has C_D = 0;
+    * when given DtCResults, ``members_already_confident``, ``members_capped``,
+      ``nonmembers_already_confident``, ``nonmembers_capped`` (counts), and
+      ``members_mean_outside`` / ``nonmembers_mean_outside`` / ``gap_outside``: the means over
+      the samples that were not already confident only, where both variants agree (NaN for an
+      empty group).
     """
+    n_bootstrap, seed = _check_bootstrap(n_bootstrap, seed)
     out = {}
-    means = {}
+    columns = {}
     for name, result in (("members", member_distances), ("nonmembers", nonmember_distances)):
-        distances = _distances(result)
-        if distances.numel() == 0:
+        paper, zero_floor = _distances(result, paper=True), _distances(result, paper=False)
+        if paper.numel() == 0:
             raise ValueError(f"{name}: need at least one distance")
-        means[name] = float(distances.mean())
-        out[f"{name}_mean"] = means[name]
-        out[f"n_{name}"] = int(distances.numel())
+        columns[name] = torch.stack([paper, zero_floor], dim=1).numpy()  # (N, 2)
+        out[f"{name}_mean"] = float(paper.mean())
+        out[f"{name}_mean_zero_floor"] = float(zero_floor.mean())
+        out[f"n_{name}"] = int(paper.numel())
         if isinstance(result, DtCResult):
             out[f"{name}_already_confident"] = result.n_already_confident
             out[f"{name}_capped"] = result.n_capped
-            outside = distances[~result.already_confident]
+            outside = zero_floor[~result.already_confident.bool()]
             out[f"{name}_mean_outside"] = float(outside.mean()) if outside.numel() else float("nan")
-    out["gap"] = _relative_gap(means["nonmembers"], means["members"])
+    out["gap"] = _relative_gap(out["nonmembers_mean"], out["members_mean"])
+    out["gap_zero_floor"] = _relative_gap(out["nonmembers_mean_zero_floor"], out["members_mean_zero_floor"])
     if "members_mean_outside" in out and "nonmembers_mean_outside" in out:
         out["gap_outside"] = _relative_gap(out["nonmembers_mean_outside"], out["members_mean_outside"])
+    variances = (_bootstrap_gap_variances(columns["members"], columns["nonmembers"], n_bootstrap, seed)
+                 if n_bootstrap else np.zeros(2))
+    out["gap_variance"], out["gap_zero_floor_variance"] = float(variances[0]), float(variances[1])
     return out
 
 
@@ -340,18 +424,23 @@ def _relative_gap(d: float, s: float) -> float:
 @dataclass(frozen=True)
 class RunDtC:
     """DtC of a stored run: ``eval`` on the balanced evaluation set and ``adv`` on the adversary's
-    set (members first in both, as ``eval_is_member`` / ``adv_is_member`` say), the confidence
-    ``threshold`` (nats) and ``gap``: :func:`dtc_gap` on the evaluation set."""
+    set (members first in both, as the bool (N,) ``eval_is_member`` / ``adv_is_member`` say), the
+    confidence ``threshold`` (nats) and ``gap``: :func:`dtc_gap` on the evaluation set. ``adv``
+    and ``adv_is_member`` are None when the adversary's set was not measured
+    (``adversary=False``)."""
 
     eval: DtCResult
     eval_is_member: torch.Tensor
-    adv: DtCResult
-    adv_is_member: torch.Tensor
+    adv: DtCResult | None
+    adv_is_member: torch.Tensor | None
     threshold: float
     gap: dict
 
     def attack(self, n_bootstrap: int = 200, seed: int = 0):
-        """:func:`dtc_attack` on this run."""
+        """:func:`dtc_attack` on this run (needs the adversary's set for the threshold)."""
+        if self.adv is None or self.adv_is_member is None:
+            raise ValueError("attack: the adversary's set was not measured (adversary=False), and the DtC "
+                             "attack needs it to choose its threshold; measure with adversary=True")
         return dtc_attack(self.eval, self.eval_is_member, self.adv, self.adv_is_member, n_bootstrap, seed)
 
 
@@ -385,25 +474,30 @@ def run_images(run, prefix: str = "eval", data_root=None) -> tuple[torch.Tensor,
 
 
 def dtc_on_run(run, max_samples: int | None = None, device: torch.device | str | None = None,
-               data_root=None, **kwargs) -> RunDtC:
+               data_root=None, adversary: bool = True, **kwargs) -> RunDtC:
     """DtC of a stored :class:`mia_utils.experiment.Run` (a target, not a shadow model).
 
     Rebuilds the evaluation and adversary images from the run's split (:func:`run_images`),
     uses the median of the run's ``member_losses`` as the threshold and ``run.model()`` on
     ``device`` (default :func:`mia_utils.train.default_device`). ``max_samples``: keep at most
     this many members and this many non-members of each set (the first ones), for speed.
-    ``kwargs`` go to :func:`distance_to_confident` (``step``, ``max_steps``, ``batch_size``).
+    ``adversary``: also measure the adversary's set (needed by :meth:`RunDtC.attack`); False
+    halves the time and leaves ``adv`` / ``adv_is_member`` None. ``gap`` is :func:`dtc_gap`
+    without bootstrap. ``kwargs`` go to :func:`distance_to_confident` (``step``, ``max_steps``,
+    ``batch_size``).
     """
     from mia_utils.train import default_device
 
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples: must be >= 1, got {max_samples}")
+    if not isinstance(adversary, (bool, np.bool_)):
+        raise ValueError(f"adversary: must be True or False, got {adversary!r}")
     if getattr(run.config, "is_shadow", False):
         raise ValueError("run: DtC is measured on target models, not shadow models")
     threshold = confidence_threshold(run.outputs["member_losses"])
     model = run.model().to(device or default_device())
-    results = {}
-    for prefix in ("eval", "adv"):
+    results = {"adv": (None, None)}
+    for prefix in ("eval", "adv") if adversary else ("eval",):
         images, labels, is_member = run_images(run, prefix, data_root)
         keep = _balanced_head(is_member, max_samples)
         results[prefix] = (distance_to_confident(model, images[keep], labels[keep], threshold, **kwargs),
@@ -419,12 +513,13 @@ def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_mem
     """A white-box membership inference attack on DtC: members are closer to a confident region,
     so the score is -DtC (higher = member); the threshold maximising balanced accuracy is chosen
     on the adversary's own labelled samples (``adv_*``) only, and applied to the evaluation set.
-    Takes :class:`DtCResult` or plain distance tensors; returns an
+    Takes :class:`DtCResult` (scored with the paper's DtC, :attr:`DtCResult.paper_distances`) or
+    plain distance tensors (N,) (scored as they are), with bool (N,) membership; returns an
     :class:`mia_utils.attacks.AttackResult` named ``dtc`` (advantage, AUC, TPR at low FPR, ... with
     bootstrap uncertainty)."""
     from mia_utils.attacks import AttackInputError, _result as attack_result, best_threshold
 
-    eval_scores, adv_scores = -_distances(eval_result), -_distances(adv_result)
+    eval_scores, adv_scores = -_distances(eval_result, paper=True), -_distances(adv_result, paper=True)
     eval_is_member, adv_is_member = torch.as_tensor(eval_is_member).bool(), torch.as_tensor(adv_is_member).bool()
     for name, scores, is_member in (("eval", eval_scores, eval_is_member), ("adv", adv_scores, adv_is_member)):
         if is_member.shape != scores.shape:
@@ -455,34 +550,55 @@ class _Snapshot:
 _TENSOR_FIELDS = ("distances", "steps", "already_confident", "reached", "capped", "initial_losses", "final_losses")
 
 
-def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | None = None, **kwargs) -> RunDtC:
+def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | None = None, adversary: bool = True,
+               n_bootstrap: int = 0, seed: int = 0, **kwargs) -> RunDtC:
     """:func:`dtc_on_run` through the result store: computed once per (run, epoch, settings),
     written atomically beside the runs, and read back afterwards. ``epoch``: measure the
-    snapshot after that epoch (early stopping) instead of the final model."""
+    snapshot after that epoch (early stopping) instead of the final model. ``adversary``: also
+    measure the adversary's set (False: ``adv`` / ``adv_is_member`` are None). The stored
+    ``gap`` is :func:`dtc_gap` on the evaluation set with ``n_bootstrap`` resamples from
+    ``seed`` (its ``gap_variance`` / ``gap_zero_floor_variance``). ``adversary``,
+    ``n_bootstrap``, ``seed`` and ``kwargs`` (for :func:`dtc_on_run`) are all part of the key."""
     import hashlib
     import json
 
     from mia_utils.store import ResultStore
 
+    n_bootstrap, seed = _check_bootstrap(n_bootstrap, seed)
+    if not isinstance(adversary, (bool, np.bool_)):
+        raise ValueError(f"adversary: must be True or False, got {adversary!r}")
+    adversary = bool(adversary)
     store = store or ResultStore()
-    settings = {"run": run.key, "epoch": epoch, "max_samples": max_samples, **kwargs, "format": 1}
+    settings = {"run": run.key, "epoch": epoch, "max_samples": max_samples, **kwargs, "adversary": adversary,
+                "n_bootstrap": n_bootstrap, "seed": seed, "format": 2}
     key = "dtc-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     entry = store.load(key)
     if entry is None:
-        measured = dtc_on_run(run if epoch is None else _Snapshot(run, epoch), max_samples=max_samples, **kwargs)
+        measured = dtc_on_run(run if epoch is None else _Snapshot(run, epoch), max_samples=max_samples,
+                              adversary=adversary, **kwargs)
         tensors = {}
         for prefix in ("eval", "adv"):
             result = getattr(measured, prefix)
+            if result is None:
+                continue
             tensors[prefix] = {name: getattr(result, name) for name in _TENSOR_FIELDS}
             tensors[prefix]["is_member"] = getattr(measured, f"{prefix}_is_member")
-        meta = {"settings": settings, "threshold": measured.threshold, "gap": measured.gap,
+        is_member = measured.eval_is_member
+        gap = dtc_gap(measured.eval.subset(is_member), measured.eval.subset(~is_member), n_bootstrap, seed)
+        meta = {"settings": settings, "threshold": measured.threshold, "gap": gap,
                 "step": measured.eval.step, "max_steps": measured.eval.max_steps}
         store.save(key, {"dtc": meta}, tensors)
         entry = store.load(key)
+        if entry is None:
+            raise RuntimeError(f"the DtC entry {key} could not be read back from the store")
     meta = entry["json"]["dtc"]
-    parts = {}
+    parts = {"adv": (None, None)}
     for prefix in ("eval", "adv"):
-        saved = entry["tensors"][prefix]
+        saved = entry["tensors"].get(prefix)
+        if saved is None:
+            if prefix == "eval":
+                raise RuntimeError(f"the DtC entry {key} has no evaluation-set part")
+            continue
         parts[prefix] = (DtCResult(**{name: saved[name] for name in _TENSOR_FIELDS}, threshold=meta["threshold"],
                                    step=meta["step"], max_steps=meta["max_steps"]), saved["is_member"].bool())
     return RunDtC(parts["eval"][0], parts["eval"][1], parts["adv"][0], parts["adv"][1], meta["threshold"], meta["gap"])

@@ -71,6 +71,7 @@ def summary_metrics(outputs: dict[str, torch.Tensor]) -> dict[str, float]:
         "test_acc": test_acc,
         "gap": train_acc - test_acc,
         "train_loss": outputs["member_losses"].mean().item(),
+        "train_objective_loss": float(outputs["objective_loss"]) if "objective_loss" in outputs else float("nan"),
         "test_loss": test_losses.mean().item(),
     }
 
@@ -147,6 +148,7 @@ def compute_entry(config: RunConfig, teacher_weights: dict[str, torch.Tensor] | 
     result = train(config, data, progress=progress, teacher_logits=teacher_logits)
     split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     outputs = per_sample_outputs(load_model(config, result.state_dict), data, split, result.trained_on)
+    outputs["objective_loss"] = torch.tensor(result.objective_loss, dtype=torch.float64)
     provenance = {
         "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),

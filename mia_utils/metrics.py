@@ -6,12 +6,18 @@ Rates are fractions in [0, 1]; the book prints them as percentages.
 
 Threshold-free metrics (:func:`roc_curve`, :func:`roc_auc`, :func:`tpr_at_fpr`) follow scikit-learn's
 conventions (``roc_curve(is_member, scores, drop_intermediate=False)``, ``roc_auc_score``) and
-Carlini et al. (2022) for the TPR at a low FPR. :func:`summarize` adds stratified bootstrap
-uncertainty to all of them.
+Carlini et al. (2022) for the TPR at a low FPR: as in their LiRA reference code
+(tensorflow/privacy ``research/mi_lira_2021/plot.py``, ``tpr[np.where(fpr < .001)[0][-1]]``), the
+largest TPR among ROC points whose FPR is *strictly* below the target. A target FPR is only
+resolvable when at least one false positive stays strictly below it (:func:`fpr_resolvable`:
+1 / n_non-members < target); :func:`tpr_interval` and :func:`summarize` give NaN otherwise.
+:func:`clopper_pearson` is the exact binomial interval of a TPR. :func:`summarize` adds
+stratified bootstrap uncertainty to all the metrics.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +26,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "per_sample_loss", "inference_accuracy", "advantage", "true_and_false_positive_rates",
-    "roc_curve", "roc_auc", "tpr_at_fpr", "Estimate", "summarize", "SUMMARY_KEYS",
+    "roc_curve", "roc_auc", "tpr_at_fpr", "fpr_resolvable", "clopper_pearson", "tpr_interval",
+    "Estimate", "summarize", "SUMMARY_KEYS", "LOW_FPRS",
 ]
 
 
@@ -163,19 +170,95 @@ def roc_auc(scores, is_member) -> float:
     return _trapezoid(fpr, tpr)
 
 
-def _check_target_fpr(fpr: float) -> float:
+def _check_target_fpr(fpr: float, name: str = "fpr") -> float:
     fpr = float(fpr)
-    if not 0.0 <= fpr <= 1.0:  # also rejects NaN
-        raise ValueError(f"fpr: target false positive rate must be in [0, 1], got {fpr}")
+    if not 0.0 < fpr <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name}: target false positive rate must be in (0, 1] "
+                         f"(no ROC point has an FPR strictly below 0), got {fpr}")
     return fpr
 
 
+def _tpr_below(fpr_curve: np.ndarray, tpr_curve: np.ndarray, target: float) -> float:
+    # The curve starts at (0, 0) and target > 0, so the selection is never empty; the TPR does not
+    # decrease along the curve, so the largest TPR is that of the last point below the target.
+    return float(np.max(tpr_curve[fpr_curve < target]))
+
+
 def tpr_at_fpr(scores, is_member, fpr: float) -> float:
-    """Largest TPR among the points of :func:`roc_curve` whose FPR is <= ``fpr`` (e.g. 0.001):
-    the true positive rate at a low false positive rate of Carlini et al. (2022)."""
+    """Largest TPR among the points of :func:`roc_curve` whose FPR is strictly below ``fpr``
+    (a fraction in (0, 1], e.g. 0.001): the true positive rate at a low false positive rate of
+    Carlini et al. (2022), ``tpr[np.where(fpr_curve < fpr)[0][-1]]`` as in their reference code.
+
+    A fraction in [0, 1]. This is the plain formula: with too few non-members for the target
+    (see :func:`fpr_resolvable`) it is the TPR at zero false positives, not NaN.
+    """
     target = _check_target_fpr(fpr)
     fpr_curve, tpr_curve, _ = roc_curve(scores, is_member)
-    return float(np.max(tpr_curve[fpr_curve <= target]))
+    return _tpr_below(fpr_curve, tpr_curve, target)
+
+
+def _check_count(n, name: str, minimum: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {n!r}")
+    return int(n)
+
+
+def fpr_resolvable(n_nonmembers: int, target: float) -> bool:
+    """Whether an evaluation set with ``n_nonmembers`` non-members can resolve the target FPR
+    ``target`` (a fraction in (0, 1]): True when one false positive is a rate strictly below
+    it, 1 / n_nonmembers < target. With 2,000 non-members 0.1 % is resolvable; with 1,000 it
+    is not (1 / 1000 is not < 0.001), and the TPR "at 0.1 % FPR" would be the TPR at zero
+    false positives."""
+    n_nonmembers = _check_count(n_nonmembers, "n_nonmembers", 1)
+    target = _check_target_fpr(target, "target")
+    return 1.0 / n_nonmembers < target
+
+
+def _check_level(level: float) -> float:
+    level = float(level)
+    if not 0.0 < level < 1.0:  # also rejects NaN
+        raise ValueError(f"level: confidence level must be in (0, 1), got {level}")
+    return level
+
+
+def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval at confidence ``level`` for a binomial proportion
+    observed as ``successes`` out of ``trials``: ``(low, high)``, fractions in [0, 1], from the
+    beta quantiles; low = 0 when successes == 0 and high = 1 when successes == trials. The same
+    as ``scipy.stats.binomtest(successes, trials).proportion_ci(level, method="exact")``."""
+    from scipy.stats import beta
+
+    trials = _check_count(trials, "trials", 1)
+    successes = _check_count(successes, "successes", 0)
+    if successes > trials:
+        raise ValueError(f"successes: must be <= trials ({trials}), got {successes}")
+    alpha = 1.0 - _check_level(level)
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    return low, high
+
+
+def _tpr_interval(tpr: float, n_members: int, n_nonmembers: int, target: float,
+                  level: float) -> tuple[float, float, float]:
+    if not fpr_resolvable(n_nonmembers, target):
+        return math.nan, math.nan, math.nan
+    low, high = clopper_pearson(round(tpr * n_members), n_members, level)
+    return tpr, low, high
+
+
+def tpr_interval(scores, is_member, fpr: float, level: float = 0.95) -> tuple[float, float, float]:
+    """``(tpr, low, high)``: :func:`tpr_at_fpr` at the target ``fpr`` (a fraction in (0, 1]) with its
+    Clopper-Pearson interval at ``level`` (:func:`clopper_pearson` of round(tpr x n_members)
+    successes out of n_members trials), all fractions in [0, 1]. The interval treats the ROC point
+    (its threshold) as fixed and ignores the uncertainty of the FPR itself. ``(nan, nan, nan)``
+    when the non-members cannot resolve ``fpr`` (:func:`fpr_resolvable`)."""
+    target = _check_target_fpr(fpr)
+    _check_level(level)
+    scores, is_member = _validate_scores(scores, is_member)
+    fpr_curve, tpr_curve, _ = roc_curve(scores, is_member)
+    n_members = int(is_member.sum())
+    return _tpr_interval(_tpr_below(fpr_curve, tpr_curve, target), n_members, is_member.size - n_members,
+                         target, level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,16 +267,33 @@ def tpr_at_fpr(scores, is_member, fpr: float) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A metric's value on the full set, its bootstrap standard error and 95 % percentile interval."""
+    """A metric's value on the full set, its bootstrap standard error and 95 % percentile interval
+    (fractions); for the TPR at a low FPR also ``exact``, the Clopper-Pearson interval
+    ``(low, high)`` of :func:`tpr_interval` (None for the other metrics). All NaN when the
+    evaluation set cannot resolve the metric (too few non-members for the target FPR)."""
 
     value: float
     std: float
     low: float
     high: float
+    exact: tuple[float, float] | None = None
 
-    def format(self, pct: bool = True, digits: int = 1, interval: bool = False) -> str:
-        """``"8.1 ± 0.9"`` (in percent when ``pct``); with ``interval``, ``"8.1 ± 0.9 [6.4, 9.8]"``."""
+    @property
+    def resolvable(self) -> bool:
+        """False when the value is NaN: the evaluation set cannot resolve the metric."""
+        return not math.isnan(self.value)
+
+    def format(self, pct: bool = True, digits: int = 1, interval: bool = False, exact: bool = False) -> str:
+        """``"8.1 ± 0.9"`` (in percent when ``pct``); with ``interval``, ``"8.1 ± 0.9 [6.4, 9.8]"``;
+        with ``exact``, the value and its Clopper-Pearson interval ``"1.25 [0.84, 1.79]"`` instead.
+        ``"not resolvable"`` when the value is NaN."""
+        if not self.resolvable:
+            return "not resolvable"
         k = 100.0 if pct else 1.0
+        if exact:
+            if self.exact is None:
+                raise ValueError("exact: this estimate has no Clopper-Pearson interval")
+            return f"{self.value * k:.{digits}f} [{self.exact[0] * k:.{digits}f}, {self.exact[1] * k:.{digits}f}]"
         text = f"{self.value * k:.{digits}f} ± {self.std * k:.{digits}f}"
         if interval:
             text += f" [{self.low * k:.{digits}f}, {self.high * k:.{digits}f}]"
@@ -224,7 +324,9 @@ def _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, rng) -> dic
     drawn), members and non-members drawn separately so each replicate keeps the class counts. The
     samples are sorted by score once; every replicate's ROC curve is then the cumulative sum of its
     weights along that order, read at the ends of the groups of tied scores (a group absent from a
-    replicate adds a zero-width step, which changes neither the area nor the TPR at an FPR).
+    replicate adds a zero-width step, which changes neither the area nor the TPR at an FPR). The TPR
+    at a low FPR is the largest TPR among the points whose FPR is strictly below the target, as in
+    :func:`tpr_at_fpr`.
     """
     members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
     n1, n0, n = members.size, non_members.size, is_member.size
@@ -256,7 +358,7 @@ def _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, rng) -> dic
         fpr = np.concatenate([np.zeros((b, 1)), fps / n0], axis=1)
         out["auc"][rows] = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]), axis=1) / 2.0
         for key, target in LOW_FPRS.items():
-            out[key][rows] = np.max(np.where(fpr <= target, tpr, 0.0), axis=1)
+            out[key][rows] = np.max(np.where(fpr < target, tpr, 0.0), axis=1)
     return out
 
 
@@ -270,6 +372,11 @@ def summarize(scores, predicted, is_member, n_bootstrap: int = 200, seed: int = 
     ``n_bootstrap`` resamples (members and non-members resampled separately with replacement,
     ``numpy.random.default_rng(seed)``, so the result is deterministic) and their 2.5 / 97.5 %
     percentiles. ``n_bootstrap=0`` gives std 0 and low = high = value.
+
+    The TPR at a low FPR (:data:`LOW_FPRS`) is that of :func:`tpr_at_fpr` (FPR strictly below the
+    target); its Estimate also has ``exact``, the 95 % Clopper-Pearson interval of
+    :func:`tpr_interval`. When the set has too few non-members to resolve the target
+    (:func:`fpr_resolvable`), value, std, low, high and ``exact`` are all NaN.
     """
     scores, is_member = _validate_scores(scores, is_member)
     predicted = _binary(predicted, "predicted")
@@ -280,22 +387,34 @@ def summarize(scores, predicted, is_member, n_bootstrap: int = 200, seed: int = 
 
     tpr, _ = true_and_false_positive_rates(predicted, is_member)
     fpr_curve, tpr_curve, _ = roc_curve(scores, is_member)
+    n_members = int(is_member.sum())
+    n_nonmembers = is_member.size - n_members
+    exact = {}
+    for key, target in LOW_FPRS.items():
+        _, low, high = _tpr_interval(_tpr_below(fpr_curve, tpr_curve, target), n_members, n_nonmembers, target, 0.95)
+        exact[key] = (low, high)
     values = {
         "accuracy": inference_accuracy(predicted, is_member),
         "advantage": advantage(predicted, is_member),
         "precision": _precision(predicted, is_member),
         "recall": tpr,
         "auc": _trapezoid(fpr_curve, tpr_curve),
-        **{key: float(np.max(tpr_curve[fpr_curve <= target])) for key, target in LOW_FPRS.items()},
+        **{key: _tpr_below(fpr_curve, tpr_curve, target) for key, target in LOW_FPRS.items()},
     }
-    if n_bootstrap == 0:
-        return {key: Estimate(v, 0.0, v, v) for key, v in values.items()}
-
-    replicates = _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, np.random.default_rng(seed))
+    unresolvable = {key for key, target in LOW_FPRS.items() if not fpr_resolvable(n_nonmembers, target)}
+    if n_bootstrap > 0:
+        replicates = _bootstrap_replicates(scores, predicted, is_member, n_bootstrap, np.random.default_rng(seed))
     result = {}
     for key, value in values.items():
-        reps = replicates[key]
-        low, high = np.percentile(reps, [2.5, 97.5])
-        std = float(np.std(reps, ddof=1)) if n_bootstrap > 1 else 0.0
-        result[key] = Estimate(value, std, float(low), float(high))
+        if key in unresolvable:
+            nan = math.nan
+            result[key] = Estimate(nan, nan, nan, nan, exact=(nan, nan))
+            continue
+        if n_bootstrap == 0:
+            std, low, high = 0.0, value, value
+        else:
+            reps = replicates[key]
+            low, high = (float(q) for q in np.percentile(reps, [2.5, 97.5]))
+            std = float(np.std(reps, ddof=1)) if n_bootstrap > 1 else 0.0
+        result[key] = Estimate(value, std, low, high, exact=exact.get(key))
     return result

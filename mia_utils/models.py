@@ -1,18 +1,23 @@
 """VGG-style CNNs, one architecture per dataset, shared by every mechanism (DP-SGD included).
 
 Each network is a stack of 3x3 convolutions (padding 1) with ReLU, 2x2 max-pooling after each
-block, and one linear classifier. Counting weight layers (convolutions plus the classifier):
+block, optional hidden linear layers with ReLU, and a linear classifier. Counting weight layers
+(convolutions plus linear layers):
 
-=========  ======  =========================================  ==========
-dataset    layers  convolution channels (width 1.0)            classifier
-=========  ======  =========================================  ==========
-fmnist     4       32 | 64 | 128                              1152 -> 10
-cifar10    7       64 64 | 128 128 | 256 256                  4096 -> 10
-cifar100   9       64 64 | 128 128 | 256 256 | 512 512        2048 -> 100
-=========  ======  =========================================  ==========
+=========  ======  =========================================  ===============  ==========
+dataset    layers  convolution channels (width 1.0)            hidden linear    classifier
+=========  ======  =========================================  ===============  ==========
+fmnist     4       128 | 256 |                                12544 -> 1024    1024 -> 10
+cifar10    7       64 64 | 128 128 | 256 256                  -                4096 -> 10
+cifar100   9       64 64 | 128 128 | 256 256 | 512 512        -                2048 -> 100
+=========  ======  =========================================  ===============  ==========
 
-(``|`` marks a 2x2 max-pool.) Channels scale with ``width`` (rounded, at least 1). There is no
-BatchNorm, which DP-SGD cannot use; ``norm="group"`` puts a GroupNorm after every convolution.
+(``|`` marks a 2x2 max-pool.) The Fashion-MNIST network is the authors' own public layout (conv
+128, conv 256, linear 1,024, linear 10; see ``reference/kaya2020/README.md``). Channels and hidden
+units scale with ``width`` (rounded, at least 1). By default there is no normalization layer, so
+one architecture serves every mechanism, DP-SGD included; ``norm="batch"`` puts a BatchNorm after
+every convolution (what the authors used outside DP; DP-SGD cannot train it) and
+``norm="group"`` a GroupNorm (what they used with DP).
 ``dropout`` p (:class:`Dropout`) and ``spatial_dropout`` q (``nn.Dropout2d``, whole channels)
 follow every convolution's activation when non-zero. Inputs are floats in [0, 1], shape
 (N, C, H, W); the model standardises them with fixed per-dataset constants. Weights and
@@ -29,7 +34,7 @@ from mia_utils.data import DATASETS
 
 POOL = "M"
 BLOCKS: dict[str, list] = {
-    "fmnist": [32, POOL, 64, POOL, 128, POOL],
+    "fmnist": [128, POOL, 256, POOL],
     "cifar10": [64, 64, POOL, 128, 128, POOL, 256, 256, POOL],
     "cifar100": [64, 64, POOL, 128, 128, POOL, 256, 256, POOL, 512, 512, POOL],
 }
@@ -39,7 +44,9 @@ INPUT_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-NORMS = ("none", "group")
+# Hidden linear layers (units at width 1.0) between the convolutions and the classifier.
+HIDDEN: dict[str, tuple[int, ...]] = {"fmnist": (1024,), "cifar10": (), "cifar100": ()}
+NORMS = ("none", "batch", "group")
 
 
 class Dropout(nn.Dropout):
@@ -71,7 +78,8 @@ class Standardize(nn.Module):
 
 
 class VGG(nn.Module):
-    """A VGG-style CNN: ``features`` (conv stack) then ``classifier`` (one linear layer)."""
+    """A VGG-style CNN: ``features`` (conv stack), ``hidden`` (linear + ReLU layers, possibly
+    none), then ``classifier`` (the last linear layer)."""
 
     def __init__(self, dataset: str, width: float = 1.0, dropout: float = 0.0,
                  spatial_dropout: float = 0.0, norm: str = "none"):
@@ -96,7 +104,9 @@ class VGG(nn.Module):
                 continue
             out_channels = scaled_channels(item, width)
             layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1))
-            if norm == "group":
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(out_channels))
+            elif norm == "group":
                 groups = next(g for g in range(min(32, out_channels), 0, -1) if out_channels % g == 0)
                 layers.append(nn.GroupNorm(groups, out_channels))
             layers.append(nn.ReLU(inplace=True))
@@ -106,7 +116,14 @@ class VGG(nn.Module):
                 layers.append(nn.Dropout2d(spatial_dropout))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(in_channels * height * height, info.num_classes)
+        hidden: list[nn.Module] = []
+        in_features = in_channels * height * height
+        for units in HIDDEN[dataset]:
+            out_features = scaled_channels(units, width)
+            hidden += [nn.Linear(in_features, out_features), nn.ReLU(inplace=True)]
+            in_features = out_features
+        self.hidden = nn.Sequential(*hidden)
+        self.classifier = nn.Linear(in_features, info.num_classes)
         self.set_channels_last(True)
 
     def set_channels_last(self, enabled: bool) -> "VGG":
@@ -120,7 +137,7 @@ class VGG(nn.Module):
         """x: float (N, C, H, W) in [0, 1] -> logits (N, num_classes)."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.classifier(self.hidden(torch.flatten(self.features(x), 1)))
 
 
 def build_model(dataset: str, width: float = 1.0, dropout: float = 0.0,

@@ -74,8 +74,10 @@ class Plan:
 
 def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
     """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
-    ``profile_name`` with their default parameters and ``seed``. ``store`` lets the plan read
-    chapter 02's results to plan chapter 04's pairs."""
+    ``profile_name`` with their default parameters and first seed ``seed``. Settings that enter a
+    verdict are planned for every seed of :func:`mia_utils.sweeps.seed_list`; LiRA's shadow
+    models and the related-work chapters' runs for the first seed only. ``store`` lets the plan
+    read chapter 02's results to plan chapter 04's pairs."""
     from mia_utils import related, sweeps
     from mia_utils.chapters import PAPER_MECHANISMS, primer_config, related_shadow_count, validate
     from mia_utils.cli import toc_chapters
@@ -84,6 +86,12 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
     profile = get_profile(profile_name)
     plan = Plan(profile_name)
     chapters = chapters or toc_chapters()
+    seeds = sweeps.seed_list(profile, seed)
+
+    def add_setting(dataset, mechanism, value, chapter, mechanisms=None, setting_seeds=seeds):
+        for config, _ in sweeps.setting_configs(profile, dataset, mechanism, value, setting_seeds, mechanisms):
+            plan.add(config, chapter)
+
     for chapter in chapters:
         params = validate(chapter, {"profile": profile_name, "seed": seed}, check_available=False)
         datasets = params.get("datasets") or list(profile.datasets)
@@ -94,20 +102,21 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
             base = profile.base_config(dataset, seed=seed)
             if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident",
                            "07_mmd_mixup", "08_prediction_scores_ood"):
-                plan.add(base, chapter)
+                add_setting(dataset, sweeps.BASELINE, None, chapter)
             if chapter == "01_baselines":
                 for i in range(profile.shadow_models):
                     plan.add(base.shadow(i, profile.shadow_models), chapter)
-            if chapter in ("02_regularization", "04_combinations", "05_distance_to_confident", "07_mmd_mixup"):
+            if chapter in ("02_regularization", "03_differential_privacy", "04_combinations",
+                           "05_distance_to_confident", "07_mmd_mixup"):
                 for mechanism in PAPER_MECHANISMS:
                     if mechanism != "early_stopping":
                         for value in profile.grids[mechanism]:
-                            plan.add(sweeps.setting_config(base, mechanism, value), chapter)
+                            add_setting(dataset, mechanism, value, chapter)
             if chapter in ("03_differential_privacy", "05_distance_to_confident"):
                 for sigma in profile.grids["dp_sgd"]:
-                    plan.add(sweeps.setting_config(base, "dp_sgd", sigma), chapter)
-            if chapter == "04_combinations":
-                _plan_combinations(plan, profile, base, store, seed)
+                    add_setting(dataset, "dp_sgd", sigma, chapter)
+            if chapter in ("04_combinations", "05_distance_to_confident"):
+                _plan_combinations(plan, profile, dataset, seeds, store, chapter, add_setting)
             if chapter in ("06_generalization_lira", "07_mmd_mixup"):
                 count = related_shadow_count(params)
                 targets = ([base if crop == 0 else base.with_mechanisms(random_crop=crop)
@@ -123,43 +132,35 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
     return plan
 
 
-def _plan_combinations(plan: Plan, profile, base: RunConfig, store: ResultStore | None, seed: int) -> None:
-    """Chapter 04's runs: each base mechanism at its RAD<5% setting paired with every other
-    mechanism's RAD<5% setting, the bases at RAD<5% / RAD<15%, and the base run with the
-    early-stopping snapshots. Needs chapter 02's results in ``store``; else pending."""
-    from mia_utils import report, sweeps
+def _plan_combinations(plan: Plan, profile, dataset: str, seeds, store: ResultStore | None, chapter: str,
+                       add_setting) -> None:
+    """Chapter 04's runs (:func:`mia_utils.findings.combination_specs` for distillation and
+    cropping, every seed), which follow chapter 02's selection: planned from the store once
+    chapter 02's runs are there, else listed as pending. (Chapter 05 measures DtC on chapter 02's
+    RAD<15% picks, so it depends on the same runs.)"""
+    from mia_utils import findings, sweeps
     from mia_utils.chapters import PAPER_MECHANISMS
 
-    sweep_configs = [base] + [sweeps.setting_config(base, m, v) for m in PAPER_MECHANISMS if m != "early_stopping"
-                              for v in profile.grids[m]]
-    if store is None or not all(store.exists(c.key()) for c in sweep_configs):
-        plan.pending.append(f"04_combinations ({base.dataset}): the pairs follow chapter 02's selection; "
-                            "they can be planned once chapter 02's runs are in the store")
+    needed = [config for seed in seeds for config in
+              [profile.base_config(dataset, seed=seed)] +
+              [sweeps.setting_config(profile.base_config(dataset, seed=seed), m, v)
+               for m in PAPER_MECHANISMS if m != "early_stopping" for v in profile.grids[m]]]
+    if store is None or not all(store.exists(c.key()) for c in needed):
+        if chapter == "04_combinations":
+            plan.pending.append(f"04_combinations ({dataset}): the pairs follow chapter 02's selection; "
+                                "they can be planned once chapter 02's runs are in the store")
         return
-    baseline, rows, _ = sweeps.regularization_sweep(profile, base.dataset, PAPER_MECHANISMS, seed=seed, store=store)
-    selected = report.select_scenarios(rows, baseline).set_index(["mechanism", "scenario"])
-
-    def chosen(mechanism, scenario):
-        key = (mechanism, scenario)
-        return selected.loc[key, "value"] if key in selected.index else None
-
-    for base_mechanism in ("distillation", "random_crop"):
-        base_value = chosen(base_mechanism, "rad5")
-        if base_value is None:
+    if chapter != "04_combinations":
+        return
+    reg = findings.regularization_results(profile, dataset, seeds, store)
+    for base_mechanism in findings.CONSISTENT:
+        spec = findings.combination_specs(profile, reg, base_mechanism)
+        if spec is None:
             continue
-        for scenario in ("rad5", "rad15"):
-            value = chosen(base_mechanism, scenario)
-            if value is not None:
-                plan.add(sweeps.setting_config(base, base_mechanism, value), "04_combinations")
-        for partner in PAPER_MECHANISMS:
-            value = chosen(partner, "rad5")
-            if partner in (base_mechanism, "early_stopping") or value is None:
-                continue
-            plan.add(base.with_mechanisms(**{base_mechanism: base_value, partner: value}).replace(snapshot_epochs=()),
-                     "04_combinations")
-        snapshots = tuple(e for e in profile.grids["early_stopping"] if e < base.epochs)
-        plan.add(sweeps.setting_config(base, base_mechanism, base_value).replace(snapshot_epochs=snapshots),
-                 "04_combinations")
+        for partner, value in spec["pairs"].items():
+            add_setting(dataset, partner, value, chapter, mechanisms={base_mechanism: spec["value"]})
+        for epoch in spec["epochs"]:
+            add_setting(dataset, "early_stopping", epoch, chapter, mechanisms={base_mechanism: spec["value"]})
 
 
 @functools.lru_cache(maxsize=None)

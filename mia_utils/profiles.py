@@ -1,16 +1,20 @@
 """Profiles: named, documented sets of sizes. Every notebook takes ``profile`` as a parameter.
 
-* ``smoke``: tests and CI. Tiny subsets of Fashion-MNIST; every notebook end to end in seconds.
-* ``quick``: the default build and teaching. Real Fashion-MNIST, 4,000 members, half-width
-  network, 30 epochs at lr 0.001 (the paper's 0.0002 underfits this few members in 30 epochs).
-  Sized so that the whole book builds from nothing in well under half an hour on a 2-core CPU.
+* ``smoke``: tests and CI. Tiny subsets of Fashion-MNIST, a very narrow network, 2 seeds; every
+  notebook end to end in seconds. Its numbers only show that the pipeline works.
+* ``quick``: the default build and teaching. Real Fashion-MNIST, 4,000 members, 2,000 evaluation
+  and 2,000 adversary samples per side, the authors' network at a width chosen by measurement
+  (:data:`QUICK_WIDTH`), lr 0.001 (the paper's 0.0002 underfits this few members), 3 seeds for
+  every setting that carries a verdict.
 * ``paper``: the paper's setup on all three datasets: the whole training set as members,
-  Adam with AMSGrad, lr 0.0002, weight decay 1e-6, batch 128, 30 epochs, full-width networks.
-  Needs a GPU (hours).
+  Adam with AMSGrad, lr 0.0002, weight decay 1e-6, batch 128, 30 epochs, full-width networks,
+  3 seeds. Needs a GPU (hours).
 
-``shadow_models`` is LiRA's K (each evaluated example is IN for K/2 of them); ``bootstrap``
-the number of bootstrap replicates behind every uncertainty estimate; ``dtc_samples`` the
-members and the non-members per set on which DtC is measured (0: all of them).
+``seeds`` is the number of seeds of every setting that enters a verdict (see
+:func:`mia_utils.sweeps.seed_list`); ``shadow_models`` is LiRA's K (each evaluated example is IN
+for K/2 of them); ``bootstrap`` the number of bootstrap replicates behind every within-seed
+uncertainty; ``dtc_samples`` the members and the non-members per set on which DtC is measured
+(0: all of them).
 
 Grids list the values each regularization mechanism is swept over (the paper's Table 1
 ranges; the values are those its Tables 3-5 report, filled in between).
@@ -22,6 +26,9 @@ from dataclasses import dataclass, field
 
 from mia_utils.config import RunConfig
 from mia_utils.data import DATASETS
+
+#: Section 5 compares early stopping on top of distillation and of cropping at these epochs.
+SECTION5_EPOCHS = (5, 10, 15, 20)
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,14 @@ class Profile:
                          n_adversary=size.n_adversary, split_seed=seed, seed=seed, width=self.width,
                          epochs=epochs, batch_size=self.batch_size, lr=self.lr,
                          weight_decay=self.weight_decay, amsgrad=self.amsgrad,
-                         snapshot_epochs=tuple(e for e in self.grids.get("early_stopping", ()) if e < epochs))
+                         snapshot_epochs=self.snapshot_epochs(epochs))
+
+    def snapshot_epochs(self, epochs: int | None = None) -> tuple[int, ...]:
+        """Epochs after which a run keeps a snapshot: the early-stopping grid and Section 5's
+        E = 5, 10, 15, 20, those below ``epochs`` (default: the profile's)."""
+        epochs = epochs or self.epochs
+        wanted = set(self.grids.get("early_stopping", ())) | set(SECTION5_EPOCHS)
+        return tuple(sorted(e for e in wanted if e < epochs))
 
     def describe(self) -> dict:
         """A flat, printable summary (for the book's provenance and setup tables)."""
@@ -104,27 +118,35 @@ QUICK_GRIDS = {
     "dropout": (0.1, 0.5, 0.9),
     "spatial_dropout": (0.1, 0.5, 0.9),
     "weight_decay": (1e-4, 1e-2, 0.1),
-    "early_stopping": (1, 5, 15),
+    "early_stopping": (1, 5, 10, 15),
     "dp_sgd": (0.01, 0.1, 0.25, 1.0, 10.0),
 }
 SMOKE_GRIDS = {name: values[:1] + values[-1:] for name, values in QUICK_GRIDS.items()}
 SMOKE_GRIDS["early_stopping"] = (1, 2)  # the smoke profile trains 2 epochs
 
+# The quick profile's network width and epochs, chosen by measurement (benchmarks/quick_sizing.py,
+# results in benchmarks/results/quick_sizing.md): the smallest cost at which the baseline's
+# Adv_Yeom and Adv_Salem reach the paper's magnitudes with 95 % half-widths at most a quarter of
+# the value, over 3 seeds and 2,000 evaluation samples per side.
+QUICK_WIDTH = 0.125
+QUICK_EPOCHS = 30
+QUICK_LR = 3e-3
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
         sizes={"fmnist": DatasetSizes(n_members=500, n_eval=100, n_adversary=100)},
-        width=0.25, epochs=2, lr=1e-3, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
+        width=0.0625, epochs=2, lr=1e-3, seeds=2, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
     "quick": Profile(
         name="quick", purpose="the default build and teaching: real Fashion-MNIST on a laptop CPU",
-        sizes={"fmnist": DatasetSizes(n_members=4_000, n_eval=1_000, n_adversary=1_000)},
-        width=0.5, epochs=30, lr=1e-3, shadow_models=8, dtc_samples=100, grids=QUICK_GRIDS),
+        sizes={"fmnist": DatasetSizes(n_members=4_000, n_eval=2_000, n_adversary=2_000)},
+        width=QUICK_WIDTH, epochs=QUICK_EPOCHS, lr=QUICK_LR, seeds=3, shadow_models=8, dtc_samples=500, grids=QUICK_GRIDS),
     "paper": Profile(
         name="paper", purpose="the paper's exact setup on all three datasets (GPU, hours)",
         sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=5_000, n_adversary=5_000),
                "cifar10": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000),
                "cifar100": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000)},
-        width=1.0, epochs=30, lr=2e-4, shadow_models=16, grids=PAPER_GRIDS),
+        width=1.0, epochs=30, lr=2e-4, seeds=3, shadow_models=16, grids=PAPER_GRIDS),
 }
 
 

@@ -57,13 +57,14 @@ class ChapterRecord:
                 "run key": entry["key"][:12],
                 "role": role + (f" {config.shadow_index + 1}/{config.shadow_count}" if config.is_shadow else ""),
                 "mechanisms": describe_mechanisms(config.mechanisms),
+                "seed": config.seed,
                 "members": config.n_members,
                 "epochs": config.epochs,
                 "source": "result store" if entry["from_store"] else "trained now",
                 "trained on": entry["device"],
                 "train time (s)": round(float(entry["train_seconds"]), 1),
             })
-        return pd.DataFrame(rows, columns=["run key", "role", "mechanisms", "members", "epochs", "source",
+        return pd.DataFrame(rows, columns=["run key", "role", "mechanisms", "seed", "members", "epochs", "source",
                                            "trained on", "train time (s)"])
 
     def summary(self) -> pd.DataFrame:
@@ -72,6 +73,12 @@ class ChapterRecord:
         trained = int((runs["source"] == "trained now").sum()) if len(runs) else 0
         facts = {"chapter": self.chapter}
         facts.update({f"parameter: {name}": _printable(value) for name, value in self.params.items()})
+        if "profile" in self.params:
+            from mia_utils.profiles import get_profile
+
+            facts.update({f"profile: {name}": _printable(value)
+                          for name, value in get_profile(self.params["profile"]).describe().items()
+                          if name not in ("profile", "purpose")})
         facts.update({
             "mia_utils version": __version__,
             "git commit": experiment.git_commit(),

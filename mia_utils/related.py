@@ -5,16 +5,39 @@
 * :func:`spearman_interval`: a rank correlation with a bootstrap interval over the points.
 * :func:`confidence_attack_fprs`: the prediction-score attack's false-positive rate on
   out-of-distribution inputs, with its threshold set on the adversary's in-distribution data.
+
+and the chapters' verdicts, each a :class:`RelatedFinding` that reads **holds**,
+**contradicted** or **inconclusive** from a 95 % interval (see :mod:`mia_utils.evidence`):
+
+* chapter 06, :func:`generalization_findings`: does the gap predict LiRA's success better than
+  test accuracy (:func:`gap_predicts_better`, a bootstrap interval of |rho_gap| - |rho_acc|),
+  does LiRA's AUC rise with the gap (:func:`rank_finding`), and does the least vulnerable
+  combination of cropping and early stopping lower LiRA's TPR at 1 % FPR
+  (:func:`difference_finding`, Bonferroni-adjusted for the choice);
+* chapter 07: does MMD + mix-up lower Adv_Yeom and the gap (:func:`mmd_versus_baseline`), and
+  does it leak less than each paper mechanism at matched accuracy
+  (:func:`matched_accuracy_comparison`);
+* chapter 08: does the uncalibrated attack flag OOD inputs more often than test non-members
+  (:func:`ood_exceeds_test`, Clopper-Pearson intervals combined by MOVER), and the trade-off
+  between OOD false positives and advantage (:func:`tradeoff_finding`: four versions are too
+  few for an interval, so it is inconclusive by design).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import numpy as np
+import pandas as pd
 import torch
 
 from mia_utils import attacks, experiment, metrics
 from mia_utils.attacks import AttackInputs
 from mia_utils.config import RunConfig
+from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, SeedEstimate, combine_seeds,
+                                paired_difference, verdict)
+from mia_utils.sweeps import Setting
 
 
 def outputs_at(run: experiment.Run, epoch: int) -> dict[str, torch.Tensor]:
@@ -118,3 +141,454 @@ def mmd_defense(params: dict) -> dict:
 def calibration_smoothing(profile) -> float:
     """Chapter 08's label-smoothing alpha: the largest value of the profile's grid."""
     return max(profile.grids["label_smoothing"])
+
+
+# --- verdicts of the related-work chapters ----------------------------------------------------
+#
+# Every finding of chapters 06-08 reads **holds**, **contradicted** or **inconclusive** from a
+# 95 % interval (:func:`mia_utils.evidence.verdict`). These chapters train ONE seed (LiRA's
+# shadow models are expensive), so an interval of a difference between two models covers the
+# evaluation samples only (the bootstrap, or the binomial count), not the training noise; each
+# verdict's text says so (:data:`ONE_SEED`).
+
+ONE_SEED = "1 seed: the interval covers the evaluation samples only"
+#: Fewest points for a bootstrap interval of a rank correlation; below it the finding is
+#: inconclusive by design (a percentile bootstrap of Spearman's rho over 4 or 5 points is mostly
+#: ties and constant resamples, not an interval).
+MIN_RANK_POINTS = 6
+#: LiRA's success as chapter 06 judges it, and its fallback when the evaluation set cannot
+#: resolve the low false-positive rate (:func:`mia_utils.metrics.fpr_resolvable`).
+LIRA_METRIC, LIRA_FALLBACK = "tpr_at_1%_fpr", "auc"
+METRIC_NAMES = {"tpr_at_1%_fpr": "LiRA's TPR at 1 % FPR", "tpr_at_0.1%_fpr": "LiRA's TPR at 0.1 % FPR",
+                "auc": "LiRA's AUC", "adv_yeom": "Adv_Yeom", "gap": "the train-test gap",
+                "test_acc": "test accuracy", "adv_salem": "Adv_Salem"}
+
+
+@dataclass(frozen=True)
+class RelatedFinding:
+    """One finding of a related-work chapter: the ``claim`` tested, its ``verdict`` (holds /
+    contradicted / inconclusive), the ``estimate`` the verdict reads (with its interval; NaN
+    when it could not be measured) and ``text``, the evidence in words with the interval and
+    what it covers. ``parts``: further estimates shown beside it (e.g. the two correlations
+    whose difference is judged)."""
+
+    claim: str
+    verdict: str
+    estimate: SeedEstimate
+    text: str
+    parts: dict = field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        """``"<claim>: **<verdict>** (<text>)"``, the markdown the chapters print."""
+        return f"{self.claim}: **{self.verdict}** ({self.text})"
+
+
+def seeds_basis(n_seeds: int) -> str:
+    """What an interval of a paired difference over ``n_seeds`` seeds covers, in words."""
+    return ONE_SEED if n_seeds == 1 else f"{n_seeds} seeds"
+
+
+def nan_estimate(value: float = math.nan) -> SeedEstimate:
+    """An estimate without an interval (``value`` as its mean, bounds NaN): reads inconclusive."""
+    return SeedEstimate(float(value), math.nan, math.nan, math.nan, (float(value),))
+
+
+def interval_name(level: float, candidates: int = 1) -> str:
+    """``"95 % interval"``, or for a selected setting ``"99.4 % interval (Bonferroni: best of 8)"``."""
+    if candidates <= 1:
+        return f"{100 * level:g} % interval"
+    return f"{100 * level:.1f} % interval (Bonferroni: best of {candidates})"
+
+
+def selection_level(candidates: int, level: float = LEVEL) -> float:
+    """The interval level for a setting chosen as the best of ``candidates`` by the quantity the
+    verdict then reads: ``1 - (1 - level) / candidates`` (Bonferroni). Picking the minimum of
+    several noisy values biases it downwards; the wider interval keeps the chance of a false
+    verdict at most ``1 - level`` over all the candidates."""
+    if candidates < 1:
+        raise ValueError(f"candidates: need at least one, got {candidates}")
+    return 1 - (1 - level) / candidates
+
+
+def rate_text(value: float, variance: float | None = None, n_nonmembers: int | None = None, digits: int = 1,
+              scale: float = 100.0, unit: str = "") -> str:
+    """A rate in percent with its normal 95 % interval from ``variance`` ("12.3 [10.1, 14.5]",
+    followed by `` unit`` when given), or ``"not resolvable at n = <n_nonmembers> non-members per
+    side"`` when the value is NaN (a TPR at an FPR the evaluation set cannot resolve)."""
+    if value is None or math.isnan(value):
+        return "not resolvable" + (f" at n = {n_nonmembers:,} non-members per side" if n_nonmembers else "")
+    suffix = f" {unit}" if unit else ""
+    if variance is None or math.isnan(variance):
+        return f"{value * scale:.{digits}f}{suffix}"
+    return combine_seeds([value], [variance]).format(scale=scale, digits=digits) + suffix
+
+
+def false_positives_allowed(n_nonmembers: int, target: float) -> int:
+    """How many false positives stay strictly below the false-positive rate ``target`` among
+    ``n_nonmembers`` non-members: ``ceil(n * target) - 1`` (0: the rate is not resolvable)."""
+    return max(0, math.ceil(round(n_nonmembers * target, 9)) - 1)
+
+
+def difference_finding(claim: str, after, before, after_variances, before_variances, expected: str = "decrease",
+                       level: float = LEVEL, candidates: int = 1, nan_text: str = "not measurable",
+                       unit: str = "pp", scale: float = 100.0, digits: int = 1) -> RelatedFinding:
+    """The claim that ``after - before`` (per seed, paired: the same seed's evaluation samples)
+    goes in the ``expected`` direction, judged on the interval of
+    :func:`mia_utils.evidence.paired_difference` at ``level`` (within-seed variance
+    ``after_var + before_var``: conservative, as it ignores the pair's positive correlation).
+    ``candidates`` > 1 marks ``after`` as the best of several settings, for the text (pass
+    ``level = selection_level(candidates)``). A NaN value gives an inconclusive verdict whose
+    text is ``nan_text`` (e.g. a TPR the evaluation set cannot resolve)."""
+    after, before = np.atleast_1d(np.asarray(after, dtype=float)), np.atleast_1d(np.asarray(before, dtype=float))
+    change = paired_difference(after, before, after_variances, before_variances, level=level)
+    state = verdict(change, expected)
+    if math.isnan(change.mean):
+        return RelatedFinding(claim, state, change, f"{nan_text}; inconclusive")
+    text = (f"change {change.format(scale=scale, digits=digits, signed=True)} {unit}, "
+            f"{interval_name(level, candidates)}; {seeds_basis(len(after))}")
+    return RelatedFinding(claim, state, change, text)
+
+
+# --- chapter 06: generalization and LiRA ----------------------------------------------------
+
+def _rank_estimate(rho: float, replicates: np.ndarray, level: float) -> SeedEstimate:
+    if math.isnan(rho) or len(replicates) == 0:
+        return nan_estimate(rho)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return SeedEstimate(float(rho), float(low), float(high), float(np.std(replicates, ddof=1)) if len(replicates) > 1
+                        else math.nan, (float(rho),))
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.isnan(x).any() or np.isnan(y).any() or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
+def rank_correlations(predictors: dict, outcome, n_bootstrap: int = 2000, seed: int = 0, level: float = LEVEL,
+                      min_points: int = MIN_RANK_POINTS) -> tuple[dict[str, SeedEstimate], SeedEstimate | None]:
+    """Spearman's rho of each of ``predictors`` (name -> values) with ``outcome`` over the same
+    points, each with a percentile bootstrap interval at ``level`` from resampling the points
+    with replacement (the same resamples for every predictor; resamples in which any variable
+    is constant are skipped), and, for exactly two predictors (a, b), the interval of
+    ``|rho_a| - |rho_b|`` over those same resamples (else None).
+
+    With fewer than ``min_points`` points, or a NaN or constant variable, the estimates have no
+    interval (:func:`nan_estimate`, the rho itself as mean; NaN when undefined). The resampled
+    points are treated as exchangeable: points from one training run (several stopping epochs)
+    are not independent, so the interval is optimistic about how the correlation generalizes."""
+    y = np.asarray(outcome, dtype=float)
+    xs = {name: np.asarray(values, dtype=float) for name, values in predictors.items()}
+    if any(x.shape != y.shape or x.ndim != 1 for x in xs.values()):
+        raise ValueError("predictors, outcome: need equal-length 1-D sequences")
+    rhos = {name: _spearman(x, y) for name, x in xs.items()}
+    pair = len(xs) == 2
+    if len(y) < min_points or any(math.isnan(r) for r in rhos.values()):
+        names = list(rhos)
+        diff = nan_estimate(abs(rhos[names[0]]) - abs(rhos[names[1]])) if pair else None
+        return {name: nan_estimate(r) for name, r in rhos.items()}, diff
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(y), len(y))
+        if np.ptp(y[pick]) == 0 or any(np.ptp(x[pick]) == 0 for x in xs.values()):
+            continue
+        replicates.append([_spearman(x[pick], y[pick]) for x in xs.values()])
+    replicates = np.asarray(replicates, dtype=float).reshape(-1, len(xs))
+    estimates = {name: _rank_estimate(rhos[name], replicates[:, i], level) for i, name in enumerate(xs)}
+    diff = None
+    if pair:
+        a, b = list(rhos)
+        diff = _rank_estimate(abs(rhos[a]) - abs(rhos[b]), np.abs(replicates[:, 0]) - np.abs(replicates[:, 1]), level)
+    return estimates, diff
+
+
+def rho_text(estimate: SeedEstimate) -> str:
+    """``"0.71 [0.40, 0.90]"``, ``"0.71 (no interval)"`` or ``"undefined"`` for a rank correlation."""
+    if math.isnan(estimate.mean):
+        return "undefined"
+    if math.isnan(estimate.low):
+        return f"{estimate.mean:.2f} (no interval)"
+    return estimate.format(scale=1, digits=2)
+
+
+def _too_few(n_points: int, min_points: int) -> str:
+    return (f"{n_points} points are too few for a bootstrap interval of a rank correlation "
+            f"(at least {min_points} needed), so this reads inconclusive by design")
+
+
+def gap_predicts_better(gap, test_acc, success, success_name: str = "LiRA's success", n_bootstrap: int = 2000,
+                        seed: int = 0, min_points: int = MIN_RANK_POINTS) -> RelatedFinding:
+    """Rahmani et al.'s claim that the train-test gap predicts vulnerability (``success``, one
+    value per model) better than test accuracy does. Judged on the bootstrap interval of
+    ``|rho(gap, success)| - |rho(test_acc, success)|`` (Spearman, the same resampled models for
+    both, :func:`rank_correlations`): holds when it excludes 0 above, contradicted below.
+    ``parts``: ``rho_gap`` and ``rho_acc`` with their intervals."""
+    claim = f"the train-test gap predicts {success_name} better than test accuracy does"
+    rhos, diff = rank_correlations({"gap": gap, "test_acc": test_acc}, success, n_bootstrap, seed,
+                                   min_points=min_points)
+    parts = {"rho_gap": rhos["gap"], "rho_acc": rhos["test_acc"]}
+    n = len(np.asarray(success))
+    state = verdict(diff, "increase")
+    rho_part = f"ρ(gap) = {rho_text(rhos['gap'])}, ρ(test accuracy) = {rho_text(rhos['test_acc'])}"
+    if math.isnan(diff.mean):
+        text = f"{rho_part}: a rank correlation is undefined when a variable is constant or not resolvable"
+    elif n < min_points:
+        text = f"{rho_part}; {_too_few(n, min_points)}"
+    else:
+        text = (f"|ρ(gap)| − |ρ(test accuracy)| = {rho_text(diff)}; {rho_part}; 95 % bootstrap intervals over "
+                f"the {n} models of 1 seed")
+    return RelatedFinding(claim, state, diff, text, parts)
+
+
+def rank_finding(claim: str, x, y, expected: str = "increase", n_bootstrap: int = 2000, seed: int = 0,
+                 what: str = "models", basis: str = "1 seed", min_points: int = MIN_RANK_POINTS) -> RelatedFinding:
+    """The claim that ``y`` rises (``expected="increase"``) or falls with ``x``: Spearman's rho
+    with its percentile bootstrap interval over the points (:func:`rank_correlations`), read
+    against 0. Fewer than ``min_points`` points: inconclusive by design, and the text says so."""
+    rhos, _ = rank_correlations({"x": x}, y, n_bootstrap, seed, min_points=min_points)
+    rho = rhos["x"]
+    n = len(np.asarray(y))
+    if n < min_points:
+        text = f"ρ = {rho_text(rho)} over {n} {what}; {_too_few(n, min_points)}"
+    elif math.isnan(rho.mean):
+        text = "the rank correlation is undefined (a variable is constant or not resolvable)"
+    else:
+        text = f"ρ = {rho_text(rho)}, 95 % bootstrap interval over the {n} {what} of {basis}"
+    return RelatedFinding(claim, verdict(rho, expected), rho, text)
+
+
+def lira_success_metric(values, n_nonmembers: int, preferred: str = LIRA_METRIC) -> tuple[str, str]:
+    """The measure of LiRA's success chapter 06 judges: ``preferred`` (TPR at 1 % FPR) when the
+    evaluation set resolves it (:func:`mia_utils.metrics.fpr_resolvable`) and every value is a
+    number, else the AUC. Returns ``(metric, note)``; ``note`` says why the AUC stands in ("" when
+    it does not)."""
+    target = metrics.LOW_FPRS[preferred]
+    values = np.asarray(values, dtype=float)
+    if metrics.fpr_resolvable(n_nonmembers, target) and not np.isnan(values).any():
+        return preferred, ""
+    return LIRA_FALLBACK, (f"{METRIC_NAMES[preferred]} is not resolvable at n = {n_nonmembers:,} non-members per "
+                           f"side, so {METRIC_NAMES[LIRA_FALLBACK]} stands in for it")
+
+
+def least_vulnerable_combination(points: pd.DataFrame, metric: str, budget: float = 0.05):
+    """Chapter 06's baseline (no crop, ``crop`` 0, at the last ``epoch``) and the least
+    vulnerable combination of cropping and early stopping (``crop`` > 0 and an ``epoch`` before
+    the last; any crop if there is no earlier epoch): the one with the lowest ``metric`` among
+    those within ``budget`` relative test accuracy of the baseline (RAD < 5 %), or among all of
+    them when none is. Returns ``(baseline_row, chosen_row, candidates, within_budget)``;
+    ``candidates`` is how many it was chosen from."""
+    final_epoch = int(points["epoch"].max())
+    baseline = points[(points["crop"] == 0) & (points["epoch"] == final_epoch)]
+    if baseline.empty:
+        raise ValueError("points: no baseline (crop 0 at the last epoch)")
+    baseline = baseline.iloc[0]
+    combos = points[(points["crop"] > 0) & (points["epoch"] < final_epoch)]
+    if combos.empty:
+        combos = points[points["crop"] > 0]
+    if combos.empty:
+        raise ValueError("points: no configuration with cropping")
+    within = combos[combos["test_acc"] >= (1 - budget) * float(baseline["test_acc"])]
+    pool = within if len(within) else combos
+    return baseline, pool.sort_values(metric).iloc[0], len(pool), bool(len(within))
+
+
+@dataclass(frozen=True)
+class GeneralizationFindings:
+    """Chapter 06's verdicts. ``metric``: the measure of LiRA's success judged (its ``note``
+    says why, when the AUC stands in for the TPR at 1 % FPR); ``predictor``: the gap predicts it
+    better than test accuracy; ``auc``: LiRA's AUC rises with the gap; ``combination``: the least
+    vulnerable crop + early-stopping model lowers it below the baseline's; ``baseline`` and
+    ``combined``: the two models' rows; ``within_budget``: whether the combination kept 95 % of
+    the baseline's test accuracy."""
+
+    metric: str
+    note: str
+    predictor: RelatedFinding
+    auc: RelatedFinding
+    combination: RelatedFinding
+    baseline: pd.Series
+    combined: pd.Series
+    within_budget: bool
+
+
+def generalization_findings(points: pd.DataFrame, n_nonmembers: int, n_bootstrap: int = 2000, seed: int = 0,
+                            budget: float = 0.05) -> GeneralizationFindings:
+    """All of chapter 06's verdicts on the models of one dataset and seed. ``points``: one row per
+    (``crop``, ``epoch``) model with ``test_acc``, ``gap``, ``auc``, ``tpr_at_1%_fpr`` and their
+    bootstrap standard deviations ``<metric>_std`` (as :func:`lira_at_epochs` gives them).
+
+    * predictor: :func:`gap_predicts_better` on the judged measure (:func:`lira_success_metric`);
+    * auc: :func:`rank_finding` of LiRA's AUC against the gap (expected to rise);
+    * combination: :func:`difference_finding` of the chosen combination's measure minus the
+      baseline's (:func:`least_vulnerable_combination`), with the bootstrap variances of both
+      (the two models share the seed's evaluation samples), at the Bonferroni level of
+      :func:`selection_level` for the number of combinations it was the best of.
+    """
+    metric, note = lira_success_metric(points[LIRA_METRIC], n_nonmembers)
+    name = METRIC_NAMES[metric]
+    predictor = gap_predicts_better(points["gap"], points["test_acc"], points[metric], name, n_bootstrap, seed)
+    auc = rank_finding("LiRA's AUC rises with the train-test gap", points["gap"], points["auc"], "increase",
+                       n_bootstrap, seed)
+    baseline, combined, candidates, within = least_vulnerable_combination(points, metric, budget)
+    stop = int(combined["epoch"])
+    where = f"within {100 * budget:g} % relative accuracy of the baseline" if within else "at any accuracy"
+    claim = (f"the least vulnerable combination {where} (crop c = {combined['crop']:g}, stopped after {stop} "
+             f"epoch{'s' if stop != 1 else ''}) lowers {name} below the baseline's")
+    level = selection_level(candidates)
+    combination = difference_finding(claim, [combined[metric]], [baseline[metric]], [combined[f"{metric}_std"] ** 2],
+                                     [baseline[f"{metric}_std"] ** 2], "decrease", level, candidates,
+                                     nan_text=f"not resolvable at n = {n_nonmembers:,} non-members per side")
+    return GeneralizationFindings(metric, note, predictor, auc, combination, baseline, combined, within)
+
+
+# --- chapter 07: MMD + mix-up -----------------------------------------------------------------
+
+def evaluated_setting(run: experiment.Run, profile, mechanism: str, value=None, store=None) -> Setting:
+    """One trained run as a one-seed :class:`mia_utils.sweeps.Setting`, evaluated (and cached)
+    exactly as :func:`mia_utils.sweeps.run_setting` evaluates its runs, so it pairs with them."""
+    from mia_utils import evaluation
+
+    config = run.config
+    metrics_ = evaluation.evaluate(run, n_bootstrap=profile.bootstrap, seed=config.seed, store=store)
+    return Setting(mechanism, value, (config.seed,), [metrics_], [run.provenance.get("mechanisms", {})], [config],
+                   [None], int(not run.from_store))
+
+
+def setting_difference(claim: str, setting: Setting, reference: Setting, metric: str, expected: str = "decrease",
+                       candidates: int = 1, nan_text: str = "not measurable") -> RelatedFinding:
+    """:func:`difference_finding` of ``setting - reference`` on ``metric``, seed by seed (they must
+    share their seeds), at the Bonferroni level for ``candidates``."""
+    if setting.seeds != reference.seeds:
+        raise ValueError(f"reference: seeds {reference.seeds} differ from the setting's {setting.seeds}")
+    return difference_finding(claim, setting.values(metric), reference.values(metric), setting.variances(metric),
+                              reference.variances(metric), expected, selection_level(candidates), candidates,
+                              nan_text)
+
+
+def combined_verdict(states) -> str:
+    """All parts hold -> holds; any part contradicted -> contradicted; else inconclusive."""
+    states = list(states)
+    if states and all(s == HOLDS for s in states):
+        return HOLDS
+    if any(s == CONTRADICTED for s in states):
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def mmd_versus_baseline(baseline: Setting, defended: Setting,
+                        metrics_=("adv_yeom", "gap")) -> dict[str, RelatedFinding]:
+    """Li et al.'s claim that MMD + mix-up lowers each of ``metrics_`` below the baseline's:
+    :func:`setting_difference` (defended - baseline, expected to decrease) per metric, and
+    ``"all"``, which holds when every one holds (:func:`combined_verdict`)."""
+    out = {m: setting_difference(f"MMD + mix-up lowers {METRIC_NAMES.get(m, m)}", defended, baseline, m)
+           for m in metrics_}
+    states = [f.verdict for f in out.values()]
+    summary = ", ".join(f"{METRIC_NAMES.get(m, m)} {f.verdict}" for m, f in out.items())
+    names = " and ".join(METRIC_NAMES.get(m, m) for m in metrics_)
+    out["all"] = RelatedFinding(f"MMD + mix-up lowers both {names}", combined_verdict(states),
+                                nan_estimate(), summary)
+    return out
+
+
+@dataclass(frozen=True)
+class MatchedComparison:
+    """One paper mechanism against MMD + mix-up at matched accuracy: its least-leaking
+    ``setting`` among the ``candidates`` at least as accurate as MMD + mix-up (None: none is),
+    and the ``finding`` that MMD + mix-up leaks less than it."""
+
+    mechanism: str
+    setting: Setting | None
+    candidates: int
+    finding: RelatedFinding
+
+
+def matched_accuracy_comparison(defended: Setting, settings: list[Setting], mechanisms,
+                                metric: str = "adv_yeom") -> list[MatchedComparison]:
+    """Li et al.'s claim that MMD + mix-up (``defended``) leaks less than each of the paper's
+    ``mechanisms`` at matched accuracy. Per mechanism: among its ``settings`` whose mean test
+    accuracy is at least the defense's, the one with the lowest ``metric``; the verdict reads
+    ``defended - chosen`` on ``metric`` (paired by seed; expected below 0), at the Bonferroni
+    level for the number of candidates it was chosen from (:func:`selection_level`). holds: MMD +
+    mix-up leaks less; contradicted: the mechanism does. No setting as accurate: inconclusive."""
+    budget = defended.mean("test_acc")
+    out = []
+    for mechanism in mechanisms:
+        pool = [s for s in settings if s.mechanism == mechanism and s.mean("test_acc") >= budget - 1e-12]
+        claim = f"MMD + mix-up leaks less than {mechanism.replace('_', ' ')} at matched accuracy"
+        if not pool:
+            finding = RelatedFinding(claim, INCONCLUSIVE, nan_estimate(),
+                                     "no setting of it is at least as accurate as MMD + mix-up")
+            out.append(MatchedComparison(mechanism, None, 0, finding))
+            continue
+        best = min(pool, key=lambda s: s.mean(metric))
+        finding = setting_difference(f"{claim} ({best.label})", defended, best, metric, "decrease", len(pool))
+        out.append(MatchedComparison(mechanism, best, len(pool), finding))
+    return out
+
+
+def verdict_counts(findings) -> str:
+    """``"2 hold, 1 contradicted, 4 inconclusive"`` over ``findings``."""
+    states = [f.verdict for f in findings]
+    return (f"{states.count(HOLDS)} hold{'s' if states.count(HOLDS) == 1 else ''}, "
+            f"{states.count(CONTRADICTED)} contradicted, {states.count(INCONCLUSIVE)} inconclusive")
+
+
+# --- chapter 08: prediction scores on OOD inputs ----------------------------------------------
+
+def proportion_difference(successes_a: int, trials_a: int, successes_b: int, trials_b: int,
+                          level: float = LEVEL) -> SeedEstimate:
+    """``p_a - p_b`` for two independent binomial proportions with an interval at ``level`` by the
+    MOVER method (Newcombe 1998; Zou & Donner 2008) on the Clopper-Pearson intervals (l, u) of
+    each: ``[d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2), d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2)]``.
+    ``se`` is the half-width over the normal quantile (for display only)."""
+    from scipy import stats
+
+    p_a, p_b = successes_a / trials_a, successes_b / trials_b
+    l_a, u_a = metrics.clopper_pearson(successes_a, trials_a, level)
+    l_b, u_b = metrics.clopper_pearson(successes_b, trials_b, level)
+    d = p_a - p_b
+    low = d - math.sqrt((p_a - l_a) ** 2 + (u_b - p_b) ** 2)
+    high = d + math.sqrt((u_a - p_a) ** 2 + (p_b - l_b) ** 2)
+    se = (high - low) / (2 * stats.norm.ppf(0.5 + level / 2))
+    return SeedEstimate(d, low, high, se, (d,))
+
+
+def ood_exceeds_test(fpr_ood: dict[str, float], n_ood: int, fpr_test: float, n_test: int,
+                     titles: dict[str, str] | None = None) -> tuple[RelatedFinding, dict[str, RelatedFinding]]:
+    """Hintersdorf et al.'s claim that the prediction-score attack calls out-of-distribution
+    inputs members more often than real non-members: the rate on OOD inputs minus the rate on the
+    test non-members, with :func:`proportion_difference` (independent binomials: the threshold
+    is set on the adversary's data, so each input is an independent trial). ``fpr_ood``: rates
+    per OOD set of ``n_ood`` inputs each; ``fpr_test``: the rate on ``n_test`` test non-members.
+    Returns the finding pooled over all OOD sets (their counts added) and one per set."""
+    titles = titles or {}
+    k_test = int(round(fpr_test * n_test))
+
+    def finding(claim_of, k, n):
+        diff = proportion_difference(k, n, k_test, n_test)
+        text = (f"{100 * k / n:.1f} % of {n:,} OOD inputs against {100 * k_test / n_test:.1f} % of {n_test:,} test "
+                f"non-members, difference {diff.format(signed=True)} pp, 95 % interval (Clopper-Pearson, "
+                f"MOVER); {ONE_SEED}")
+        return RelatedFinding(claim_of, verdict(diff, "increase"), diff, text)
+
+    per_set = {name: finding(f"the attack calls {titles.get(name, name)} members more often than test non-members",
+                             int(round(rate * n_ood)), n_ood) for name, rate in fpr_ood.items()}
+    k_all = sum(int(round(rate * n_ood)) for rate in fpr_ood.values())
+    pooled = finding("the uncalibrated attack calls OOD inputs members more often than test non-members",
+                     k_all, n_ood * len(fpr_ood))
+    return pooled, per_set
+
+
+def tradeoff_finding(mean_ood_fpr, advantage, min_points: int = MIN_RANK_POINTS, n_bootstrap: int = 2000,
+                     seed: int = 0) -> RelatedFinding:
+    """Hintersdorf et al.'s trade-off: versions of a model that are fooled less by OOD inputs
+    (lower mean OOD false-positive rate) leak more (higher advantage), i.e. Spearman's rho of the
+    two is negative. With fewer than ``min_points`` versions (the chapter has 4) no interval can be
+    given, and the finding is inconclusive by design (:func:`rank_finding`)."""
+    return rank_finding("versions of the model fooled less by OOD inputs leak more", mean_ood_fpr, advantage,
+                        "decrease", n_bootstrap, seed, what="versions of the model", min_points=min_points)

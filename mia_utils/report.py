@@ -6,6 +6,7 @@ The published tables of Kaya, Hong & Dumitras (2020) ship with the package as CS
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 
 import pandas as pd
@@ -15,6 +16,7 @@ from mia_utils.data import DATASETS
 REFERENCE_TABLES = (
     "table1_hyperparameter_ranges", "table2_baselines", "tables3to5_regularization",
     "table6_combinations_cifar100", "table7_dtc_baselines", "table8_dtc_regularized_rad15", "dp_fmnist",
+    "findings",
 )
 
 
@@ -27,28 +29,28 @@ def published(table: str) -> pd.DataFrame:
         return pd.read_csv(handle)
 
 
-def baseline_comparison(rows: list[dict]) -> pd.DataFrame:
+def _interval(estimate, digits: int = 1) -> str:
+    return estimate.format(digits=digits)
+
+
+def baseline_comparison(baselines: dict) -> pd.DataFrame:
     """Our baselines beside the paper's Table 2.
 
-    ``rows``: one dict per dataset with ``dataset``, fractions ``test_acc``, ``train_acc``, and
-    attack results ``yeom`` and ``salem`` (:class:`mia_utils.attacks.AttackResult`). Returns one
-    row per dataset; accuracies and advantages in percent, "±" columns are bootstrap standard
-    errors in percentage points, and the paper's values are the ``paper`` columns.
-    """
+    ``baselines``: dataset -> :class:`mia_utils.sweeps.Setting` of the unregularized model over
+    seeds. Returns one row per dataset with the seed mean and 95 % interval (percent) of the
+    training and test accuracy, the gap (points) and both advantages, the number of seeds, and the
+    paper's values (``paper`` columns)."""
     paper = published("table2_baselines").set_index("dataset")
     table = []
-    for row in rows:
-        dataset = row["dataset"]
-        yeom, salem = row["yeom"].metrics["advantage"], row["salem"].metrics["advantage"]
+    for dataset, setting in baselines.items():
         table.append({
             "dataset": DATASETS[dataset].title,
-            "train acc (%)": 100 * row["train_acc"],
-            "test acc (%)": 100 * row["test_acc"],
-            "gap (pp)": 100 * (row["train_acc"] - row["test_acc"]),
-            "Adv_Yeom (%)": 100 * yeom.value,
-            "Adv_Yeom ±": 100 * yeom.std,
-            "Adv_Salem (%)": 100 * salem.value,
-            "Adv_Salem ±": 100 * salem.std,
+            "seeds": len(setting.seeds),
+            "train acc (%)": _interval(setting.estimate("train_acc")),
+            "test acc (%)": _interval(setting.estimate("test_acc")),
+            "gap (pp)": _interval(setting.estimate("gap")),
+            "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom")),
+            "Adv_Salem (%)": _interval(setting.estimate("adv_salem")),
             "paper acc (%)": paper.loc[dataset, "acc_pct"],
             "paper Adv_Yeom (%)": paper.loc[dataset, "adv_yeom_pct"],
             "paper Adv_Salem (%)": paper.loc[dataset, "adv_salem_pct"],
@@ -58,6 +60,7 @@ def baseline_comparison(rows: list[dict]) -> pd.DataFrame:
 
 ATTACK_TITLES = {
     "yeom": "Yeom (known average training loss)",
+    "yeom_objective": "Yeom (known average training objective)",
     "loss": "Loss threshold (calibrated Yeom)",
     "confidence": "Confidence threshold",
     "entropy": "Entropy threshold",
@@ -71,19 +74,25 @@ ATTACK_TITLES = {
 
 
 def attack_table(results: dict) -> pd.DataFrame:
-    """One row per attack: advantage, AUC and TPR at 0.1 % / 1 % FPR as "value ± std" in
-    percent (bootstrap standard errors), with what the adversary is assumed to know."""
+    """One row per attack: advantage and AUC as "value ± std" in percent (bootstrap standard
+    errors); TPR at 0.1 % / 1 % FPR as "value [low, high]" in percent with its 95 % Clopper-Pearson
+    interval, or "not resolvable at n = 1,000" when the n non-members of the evaluation set cannot
+    resolve that FPR; with what the adversary is assumed to know."""
     from mia_utils.attacks import ATTACK_KNOWLEDGE
+
+    def tpr(estimate, n: int, digits: int) -> str:
+        return estimate.format(digits=digits, exact=True) if estimate.resolvable else f"not resolvable at n = {n:,}"
 
     rows = []
     for name, result in results.items():
         m = result.metrics
+        n = int((~result.is_member).sum())
         rows.append({
             "attack": ATTACK_TITLES.get(name, name),
             "advantage (%)": m["advantage"].format(),
             "AUC (%)": m["auc"].format(),
-            "TPR @ 0.1 % FPR (%)": m["tpr_at_0.1%_fpr"].format(digits=2),
-            "TPR @ 1 % FPR (%)": m["tpr_at_1%_fpr"].format(),
+            "TPR @ 0.1 % FPR (%)": tpr(m["tpr_at_0.1%_fpr"], n, 2),
+            "TPR @ 1 % FPR (%)": tpr(m["tpr_at_1%_fpr"], n, 1),
             "the adversary knows": ATTACK_KNOWLEDGE.get(name, ""),
         })
     return pd.DataFrame(rows).set_index("attack")
@@ -94,19 +103,6 @@ def attack_table(results: dict) -> pd.DataFrame:
 SCENARIOS = ("max", "rad5", "rad15")
 SCENARIO_TITLES = {"max": "Max", "rad5": "RAD<5%", "rad15": "RAD<15%"}
 RAD_LIMITS = {"rad5": 0.05, "rad15": 0.15}
-
-
-def result_row(mechanism: str, value, outputs: dict, seed: int = 0) -> dict:
-    """Test accuracy, Yeom's and Salem's advantages (fractions) of one trained configuration,
-    from its stored per-sample outputs."""
-    from mia_utils.attacks import AttackInputs, salem, yeom
-    from mia_utils.experiment import summary_metrics
-
-    inputs = AttackInputs.from_outputs(outputs)
-    summary = summary_metrics(outputs)
-    return {"mechanism": mechanism, "value": value, "test_acc": summary["test_acc"],
-            "train_acc": summary["train_acc"], "adv_yeom": yeom(inputs, n_bootstrap=0).advantage,
-            "adv_salem": salem(inputs, n_bootstrap=0, seed=seed).advantage}
 
 
 def relative_change(value: float, baseline: float) -> float:
@@ -153,40 +149,173 @@ def select_scenarios(rows: pd.DataFrame, baseline: dict) -> pd.DataFrame:
     return pd.DataFrame(chosen)
 
 
-CHANGE_COLUMNS = {"d_acc_pct": "ΔAcc (%)", "d_adv_yeom_pct": "ΔAdv_Yeom (%)", "d_adv_salem_pct": "ΔAdv_Salem (%)"}
+CHANGE_METRICS = {"test_acc": "ΔAcc", "adv_yeom": "ΔAdv_Yeom", "adv_salem": "ΔAdv_Salem"}
 
 
-def mark_changes(scenarios: pd.DataFrame) -> pd.DataFrame:
-    """Relative changes as text, per scenario: "▼" marks the largest drop in each column and
-    "▲" flags an inadvertent increase of an attack's advantage."""
-    marked = scenarios.copy()
-    for column in CHANGE_COLUMNS:
-        text = marked[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:+.1f}")
-        for scenario, group in marked.groupby("scenario"):
-            values = group[column].dropna()
-            if len(values) and values.min() < 0:
-                text[values.idxmin()] += " ▼"
-        if column != "d_acc_pct":
-            text[marked[column] > 0] += " ▲"
-        marked[column] = text
-    return marked
-
-
-def scenario_table(scenarios: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Our three-scenario table beside the paper's (Tables 3-5) for ``dataset``, marked."""
-    ours = mark_changes(scenarios)
+def _paper_cells(dataset: str):
     paper = published("tables3to5_regularization")
-    paper = paper[paper["dataset"] == dataset].set_index(["mechanism", "scenario"])
+    return paper[paper["dataset"] == dataset].set_index(["mechanism", "scenario"])
+
+
+def scenario_table(results) -> pd.DataFrame:
+    """Our three-scenario table beside the paper's (Tables 3-5).
+
+    ``results``: :class:`mia_utils.findings.RegularizationResults`. One row per (mechanism,
+    scenario) the selection picked: the value, the paired change of accuracy and of both
+    advantages against the same seeds' baseline (relative to the baseline's mean, in percent,
+    where the baseline's interval excludes zero; otherwise absolute, in points, marked "pp"),
+    whether Adv_Yeom fell (the verdict of its paired change), and the paper's values."""
+    from mia_utils.evidence import relative_change_text, verdict
+
+    paper = _paper_cells(results.dataset)
+    base = results.baseline
     rows = []
-    for _, row in ours.iterrows():
-        key = (row["mechanism"], row["scenario"])
-        entry = {"mechanism": row["mechanism"], "scenario": SCENARIO_TITLES[row["scenario"]],
-                 "value": row["value"], **{title: row[column] for column, title in CHANGE_COLUMNS.items()}}
+    for _, pick in results.scenarios.iterrows():
+        setting = results.chosen(pick["mechanism"], pick["scenario"])
+        key = (pick["mechanism"], pick["scenario"])
+        entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]], "value": f"{pick['value']:g}"}
+        for metric, title in CHANGE_METRICS.items():
+            entry[title] = relative_change_text(setting.change(base, metric), base.estimate(metric))
+        entry["Adv_Yeom lowered?"] = verdict(setting.change(base, "adv_yeom"), "decrease")
         if key in paper.index:
-            published_row = paper.loc[key]
-            entry.update({"paper value": published_row["value"],
-                          "paper ΔAcc (%)": published_row["d_acc_pct"],
-                          "paper ΔAdv_Yeom (%)": published_row["d_adv_yeom_pct"],
-                          "paper ΔAdv_Salem (%)": published_row["d_adv_salem_pct"]})
+            cell = paper.loc[key]
+            entry.update({"paper value": f"{cell['value']:g}", "paper ΔAcc (%)": cell["d_acc_pct"],
+                          "paper ΔAdv_Yeom (%)": cell["d_adv_yeom_pct"], "paper ΔAdv_Salem (%)": cell["d_adv_salem_pct"]})
         rows.append(entry)
     return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
+
+
+READING_METRICS = {"adv_yeom": "(a) clean loss", "adv_yeom_objective": "(b) training objective"}
+
+
+def signal_reading(advantage_state: str, auc_state: str) -> str:
+    """What the threshold-free AUC says about a fall of Yeom's advantage: ``"signal removed"``
+    when the AUC falls too, ``"threshold moved"`` when the advantage falls but the AUC does not,
+    ``"no fall"`` when the advantage does not fall."""
+    from mia_utils.evidence import HOLDS
+
+    if advantage_state != HOLDS:
+        return "no fall"
+    return "signal removed" if auc_state == HOLDS else "threshold moved"
+
+
+def yeom_readings(results) -> pd.DataFrame:
+    """Both readings of Yeom's threshold for every selected (mechanism, scenario), with the
+    threshold-free metrics beside them.
+
+    Columns: the absolute Adv_Yeom under reading (a) and (b), the loss AUC and TPR at 0.1 % FPR
+    (seed means with 95 % intervals, percent), the paired change of each reading against the
+    baseline with its verdict ("decrease" predicted), the AUC's verdict, what the AUC says
+    (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom."""
+    from mia_utils.evidence import relative_change_text, verdict
+
+    paper = _paper_cells(results.dataset)
+    base = results.baseline
+    rows = [{"mechanism": "baseline", "scenario": "", "value": "",
+             **{f"Adv_Yeom {t} (%)": _interval(base.estimate(m)) for m, t in READING_METRICS.items()},
+             "AUC (%)": _interval(base.estimate("auc")),
+             "TPR @ 0.1 % FPR (%)": _tpr_text(base), "paper ΔAdv_Yeom (%)": float("nan")}]
+    for _, pick in results.scenarios.iterrows():
+        setting = results.chosen(pick["mechanism"], pick["scenario"])
+        auc_state = verdict(setting.change(base, "auc"), "decrease")
+        entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
+                 "value": f"{pick['value']:g}"}
+        for metric, title in READING_METRICS.items():
+            change = setting.change(base, metric)
+            entry[f"Adv_Yeom {title} (%)"] = _interval(setting.estimate(metric))
+            entry[f"Δ {title}"] = relative_change_text(change, base.estimate(metric))
+            entry[f"{title} lowered?"] = verdict(change, "decrease")
+        entry["AUC (%)"] = _interval(setting.estimate("auc"))
+        entry["AUC lowered?"] = auc_state
+        entry["TPR @ 0.1 % FPR (%)"] = _tpr_text(setting)
+        for metric, title in READING_METRICS.items():
+            entry[f"AUC says ({title[:3]})"] = signal_reading(entry[f"{title} lowered?"], auc_state)
+        key = (pick["mechanism"], pick["scenario"])
+        entry["paper ΔAdv_Yeom (%)"] = paper.loc[key, "d_adv_yeom_pct"] if key in paper.index else float("nan")
+        rows.append(entry)
+    return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
+
+
+def _tpr_text(setting) -> str:
+    estimate = setting.estimate("tpr_at_0.1%_fpr")
+    return "not resolvable" if math.isnan(estimate.mean) else estimate.format(digits=2)
+
+
+def reading_agreement(results) -> pd.DataFrame:
+    """For each reading of Yeom's threshold, in how many selected cells our verdict agrees with
+    the sign of the paper's ΔAdv_Yeom (a fall the paper reports and we confirm, or a rise), is
+    contradicted, or is inconclusive. One row per reading."""
+    from mia_utils.evidence import CONTRADICTED, HOLDS, verdict
+
+    paper = _paper_cells(results.dataset)
+    base = results.baseline
+    rows = []
+    for metric, title in READING_METRICS.items():
+        counts = {"agrees": 0, "disagrees": 0, "inconclusive": 0}
+        for _, pick in results.scenarios.iterrows():
+            key = (pick["mechanism"], pick["scenario"])
+            if key not in paper.index or paper.loc[key, "d_adv_yeom_pct"] == 0:
+                continue
+            expected = "decrease" if paper.loc[key, "d_adv_yeom_pct"] < 0 else "increase"
+            state = verdict(results.chosen(*key).change(base, metric), expected)
+            counts["agrees" if state == HOLDS else "disagrees" if state == CONTRADICTED else "inconclusive"] += 1
+        rows.append({"reading": title, **counts, "cells": sum(counts.values())})
+    return pd.DataFrame(rows).set_index("reading")
+
+
+def reading_summary(agreement: pd.DataFrame) -> str:
+    """One sentence naming the reading of Yeom's threshold whose verdicts agree with the paper's
+    signs in more cells (:func:`reading_agreement`), or saying that neither does."""
+    counts = agreement["agrees"]
+    parts = [f"reading {name} agrees in {row['agrees']} of {row['cells']} cells "
+             f"({row['disagrees']} contradicted, {row['inconclusive']} inconclusive)" for name, row in agreement.iterrows()]
+    if counts.nunique() == 1:
+        lead = "Neither reading reproduces the paper's pattern better than the other"
+    else:
+        lead = f"Reading {counts.idxmax()} reproduces the paper's pattern more closely"
+    return f"{lead}: {'; '.join(parts)}."
+
+
+def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
+    """One row per :class:`mia_utils.sweeps.Setting`: test accuracy, Adv_Yeom and Adv_Salem as
+    seed means with 95 % intervals (percent), and the paired changes of accuracy and Adv_Yeom
+    against ``baseline`` (see :func:`mia_utils.evidence.relative_change_text`), indexed by the
+    setting's value under the name ``symbol``. DP runs also get their mean ε and δ."""
+    from mia_utils.evidence import relative_change_text
+
+    rows = []
+    for setting in settings:
+        row = {symbol: setting.value}
+        epsilons = [f["dp_epsilon"] for f in setting.facts if "dp_epsilon" in f]
+        if epsilons:
+            row["ε (mean over seeds)"] = float(sum(epsilons) / len(epsilons))
+            row["δ"] = setting.facts[0]["dp_delta"]
+        row.update({"test acc (%)": _interval(setting.estimate("test_acc")),
+                    "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom")),
+                    "Adv_Salem (%)": _interval(setting.estimate("adv_salem")),
+                    "ΔAcc": relative_change_text(setting.change(baseline, "test_acc"), baseline.estimate("test_acc")),
+                    "ΔAdv_Yeom": relative_change_text(setting.change(baseline, "adv_yeom"), baseline.estimate("adv_yeom"))})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(symbol)
+
+
+def combination_table(combo, baseline) -> pd.DataFrame:
+    """Table 6's rows for one base mechanism (:class:`mia_utils.findings.Combinations`): the base
+    alone at RAD<5% and RAD<15%, each pair, and the base stopped early after each E; test
+    accuracy and Adv_Yeom as seed means with 95 % intervals, and the paired changes of accuracy,
+    Adv_Yeom and Adv_Salem against ``baseline`` (see :func:`settings_table`)."""
+    from mia_utils.evidence import relative_change_text
+
+    labelled = [(f"single, {SCENARIO_TITLES[scenario]} ({setting.value:g})", setting)
+                for scenario, setting in combo.singles.items()]
+    labelled += [(f"+ {partner} ({setting.value:g})", setting) for partner, setting in combo.pairs.items()]
+    labelled += [(f"+ early stopping (E = {epoch})", setting) for epoch, setting in combo.early.items()]
+    rows = []
+    for label, setting in labelled:
+        row = {"base": f"{combo.base} = {combo.value:g}", "row": label,
+               "test acc (%)": _interval(setting.estimate("test_acc")),
+               "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom"))}
+        for metric, title in (("test_acc", "ΔAcc"), ("adv_yeom", "ΔAdv_Yeom"), ("adv_salem", "ΔAdv_Salem")):
+            row[title] = relative_change_text(setting.change(baseline, metric), baseline.estimate(metric))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["base", "row"])

@@ -58,6 +58,10 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+#: Key prefixes of entries derived from runs (cached evaluations, DtC measurements).
+DERIVED_PREFIXES = ("dtc-", "eval-")
+
+
 class ResultStore:
     """Run entries keyed by configuration hash. See the module docstring for the layout."""
 
@@ -170,9 +174,14 @@ class ResultStore:
         return removed
 
     def keys(self) -> list[str]:
+        """Every entry's key: trained runs and the results derived from them."""
         if not self.runs.exists():
             return []
         return sorted(p.name for p in self.runs.iterdir() if not p.name.startswith("."))
+
+    def run_keys(self) -> list[str]:
+        """The keys of trained runs only (not the cached evaluations and DtC measurements)."""
+        return [key for key in self.keys() if not key.startswith(DERIVED_PREFIXES)]
 
     def clean(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,21 +1,27 @@
-"""Sweeps over mechanisms and their values, as the chapters run them.
+"""Sweeps over mechanisms and their values, replicated over seeds, as the chapters run them.
 
-Every setting is an ordinary run of the result store, so a sweep that was run before is read
-back, and one chapter's sweep is free for the next (the DP and DtC chapters reuse the
-regularization chapter's runs). Early stopping reads snapshots of the baseline run.
+A :class:`Setting` is one (mechanism, value) trained once per seed; each seed draws its own
+membership split and training (``Profile.base_config(dataset, seed)``). Every run is an ordinary
+run of the result store and every evaluation is cached (:func:`mia_utils.evaluation.evaluate`),
+so a sweep that was run before is read back, and one chapter's sweep is free for the next. Early
+stopping reads per-epoch snapshots of the baseline runs.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mia_utils import experiment, report
+from mia_utils import evaluation, experiment
 from mia_utils.config import RunConfig
+from mia_utils.evidence import SeedEstimate, combine_seeds, paired_difference
 from mia_utils.profiles import Profile
 
 log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
 
 
 def setting_config(base: RunConfig, mechanism: str, value) -> RunConfig:
@@ -23,32 +29,136 @@ def setting_config(base: RunConfig, mechanism: str, value) -> RunConfig:
     return base.with_mechanisms(**{mechanism: value}).replace(snapshot_epochs=())
 
 
-def mechanism_sweep(base: RunConfig, mechanism: str, grid, seed: int = 0, store=None) -> tuple[list[dict], int]:
-    """Rows of :func:`mia_utils.report.result_row` for every value of ``mechanism`` in ``grid``,
-    and how many runs were trained now (the rest came from the store). Early stopping reads the
-    epochs from snapshots of one run of ``base``."""
-    if mechanism == "early_stopping":
-        sweep = experiment.early_stopping_sweep(base, grid, store)
-        return [report.result_row(mechanism, epoch, outputs, seed=seed) for epoch, outputs in sweep.items()], 0
-    rows, trained = [], 0
-    for value in grid:
-        run = experiment.run(setting_config(base, mechanism, value), store)
+def seed_list(profile: Profile, first_seed: int = 0, replicated: bool = True) -> tuple[int, ...]:
+    """The seeds a setting is trained with: ``profile.seeds`` consecutive seeds from
+    ``first_seed`` when the setting enters a verdict (``replicated``), else ``first_seed`` alone."""
+    return tuple(range(first_seed, first_seed + (profile.seeds if replicated else 1)))
+
+
+@dataclass
+class Setting:
+    """One (mechanism, value) over seeds: ``evaluations[i]`` holds the metrics of seed
+    ``seeds[i]`` (:func:`mia_utils.evaluation.evaluate_outputs`), ``facts[i]`` what its
+    mechanisms reported (e.g. DP's epsilon), ``configs[i]`` its run's configuration and
+    ``epochs[i]`` the snapshot epoch it was read at (None: the final model)."""
+
+    mechanism: str
+    value: float | None
+    seeds: tuple[int, ...]
+    evaluations: list[dict]
+    facts: list[dict] = field(default_factory=list)
+    configs: list[RunConfig] = field(default_factory=list)
+    epochs: list[int | None] = field(default_factory=list)
+    trained: int = 0
+
+    def runs(self, store=None) -> list[tuple["experiment.Run", int | None]]:
+        """(run, snapshot epoch or None) per seed, read back from the store."""
+        return [(experiment.run(config, store), epoch) for config, epoch in zip(self.configs, self.epochs)]
+
+    @property
+    def label(self) -> str:
+        return BASELINE if self.mechanism == BASELINE else f"{self.mechanism} = {self.value:g}"
+
+    def values(self, metric: str) -> list[float]:
+        return [e[metric]["value"] for e in self.evaluations]
+
+    def variances(self, metric: str) -> list[float]:
+        return [e[metric]["variance"] for e in self.evaluations]
+
+    def estimate(self, metric: str) -> SeedEstimate:
+        """Mean over seeds and 95 % interval of ``metric`` (see :mod:`mia_utils.evidence`)."""
+        return combine_seeds(self.values(metric), self.variances(metric))
+
+    def mean(self, metric: str) -> float:
+        return self.estimate(metric).mean
+
+    def change(self, baseline: "Setting", metric: str) -> SeedEstimate:
+        """This setting minus ``baseline``, seed by seed (they must share their seeds)."""
+        if self.seeds != baseline.seeds:
+            raise ValueError(f"baseline: seeds {baseline.seeds} differ from this setting's {self.seeds}")
+        return paired_difference(self.values(metric), baseline.values(metric), self.variances(metric),
+                                 baseline.variances(metric))
+
+
+def _evaluated(config: RunConfig, profile: Profile, store, epoch: int | None = None):
+    run = experiment.run(config, store)
+    return run, evaluation.evaluate(run, epoch=epoch, n_bootstrap=profile.bootstrap, seed=config.seed, store=store)
+
+
+def setting_configs(profile: Profile, dataset: str, mechanism: str, value, seeds,
+                    mechanisms: dict | None = None) -> list[tuple[RunConfig, int | None]]:
+    """(run configuration, snapshot epoch or None) of ``mechanism = value`` on ``dataset`` for
+    each seed in ``seeds``, trained by :func:`run_setting`. ``mechanism`` may be ``"baseline"``
+    (value None) or ``"early_stopping"`` (value E: the snapshot after E epochs of the run without
+    it). ``mechanisms``: other mechanisms applied underneath (for pairs), as ``{name: value}``."""
+    out = []
+    for seed in seeds:
+        base = profile.base_config(dataset, seed=seed)
+        if mechanisms:
+            base = base.with_mechanisms(**mechanisms).replace(snapshot_epochs=())
+        if mechanism == BASELINE:
+            out.append((base, None))
+        elif mechanism == "early_stopping":
+            epoch = int(value)
+            final = epoch == base.epochs
+            snapshots = set(profile.snapshot_epochs(base.epochs)) | (set() if final else {epoch})
+            out.append((base.replace(snapshot_epochs=tuple(sorted(snapshots))), None if final else epoch))
+        else:
+            out.append((setting_config(base, mechanism, value), None))
+    return out
+
+
+def run_setting(profile: Profile, dataset: str, mechanism: str, value, seeds, store=None,
+                mechanisms: dict | None = None) -> Setting:
+    """Train (or read back) every run of :func:`setting_configs` and evaluate each one."""
+    evaluations, facts, configs, epochs, trained = [], [], [], [], 0
+    for config, epoch in setting_configs(profile, dataset, mechanism, value, seeds, mechanisms):
+        run, metrics = _evaluated(config, profile, store, epoch)
         trained += not run.from_store
-        row = report.result_row(mechanism, value, run.outputs, seed=seed)
-        row.update({f"fact_{k}": v for k, v in run.provenance.get("mechanisms", {}).items()})
-        rows.append(row)
-        log.info("%s = %g: accuracy %.3f, Adv_Yeom %.3f", mechanism, value, row["test_acc"], row["adv_yeom"])
-    return rows, trained
+        evaluations.append(metrics)
+        facts.append(run.provenance.get("mechanisms", {}))
+        configs.append(run.config)
+        epochs.append(epoch)
+    return Setting(mechanism, value, tuple(seeds), evaluations, facts, configs, epochs, trained)
 
 
-def regularization_sweep(profile: Profile, dataset: str, mechanisms, seed: int = 0, store=None):
-    """The baseline row and a DataFrame of every (mechanism, value) of the profile's grids.
-    Returns ``(baseline_row, rows, trained_now)``."""
-    base = profile.base_config(dataset, seed=seed)
-    baseline = report.result_row("baseline", None, experiment.run(base, store).outputs, seed=seed)
-    rows, trained = [], 0
+def mechanism_sweep(profile: Profile, dataset: str, mechanism: str, seeds, store=None, grid=None) -> list[Setting]:
+    """A :class:`Setting` for every value of ``mechanism`` in ``grid`` (default: the profile's)."""
+    settings = []
+    for value in (grid if grid is not None else profile.grids[mechanism]):
+        setting = run_setting(profile, dataset, mechanism, value, seeds, store)
+        log.info("%s: accuracy %.3f, Adv_Yeom %.3f", setting.label, setting.mean("test_acc"), setting.mean("adv_yeom"))
+        settings.append(setting)
+    return settings
+
+
+def regularization_sweep(profile: Profile, dataset: str, mechanisms, seeds, store=None) -> tuple[Setting, list[Setting]]:
+    """The baseline and every (mechanism, value) of the profile's grids, each over ``seeds``."""
+    baseline = run_setting(profile, dataset, BASELINE, None, seeds, store)
+    settings = []
     for mechanism in mechanisms:
-        part, count = mechanism_sweep(base, mechanism, profile.grids[mechanism], seed, store)
-        rows += part
-        trained += count
-    return baseline, pd.DataFrame(rows), trained
+        settings += mechanism_sweep(profile, dataset, mechanism, seeds, store)
+    return baseline, settings
+
+
+def trained_count(*groups) -> int:
+    """Runs trained now (not read from the store) over settings or lists of settings."""
+    total = 0
+    for group in groups:
+        total += sum(s.trained for s in group) if isinstance(group, (list, tuple)) else group.trained
+    return total
+
+
+def means_frame(settings: list[Setting]) -> pd.DataFrame:
+    """One row per setting with its ``mechanism``, ``value`` and the seed mean of every metric of
+    :data:`mia_utils.evaluation.METRICS` (fractions): the input of the Max / RAD selection."""
+    return pd.DataFrame([{"mechanism": s.mechanism, "value": s.value,
+                          **{metric: s.mean(metric) for metric in evaluation.METRICS}} for s in settings])
+
+
+def find(settings: list[Setting], mechanism: str, value) -> Setting:
+    """The setting of ``mechanism`` at ``value`` in ``settings``."""
+    for setting in settings:
+        if setting.mechanism == mechanism and (value is None or setting.value == value):
+            return setting
+    raise KeyError(f"no setting {mechanism} = {value} among {len(settings)} settings")

@@ -64,7 +64,9 @@ class TrainResult:
     ``HISTORY_PER_SIDE`` evaluation members) and ``test_loss``/``test_acc`` (on as many
     evaluation non-members), losses in nats, accuracies in [0, 1], and ``seconds`` (wall time
     of the epoch, including that evaluation pass).
-    ``snapshots``: epoch -> (state_dict, per-sample outputs) for ``config.snapshot_epochs``.
+    ``snapshots``: epoch -> (state_dict, per-sample outputs) for ``config.snapshot_epochs``; each
+    snapshot's outputs also hold ``objective_loss`` (a 0-d float64 tensor, nats), as
+    ``objective_loss`` holds it for the final model (see :func:`training_objective_loss`).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -74,6 +76,7 @@ class TrainResult:
     seconds: float = 0.0
     trained_on: torch.Tensor | None = None
     mechanism_facts: dict = field(default_factory=dict)
+    objective_loss: float = float("nan")
 
 
 def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -160,6 +163,31 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * logits.log_softmax(1)).sum(1).mean()
 
 
+@torch.no_grad()
+def training_objective_loss(model: nn.Module, mechanisms, images: torch.Tensor, targets: torch.Tensor,
+                            batch_size: int, generator: torch.Generator) -> float:
+    """Mean training loss over every training image, in nats, as the training objective sees it:
+    the cross-entropy of the model's output on the image *after* the mechanisms' batch transforms
+    (noise, cropping, mix-up) against the *transformed* targets (smoothed labels, a teacher's soft
+    labels). The network is in eval mode (no dropout), so only the data and labels differ from the
+    clean loss; penalty terms (MMD) are left out. This is the "average training loss" a training
+    log reports: reading (b) of Yeom's threshold (:func:`mia_utils.attacks.yeom`).
+
+    ``images`` float (N, C, H, W) in [0, 1] and ``targets`` (N, classes) probability rows, on the
+    model's device; batches are consecutive (no shuffling), transforms draw from ``generator``.
+    """
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, images.shape[0]
+    for batch in torch.arange(n, device=images.device).split(batch_size):
+        inputs, batch_targets = images[batch], targets[batch]
+        for mechanism in mechanisms:
+            inputs, batch_targets = mechanism.transform(inputs, batch_targets, batch, generator)
+        total += soft_cross_entropy(model(inputs).float(), batch_targets).item() * len(batch)
+    model.train(was_training)
+    return total / n
+
+
 def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
           device: torch.device | None = None, teacher_logits=None) -> TrainResult:
     """Train the model of ``config`` on ``data``; see :class:`TrainResult`.
@@ -199,6 +227,11 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
         order_generator = torch.Generator().manual_seed(config.training_seed() + 1)
         augment_generator = torch.Generator(device=device).manual_seed(config.training_seed() + 2)
         history, snapshots = [], {}
+
+        def objective_loss() -> float:
+            generator = torch.Generator(device=device).manual_seed(config.training_seed() + 3)
+            return training_objective_loss(model, mechanisms, images, one_hot, config.batch_size, generator)
+
         bar = None
         if show_progress(progress):
             from tqdm import tqdm
@@ -228,14 +261,16 @@ def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
                             "test_loss": test_loss, "test_acc": test_acc,
                             "seconds": time.perf_counter() - epoch_start})
             if epoch in config.snapshot_epochs:
-                snapshots[epoch] = (_state_dict(model),
-                                    per_sample_outputs(model, data, split, trained_on))
+                snap_outputs = per_sample_outputs(model, data, split, trained_on)
+                snap_outputs["objective_loss"] = torch.tensor(objective_loss(), dtype=torch.float64)
+                snapshots[epoch] = (_state_dict(model), snap_outputs)
             if bar is not None:
                 bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
                 bar.update()
         if bar is not None:
             bar.close()
         state = _state_dict(model)
+        final_objective = objective_loss()
         facts = {k: v for mechanism in mechanisms for k, v in mechanism.report().items()}
     return TrainResult(state, history, snapshots, device=str(device), seconds=time.perf_counter() - started,
-                       trained_on=trained_on, mechanism_facts=facts)
+                       trained_on=trained_on, mechanism_facts=facts, objective_loss=final_objective)

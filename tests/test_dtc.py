@@ -1,16 +1,19 @@
 """Distance-to-Confident: the batched search against the per-sample reference, its stopping
-rules, the [0, 1] box, the true label, the gap and the DtC attack."""
+rules, the [0, 1] box, the true label, the paper's DtC and its zero-floor variant, the gap and its
+bootstrap variance, the DtC attack, and measuring a stored run (with and without the adversary's set)."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.attacks import AttackInputError, best_threshold
+import mia_utils.dtc as dtc_module
 from mia_utils.dtc import (DtCResult, confidence_threshold, distance_to_confident, distance_to_confident_loop,
-                           dtc_attack, dtc_gap, dtc_on_run)
+                           dtc_attack, dtc_gap, dtc_on_run, stored_dtc)
 
 
 @pytest.fixture(autouse=True)
@@ -115,11 +118,16 @@ def test_already_confident_sample_has_zero_distance_and_steps():
         result = fn(model, images, labels, threshold, step=0.005, max_steps=10)
         assert result.already_confident[2] and result.reached[2] and not result.capped[2]
         assert result.steps[2] == 0 and result.distances[2] == 0.0
+        # The paper's DtC counts it as one step of 0.005 = 5 units; the others keep their distance.
+        assert result.paper_distances[2] == 5.0 and result.paper_distances.dtype == torch.float64
+        moved = ~result.already_confident
+        assert torch.equal(result.paper_distances[moved], result.distances[moved])
         assert result.already_confident.tolist() == (losses <= threshold).tolist()
         assert result.n_already_confident == int((losses <= threshold).sum())
     everyone = distance_to_confident(model, images, labels, threshold=100.0)
     assert everyone.n_already_confident == 5 and everyone.total_steps == 0
     assert torch.equal(everyone.distances, torch.zeros(5, dtype=torch.float64))
+    assert torch.equal(everyone.paper_distances, torch.ones(5, dtype=torch.float64))  # default step: 1 unit
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-9), (torch.float32, 1e-3)])
@@ -222,31 +230,151 @@ def test_confidence_threshold_is_the_median():
         confidence_threshold(torch.tensor([]))
 
 
-def _result(distances, already=None, capped=None) -> DtCResult:
+def _result(distances, already=None, capped=None, step=0.001) -> DtCResult:
     d = torch.tensor(distances, dtype=torch.float64)
     n = len(d)
     already = torch.tensor(already) if already is not None else torch.zeros(n, dtype=torch.bool)
     capped = torch.tensor(capped) if capped is not None else torch.zeros(n, dtype=torch.bool)
     zeros = torch.zeros(n, dtype=torch.float64)
-    return DtCResult(d, d.long(), already, ~capped, capped, zeros, zeros, 1.0, 0.001, 100)
+    return DtCResult(d, d.long(), already, ~capped, capped, zeros, zeros, 1.0, step, 100)
 
 
 def test_dtc_gap_on_hand_made_distances():
     gap = dtc_gap(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 4.0]))
     assert gap["members_mean"] == 2.0 and gap["nonmembers_mean"] == 4.0
     assert gap["gap"] == pytest.approx(0.5) and gap["n_members"] == 3 and gap["n_nonmembers"] == 2
+    # Plain tensors are used as they are for both variants.
+    assert gap["members_mean_zero_floor"] == 2.0 and gap["nonmembers_mean_zero_floor"] == 4.0
+    assert gap["gap_zero_floor"] == gap["gap"]
+    assert gap["gap_variance"] == 0.0 and gap["gap_zero_floor_variance"] == 0.0
     assert math.isnan(dtc_gap(torch.tensor([1.0]), torch.tensor([0.0, 0.0]))["gap"])
     members = _result([0.0, 0.0, 3.0, 100.0], already=[True, True, False, False], capped=[False, False, False, True])
     nonmembers = _result([0.0, 5.0, 7.0, 100.0], already=[True, False, False, False],
                          capped=[False, False, True, True])
     gap = dtc_gap(members, nonmembers)
-    assert gap["members_mean"] == pytest.approx(103 / 4) and gap["nonmembers_mean"] == pytest.approx(112 / 4)
-    assert gap["gap"] == pytest.approx((112 - 103) / 112)
+    # The paper's DtC: the already confident count as one step (1 unit): members 1+1+3+100, non-members 1+5+7+100.
+    assert gap["members_mean"] == pytest.approx(105 / 4) and gap["nonmembers_mean"] == pytest.approx(113 / 4)
+    assert gap["gap"] == pytest.approx((113 - 105) / 113)
+    # DtC (zero floor): they count as 0.
+    assert gap["members_mean_zero_floor"] == pytest.approx(103 / 4)
+    assert gap["nonmembers_mean_zero_floor"] == pytest.approx(112 / 4)
+    assert gap["gap_zero_floor"] == pytest.approx((112 - 103) / 112)
     assert gap["members_already_confident"] == 2 and gap["nonmembers_already_confident"] == 1
     assert gap["members_capped"] == 1 and gap["nonmembers_capped"] == 2
     assert gap["members_mean_outside"] == pytest.approx(103 / 2)
     assert gap["nonmembers_mean_outside"] == pytest.approx(112 / 3)
     assert gap["gap_outside"] == pytest.approx((112 / 3 - 103 / 2) / (112 / 3))
+    assert gap["gap_variance"] == 0.0 and gap["gap_zero_floor_variance"] == 0.0
+
+
+def test_paper_and_zero_floor_dtc_differ_on_already_confident_samples():
+    """A hand-made case with step 0.002: one step is 2 units."""
+    members = _result([0.0, 0.0, 4.0, 6.0], already=[True, True, False, False], step=0.002)
+    nonmembers = _result([0.0, 8.0, 10.0, 12.0], already=[True, False, False, False], step=0.002)
+    assert members.paper_distances.tolist() == [2.0, 2.0, 4.0, 6.0]
+    assert members.distances.tolist() == [0.0, 0.0, 4.0, 6.0]
+    assert nonmembers.paper_distances.tolist() == [2.0, 8.0, 10.0, 12.0]
+    # subset keeps the step, so a subset's paper DtC is the paper DtC's subset.
+    assert members.subset(torch.tensor([0, 2])).paper_distances.tolist() == [2.0, 4.0]
+    gap = dtc_gap(members, nonmembers)
+    # Paper: S = (2 + 2 + 4 + 6) / 4 = 3.5, D = (2 + 8 + 10 + 12) / 4 = 8, gap = 4.5 / 8.
+    assert gap["members_mean"] == 3.5 and gap["nonmembers_mean"] == 8.0
+    assert gap["gap"] == pytest.approx(0.5625, abs=1e-15)
+    # Zero floor: S = 10 / 4 = 2.5, D = 30 / 4 = 7.5, gap = 5 / 7.5.
+    assert gap["members_mean_zero_floor"] == 2.5 and gap["nonmembers_mean_zero_floor"] == 7.5
+    assert gap["gap_zero_floor"] == pytest.approx(2 / 3, abs=1e-15)
+    # Outside the already confident both agree: S = 5, D = 10.
+    assert gap["members_mean_outside"] == 5.0 and gap["nonmembers_mean_outside"] == 10.0
+    assert gap["gap_outside"] == 0.5
+    assert gap["members_already_confident"] == 2 and gap["nonmembers_already_confident"] == 1
+    assert gap["n_members"] == 4 and gap["n_nonmembers"] == 4
+    # The keys kept from before, and the new ones.
+    assert set(gap) == {"members_mean", "nonmembers_mean", "gap", "members_mean_zero_floor",
+                        "nonmembers_mean_zero_floor", "gap_zero_floor", "n_members", "n_nonmembers",
+                        "members_already_confident", "members_capped", "nonmembers_already_confident",
+                        "nonmembers_capped", "members_mean_outside", "nonmembers_mean_outside", "gap_outside",
+                        "gap_variance", "gap_zero_floor_variance"}
+    # A DtCResult on one side and plain distances on the other: the tensor is used as it is.
+    mixed = dtc_gap(members, torch.tensor([8.0, 8.0]))
+    assert mixed["members_mean"] == 3.5 and mixed["members_mean_zero_floor"] == 2.5
+    assert mixed["nonmembers_mean"] == mixed["nonmembers_mean_zero_floor"] == 8.0
+
+
+def _reference_gap_variance(members, nonmembers, n_bootstrap, seed):
+    """The slow reference: one replicate at a time, means summed sample by sample; draws per
+    replicate the member indices then the non-member indices from default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    members, nonmembers = [float(v) for v in members], [float(v) for v in nonmembers]
+    gaps = []
+    for _ in range(n_bootstrap):
+        s_index = rng.integers(0, len(members), size=(1, len(members)))[0]
+        d_index = rng.integers(0, len(nonmembers), size=(1, len(nonmembers)))[0]
+        s = sum(members[i] for i in s_index) / len(members)
+        d = sum(nonmembers[i] for i in d_index) / len(nonmembers)
+        gaps.append((d - s) / d)
+    mean = sum(gaps) / len(gaps)
+    return sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)
+
+
+def _bootstrap_case(n=60, seed=3):
+    generator = torch.Generator().manual_seed(seed)
+    m_d = (20 * torch.rand(n, generator=generator)).double()
+    n_d = (10 + 30 * torch.rand(n + 7, generator=generator)).double()
+    m_already = torch.rand(n, generator=generator) < 0.4
+    n_already = torch.rand(n + 7, generator=generator) < 0.15
+    m_d[m_already], n_d[n_already] = 0.0, 0.0
+    members = _result(m_d.tolist(), already=m_already.tolist())
+    nonmembers = _result(n_d.tolist(), already=n_already.tolist())
+    return members, nonmembers
+
+
+def test_gap_variance_matches_the_reference_loop_draw_for_draw(monkeypatch):
+    members, nonmembers = _bootstrap_case()
+    # One replicate per chunk: the vectorised version then draws in the reference's order.
+    monkeypatch.setattr(dtc_module, "_BOOTSTRAP_CELLS", 1)
+    gap = dtc_gap(members, nonmembers, n_bootstrap=300, seed=7)
+    paper = _reference_gap_variance(members.paper_distances, nonmembers.paper_distances, 300, 7)
+    zero_floor = _reference_gap_variance(members.distances, nonmembers.distances, 300, 7)
+    assert gap["gap_variance"] > 0 and gap["gap_zero_floor_variance"] > 0
+    assert gap["gap_variance"] == pytest.approx(paper, rel=1e-9)
+    assert gap["gap_zero_floor_variance"] == pytest.approx(zero_floor, rel=1e-9)
+    assert gap["gap_variance"] != pytest.approx(gap["gap_zero_floor_variance"], rel=1e-3)
+    # The bootstrap leaves the point values alone.
+    plain = dtc_gap(members, nonmembers)
+    assert {k: v for k, v in gap.items() if "variance" not in k} == {k: v for k, v in plain.items()
+                                                                    if "variance" not in k}
+
+
+def test_gap_variance_agrees_with_independent_estimates():
+    members, nonmembers = _bootstrap_case(n=200, seed=5)
+    gap = dtc_gap(members, nonmembers, n_bootstrap=4000, seed=0)  # default chunks: other draws
+    assert gap == dtc_gap(members, nonmembers, n_bootstrap=4000, seed=0)  # deterministic
+    assert gap["gap_variance"] != dtc_gap(members, nonmembers, n_bootstrap=4000, seed=1)["gap_variance"]
+    for key, s_values, d_values in (("gap_variance", members.paper_distances, nonmembers.paper_distances),
+                                    ("gap_zero_floor_variance", members.distances, nonmembers.distances)):
+        # An independent bootstrap (other seed, the slow loop): within sampling error (about 3 %).
+        reference = _reference_gap_variance(s_values, d_values, 4000, seed=12345)
+        assert gap[key] == pytest.approx(reference, rel=0.12)
+        # The delta method: var((D - S) / D) ~ var(S) / D^2 + S^2 var(D) / D^4, var of a mean = var / n.
+        s, d = s_values.mean().item(), d_values.mean().item()
+        var_s = s_values.var(unbiased=False).item() / len(s_values)
+        var_d = d_values.var(unbiased=False).item() / len(d_values)
+        assert gap[key] == pytest.approx(var_s / d ** 2 + s ** 2 * var_d / d ** 4, rel=0.15)
+    # Plain tensors: both variances are the same.
+    plain = dtc_gap(members.distances, nonmembers.distances, n_bootstrap=50, seed=2)
+    assert plain["gap_variance"] == plain["gap_zero_floor_variance"] > 0
+
+
+def test_gap_bootstrap_arguments_are_checked():
+    s, d = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(ValueError, match="n_bootstrap"):
+            dtc_gap(s, d, n_bootstrap=bad)
+    with pytest.raises(ValueError, match="seed"):
+        dtc_gap(s, d, n_bootstrap=3, seed=-1)
+    assert dtc_gap(s, d, n_bootstrap=1)["gap_variance"] == 0.0  # one replicate: no spread
+    with pytest.raises(ValueError, match="members"):
+        dtc_gap(torch.tensor([]), d)
 
 
 def _synthetic(n, seed, member_range=(0.0, 2.0), nonmember_range=(3.0, 8.0)):
@@ -272,6 +400,17 @@ def test_dtc_attack_separates_closer_members():
     # A DtCResult works as well as plain distances.
     wrapped = dtc_attack(_result(eval_d.tolist()), eval_m, _result(adv_d.tolist()), adv_m, n_bootstrap=20)
     assert wrapped.advantage == result.advantage and wrapped.threshold == result.threshold
+
+
+def test_dtc_attack_scores_with_the_paper_dtc():
+    # Already-confident samples have distance 0 but paper DtC 2 (step 0.002): the score is -2.
+    eval_result = _result([0.0, 1.5, 3.0, 5.0], already=[True, False, False, False], step=0.002)
+    adv_result = _result([0.0, 0.0, 2.5, 6.0], already=[True, True, False, False], step=0.002)
+    membership = torch.tensor([True, True, False, False])
+    attack = dtc_attack(eval_result, membership, adv_result, membership, n_bootstrap=0)
+    assert attack.scores.tolist() == [-2.0, -1.5, -3.0, -5.0]
+    assert attack.threshold == best_threshold(-adv_result.paper_distances, membership) == -2.25
+    assert attack.predicted.tolist() == [True, True, False, False]
 
 
 def test_dtc_attack_threshold_ignores_the_evaluation_set():
@@ -302,3 +441,57 @@ def test_dtc_on_a_stored_run(tiny_config, store):
     assert measured.gap["n_members"] == 4 and measured.gap["n_nonmembers"] == 4
     attack = measured.attack(n_bootstrap=0)
     assert attack.name == "dtc" and len(attack.scores) == 8
+    assert torch.equal(attack.scores, -measured.eval.paper_distances)
+    assert measured.gap["members_mean"] == measured.eval.paper_distances[:4].mean().item()
+    assert measured.gap["members_mean_zero_floor"] == measured.eval.distances[:4].mean().item()
+
+    # Without the adversary's set: the same evaluation-set results, no adv part, no attack.
+    alone = dtc_on_run(result, max_samples=4, device="cpu", max_steps=3, batch_size=5, adversary=False)
+    assert alone.adv is None and alone.adv_is_member is None
+    assert torch.equal(alone.eval.distances, measured.eval.distances)
+    assert torch.equal(alone.eval.steps, measured.eval.steps)
+    assert torch.equal(alone.eval_is_member, measured.eval_is_member)
+    assert alone.gap == measured.gap
+    with pytest.raises(ValueError, match="adversary"):
+        alone.attack(n_bootstrap=0)
+    with pytest.raises(ValueError, match="adversary"):
+        dtc_on_run(result, max_samples=4, device="cpu", max_steps=3, adversary="no")
+
+
+def test_stored_dtc_without_the_adversary(tiny_config, store, monkeypatch):
+    from mia_utils.experiment import run
+
+    result = run(tiny_config.replace(n_eval=20, n_adversary=20), store, progress=False)
+    settings = dict(max_samples=4, device="cpu", max_steps=3, batch_size=5)
+    before = {key for key in store.keys() if key.startswith("dtc-")}
+    alone = stored_dtc(result, store, adversary=False, n_bootstrap=50, seed=1, **settings)
+    assert alone.adv is None and alone.adv_is_member is None and len(alone.eval) == 8
+    assert alone.gap["gap_variance"] >= 0 and alone.gap["gap_zero_floor_variance"] >= 0
+    members, nonmembers = alone.eval.subset(alone.eval_is_member), alone.eval.subset(~alone.eval_is_member)
+    assert alone.gap == pytest.approx(dtc_gap(members, nonmembers, 50, 1), nan_ok=True)
+    with pytest.raises(ValueError, match="adversary"):
+        alone.attack(n_bootstrap=0)
+    added = {key for key in store.keys() if key.startswith("dtc-")} - before
+    assert len(added) == 1
+
+    # Read back from the store: nothing is measured again, and the entry has no adv part.
+    def refuse(*args, **kwargs):
+        raise AssertionError("measured again instead of read back")
+
+    monkeypatch.setattr(dtc_module, "dtc_on_run", refuse)
+    again = stored_dtc(result, store, adversary=False, n_bootstrap=50, seed=1, **settings)
+    assert again.adv is None and again.adv_is_member is None
+    assert torch.equal(again.eval.distances, alone.eval.distances)
+    assert torch.equal(again.eval.paper_distances, alone.eval.paper_distances)
+    assert torch.equal(again.eval_is_member, alone.eval_is_member)
+    assert again.gap == pytest.approx(alone.gap, nan_ok=True) and again.threshold == alone.threshold
+    # adversary, n_bootstrap and seed are part of the key: other values are other entries.
+    for other in ({"adversary": True}, {"n_bootstrap": 0}, {"seed": 2}):
+        with pytest.raises(AssertionError, match="measured again"):
+            stored_dtc(result, store, **{"adversary": False, "n_bootstrap": 50, "seed": 1, **other}, **settings)
+    monkeypatch.undo()
+    with_adversary = stored_dtc(result, store, n_bootstrap=50, seed=1, **settings)
+    assert len(with_adversary.adv) == 8 and with_adversary.attack(n_bootstrap=0).name == "dtc"
+    assert torch.equal(with_adversary.eval.distances, alone.eval.distances)
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        stored_dtc(result, store, n_bootstrap=-1, **settings)

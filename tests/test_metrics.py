@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from sklearn import metrics as skm
 
 from mia_utils import metrics
@@ -10,8 +11,9 @@ from mia_utils.metrics import Estimate
 
 
 def sk_tpr_at_fpr(is_member, scores, target):
+    """The LiRA reference (tensorflow/privacy research/mi_lira_2021/plot.py) on scikit-learn's ROC."""
     fpr, tpr, _ = skm.roc_curve(is_member, scores, drop_intermediate=False)
-    return tpr[fpr <= target].max()
+    return tpr[np.where(fpr < target)[0][-1]]
 
 
 def make_case(seed, n, member_fraction, kind):
@@ -72,9 +74,37 @@ def test_roc_curve_by_hand_with_ties():
     np.testing.assert_allclose(fpr, [0, 0, 1 / 3, 2 / 3, 1])
     # 9 (member, non-member) pairs: the member scores higher in 6, ties in 2 -> (6 + 2 / 2) / 9
     assert metrics.roc_auc(scores, is_member) == pytest.approx(7 / 9)
-    assert metrics.tpr_at_fpr(scores, is_member, 0.0) == pytest.approx(1 / 3)
+    assert metrics.tpr_at_fpr(scores, is_member, 0.1) == pytest.approx(1 / 3)
+    assert metrics.tpr_at_fpr(scores, is_member, 1 / 3) == pytest.approx(1 / 3)  # the point at 1/3 is excluded
     assert metrics.tpr_at_fpr(scores, is_member, 0.5) == pytest.approx(2 / 3)
-    assert metrics.tpr_at_fpr(scores, is_member, 1.0) == 1.0
+    assert metrics.tpr_at_fpr(scores, is_member, 1.0) == 1.0  # FPR 2/3 < 1
+
+
+def test_tpr_at_fpr_excludes_a_point_exactly_at_the_target():
+    # 4 non-members: one false positive is FPR 0.25 exactly. Curve (FPR, TPR): (0, 0), (0, 1/4),
+    # (1/4, 1/4), (1/4, 2/4), (1/4, 3/4), (2/4, 3/4), ... With FPR < 0.25 only the first two count.
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    is_member = np.array([1, 0, 1, 1, 0, 1, 0, 0])
+    fpr, tpr, _ = metrics.roc_curve(scores, is_member)
+    assert 0.25 in fpr and tpr[fpr <= 0.25].max() == 0.75  # what "<=" would give
+    assert metrics.tpr_at_fpr(scores, is_member, 0.25) == 0.25 == sk_tpr_at_fpr(is_member, scores, 0.25)
+    assert metrics.tpr_at_fpr(scores, is_member, 0.2500001) == 0.75
+    assert metrics.tpr_at_fpr(scores, is_member, 0.2499999) == 0.25
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tpr_at_fpr_is_the_reference_formula_on_random_scores(seed):
+    rng = np.random.default_rng(seed)
+    n_members, n_nonmembers = 1500, 2000  # 2 false positives sit exactly at FPR 0.1 %, 20 at 1 %
+    is_member = rng.permutation(np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)])
+    scores = rng.normal(size=is_member.size) + 1.5 * is_member
+    fpr, tpr, _ = skm.roc_curve(is_member, scores, drop_intermediate=False)
+    differs = []
+    for target in (0.001, 0.01, 0.05):
+        expected = tpr[np.where(fpr < target)[0][-1]]
+        assert metrics.tpr_at_fpr(scores, is_member, target) == pytest.approx(expected, abs=1e-12)
+        differs.append(expected < tpr[fpr <= target].max())
+    assert any(differs)  # the case does tell "<" from "<="
 
 
 def test_infinite_scores_are_one_threshold():
@@ -90,7 +120,7 @@ def test_perfect_and_reversed_scores():
     is_member = np.arange(100) < 30
     scores = is_member.astype(float)
     assert metrics.roc_auc(scores, is_member) == 1.0
-    assert metrics.tpr_at_fpr(scores, is_member, 0.0) == 1.0
+    assert metrics.tpr_at_fpr(scores, is_member, 0.01) == 1.0
     assert metrics.roc_auc(-scores, is_member) == 0.0
     assert metrics.tpr_at_fpr(-scores, is_member, 0.01) == 0.0
     assert metrics.roc_auc(np.zeros(100), is_member) == 0.5
@@ -165,10 +195,14 @@ def test_summarize_checks_predicted_and_n_bootstrap():
             metrics.summarize(GOOD_SCORES, GOOD_MEMBERS, GOOD_MEMBERS, n_bootstrap=bad)
 
 
-@pytest.mark.parametrize("target", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("target", [-0.1, 0.0, 1.5, float("nan")])
 def test_tpr_at_fpr_refuses_a_bad_target(target):
-    with pytest.raises(ValueError, match=r"fpr: target false positive rate must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"fpr: target false positive rate must be in \(0, 1\]"):
         metrics.tpr_at_fpr(GOOD_SCORES, GOOD_MEMBERS, target)
+    with pytest.raises(ValueError, match=r"fpr: target false positive rate must be in \(0, 1\]"):
+        metrics.tpr_interval(GOOD_SCORES, GOOD_MEMBERS, target)
+    with pytest.raises(ValueError, match=r"target: target false positive rate must be in \(0, 1\]"):
+        metrics.fpr_resolvable(2000, target)
 
 
 def test_existing_metrics_accept_numpy_and_integer_membership():
@@ -228,13 +262,16 @@ def test_summarize_without_bootstrap():
 
 
 def test_summarize_of_a_perfectly_separating_score():
-    is_member = np.arange(400) % 3 == 0
-    scores = np.where(is_member, 1.0, -1.0) + np.random.default_rng(3).uniform(-0.5, 0.5, 400)
+    # 2,001 non-members: enough to resolve 0.1 % FPR
+    is_member = np.arange(3002) % 3 == 0
+    scores = np.where(is_member, 1.0, -1.0) + np.random.default_rng(3).uniform(-0.5, 0.5, 3002)
     summary = metrics.summarize(scores, scores > 0.0, is_member, n_bootstrap=30)
     for key in metrics.SUMMARY_KEYS:
         expected = 1.0
         assert summary[key].value == expected and summary[key].std == 0.0, key
         assert summary[key].low == summary[key].high == expected, key
+    for key in metrics.LOW_FPRS:
+        assert summary[key].exact == (pytest.approx(metrics.clopper_pearson(1001, 1001)[0]), 1.0), key
 
 
 def test_precision_is_zero_when_nothing_is_predicted_member():
@@ -244,11 +281,21 @@ def test_precision_is_zero_when_nothing_is_predicted_member():
     assert summary["recall"].value == 0.0
 
 
-def test_bootstrap_equals_metrics_of_explicit_stratified_resamples():
+@pytest.mark.parametrize("n_members,n_nonmembers,decimals", [(None, None, 1), (400, 2000, 2), (300, 2000, None)])
+def test_bootstrap_equals_metrics_of_explicit_stratified_resamples(n_members, n_nonmembers, decimals):
     """Rebuild each replicate from the generator's draws (members' indices, then non-members',
-    for all replicates at once) and compare with the metrics computed on the explicit resample."""
-    scores, predicted, is_member = attack_case(seed=5, n=300, member_fraction=0.4)
-    scores = np.round(scores, 1)  # ties
+    for all replicates at once) and compare with the metrics computed on the explicit resample
+    (the TPR at a low FPR by the reference formula, FPR strictly below the target). With 2,000
+    non-members, 2 false positives in a replicate are an FPR of exactly 0.1 %."""
+    if n_members is None:  # 175 non-members: 0.1 % FPR is not resolvable
+        scores, predicted, is_member = attack_case(seed=5, n=300, member_fraction=0.4)
+    else:
+        rng = np.random.default_rng(5)
+        is_member = rng.permutation(np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)])
+        scores = rng.normal(size=is_member.size) + 1.5 * is_member
+        predicted = scores > 0.75
+    if decimals is not None:
+        scores = np.round(scores, decimals)  # ties
     n_bootstrap, seed = 12, 3
     summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=n_bootstrap, seed=seed)
     members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
@@ -267,6 +314,9 @@ def test_bootstrap_equals_metrics_of_explicit_stratified_resamples():
         replicates["tpr_at_0.1%_fpr"].append(sk_tpr_at_fpr(m, s, 0.001))
         replicates["tpr_at_1%_fpr"].append(sk_tpr_at_fpr(m, s, 0.01))
     for key, values in replicates.items():
+        if key in metrics.LOW_FPRS and not metrics.fpr_resolvable(int((~is_member).sum()), metrics.LOW_FPRS[key]):
+            assert math.isnan(summary[key].std) and math.isnan(summary[key].low), key
+            continue
         values = np.asarray(values)
         low, high = np.percentile(values, [2.5, 97.5])
         assert summary[key].std == pytest.approx(values.std(ddof=1), abs=1e-12), key
@@ -297,3 +347,116 @@ def test_estimate_formatting():
     assert estimate.format(interval=True) == "8.1 ± 0.9 [6.4, 9.8]"
     assert f"{estimate}" == "8.1 ± 0.9"
     assert math.isclose(Estimate(0.5, 0.0, 0.5, 0.5).value, 0.5)
+
+
+def test_estimate_is_backward_compatible_and_formats_the_exact_interval():
+    estimate = Estimate(0.0125, 0.002, 0.009, 0.016)
+    assert estimate.exact is None and estimate == Estimate(value=0.0125, std=0.002, low=0.009, high=0.016)
+    assert estimate.format(digits=2) == "1.25 ± 0.20"
+    with pytest.raises(ValueError, match="exact: this estimate has no Clopper-Pearson interval"):
+        estimate.format(exact=True)
+    with_exact = Estimate(0.0125, 0.002, 0.009, 0.016, exact=(0.0084, 0.0179))
+    assert with_exact.format(digits=2, exact=True) == "1.25 [0.84, 1.79]"
+    assert with_exact.format() == "1.2 ± 0.2"
+    nan = math.nan
+    missing = Estimate(nan, nan, nan, nan, exact=(nan, nan))
+    assert not missing.resolvable and with_exact.resolvable
+    assert missing.format() == missing.format(digits=2, exact=True) == str(missing) == "not resolvable"
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation sizes: resolvable FPRs, exact intervals
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,n,level", [(0, 10, 0.95), (10, 10, 0.95), (3, 10, 0.95), (1, 1, 0.95), (0, 1, 0.9),
+                                       (25, 2000, 0.95), (1999, 2000, 0.99), (500, 1000, 0.5), (7, 123, 0.8)])
+def test_clopper_pearson_matches_scipy(k, n, level):
+    low, high = metrics.clopper_pearson(k, n, level)
+    expected = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    assert (low, high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+    assert (low == 0.0) == (k == 0) and (high == 1.0) == (k == n)
+    assert isinstance(low, float) and isinstance(high, float)
+
+
+def test_clopper_pearson_default_level_and_bad_input():
+    expected = stats.binomtest(25, 2000).proportion_ci(method="exact")
+    assert metrics.clopper_pearson(25, 2000) == pytest.approx((expected.low, expected.high), abs=1e-12)
+    assert metrics.clopper_pearson(np.int64(25), np.int64(2000)) == metrics.clopper_pearson(25, 2000)
+    for args, message in [((1, 0), "trials: must be an integer >= 1, got 0"),
+                          ((-1, 5), "successes: must be an integer >= 0, got -1"),
+                          ((6, 5), r"successes: must be <= trials \(5\), got 6"),
+                          ((2.5, 5), "successes: must be an integer"),
+                          ((True, 5), "successes: must be an integer"),
+                          ((1, 5, 1.0), r"level: confidence level must be in \(0, 1\), got 1.0"),
+                          ((1, 5, 0.0), r"level: confidence level must be in \(0, 1\)")]:
+        with pytest.raises(ValueError, match=message):
+            metrics.clopper_pearson(*args)
+
+
+@pytest.mark.parametrize("n_nonmembers,target,expected", [
+    (2000, 0.001, True), (1000, 0.001, False), (1001, 0.001, True), (999, 0.001, False), (1, 0.001, False),
+    (100, 0.01, False), (101, 0.01, True), (200, 0.01, True), (2, 1.0, True), (1, 1.0, False)])
+def test_fpr_resolvable(n_nonmembers, target, expected):
+    assert metrics.fpr_resolvable(n_nonmembers, target) is expected
+
+
+def test_fpr_resolvable_refuses_bad_counts():
+    for bad in (0, -5, 10.0, True):
+        with pytest.raises(ValueError, match="n_nonmembers: must be an integer >= 1"):
+            metrics.fpr_resolvable(bad, 0.001)
+
+
+def fixed_counts_case(n_members, n_nonmembers, seed=0, shift=1.5):
+    rng = np.random.default_rng(seed)
+    is_member = rng.permutation(np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)])
+    scores = rng.normal(size=is_member.size) + shift * is_member
+    return scores, scores > 0.75, is_member
+
+
+def test_tpr_interval_is_the_tpr_with_its_clopper_pearson_interval():
+    scores, _, is_member = fixed_counts_case(1200, 2000)
+    for target in (0.001, 0.01):
+        tpr, low, high = metrics.tpr_interval(scores, is_member, target)
+        assert tpr == metrics.tpr_at_fpr(scores, is_member, target) == sk_tpr_at_fpr(is_member, scores, target)
+        expected = stats.binomtest(round(tpr * 1200), 1200).proportion_ci(method="exact")
+        assert (low, high) == pytest.approx((expected.low, expected.high), abs=1e-12)
+        assert low < tpr < high
+    assert metrics.tpr_interval(torch.from_numpy(scores), torch.from_numpy(is_member), 0.01, level=0.5)[1] > low
+    with pytest.raises(ValueError, match=r"level: confidence level must be in \(0, 1\)"):
+        metrics.tpr_interval(scores, is_member, 0.01, level=95)
+
+
+def test_tpr_interval_is_nan_when_not_resolvable():
+    scores, _, is_member = fixed_counts_case(1000, 1000)
+    assert all(math.isnan(x) for x in metrics.tpr_interval(scores, is_member, 0.001))
+    assert not math.isnan(metrics.tpr_interval(scores, is_member, 0.01)[0])
+    # the plain formula still gives a number: the TPR at zero false positives
+    assert metrics.tpr_at_fpr(scores, is_member, 0.001) == sk_tpr_at_fpr(is_member, scores, 0.001)
+
+
+@pytest.mark.parametrize("n_bootstrap", [0, 1, 20])
+def test_summarize_is_nan_for_a_low_fpr_the_non_members_cannot_resolve(n_bootstrap):
+    scores, predicted, is_member = fixed_counts_case(1000, 1000)
+    summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=n_bootstrap)
+    missing = summary["tpr_at_0.1%_fpr"]
+    assert all(math.isnan(x) for x in (missing.value, missing.std, missing.low, missing.high, *missing.exact))
+    assert missing.format() == "not resolvable"
+    resolved = summary["tpr_at_1%_fpr"]  # 1 / 1000 < 1 %
+    assert resolved.value == metrics.tpr_at_fpr(scores, is_member, 0.01)
+    assert resolved.exact == metrics.tpr_interval(scores, is_member, 0.01)[1:]
+    for key in ("accuracy", "advantage", "precision", "recall", "auc"):
+        assert not math.isnan(summary[key].value) and summary[key].exact is None, key
+
+
+def test_summarize_low_fpr_estimates_with_2000_non_members():
+    scores, predicted, is_member = fixed_counts_case(1500, 2000, seed=1)
+    summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=200)
+    for key, target in metrics.LOW_FPRS.items():
+        estimate = summary[key]
+        tpr, low, high = metrics.tpr_interval(scores, is_member, target)
+        assert estimate.value == tpr == sk_tpr_at_fpr(is_member, scores, target), key
+        assert estimate.exact == (low, high), key
+        # bootstrap replicates use the same strict inequality, so they straddle the value
+        assert estimate.std > 0 and estimate.low < estimate.value < estimate.high, key
+        assert estimate.low < high and low < estimate.high, key

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import mia_utils.models as models
-from mia_utils.models import BLOCKS, POOL, VGG, build_model, forward_flops, weight_layer_count
+from mia_utils.config import ConfigError, RunConfig
+from mia_utils.models import BLOCKS, HIDDEN, POOL, VGG, build_model, forward_flops, weight_layer_count
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP_MD = REPO / "book" / "setup.md"
@@ -25,6 +26,14 @@ def convs(model: nn.Module) -> list[nn.Conv2d]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
+def linears(model: nn.Module) -> list[nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def hidden_linears(model: VGG) -> list[nn.Linear]:
+    return [m for m in model.hidden if isinstance(m, nn.Linear)]
+
+
 def channels_of(dataset: str) -> list[int]:
     return [item for item in BLOCKS[dataset] if item != POOL]
 
@@ -32,6 +41,19 @@ def channels_of(dataset: str) -> list[int]:
 def test_blocks_cover_the_datasets():
     assert set(BLOCKS) == {"fmnist", "cifar10", "cifar100"}
     assert set(models.INPUT_STATS) == set(BLOCKS)
+    assert set(HIDDEN) == set(BLOCKS)
+
+
+def test_fmnist_is_the_authors_layout():
+    """conv 128, pool, conv 256, pool, linear 7*7*256 -> 1024 + ReLU, linear 1024 -> 10."""
+    assert BLOCKS["fmnist"] == [128, POOL, 256, POOL]
+    assert HIDDEN == {"fmnist": (1024,), "cifar10": (), "cifar100": ()}
+    model = build_model("fmnist")
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs(model)] == [
+        (1, 128, (3, 3), (1, 1)), (128, 256, (3, 3), (1, 1))]
+    assert [type(m) for m in model.hidden] == [nn.Linear, nn.ReLU]
+    assert (model.hidden[0].in_features, model.hidden[0].out_features) == (7 * 7 * 256, 1024) == (12544, 1024)
+    assert (model.classifier.in_features, model.classifier.out_features) == (1024, 10)
 
 
 # --------------------------------------------------------------------------- shapes and layer counts
@@ -41,8 +63,9 @@ def test_blocks_cover_the_datasets():
 def test_weight_layer_count(dataset):
     model = build_model(dataset)
     assert weight_layer_count(model) == LAYERS[dataset]
-    assert len(convs(model)) == LAYERS[dataset] - 1
-    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 1
+    assert len(convs(model)) == LAYERS[dataset] - 1 - len(HIDDEN[dataset])
+    assert len(linears(model)) == 1 + len(HIDDEN[dataset])
+    assert len(hidden_linears(model)) == len(HIDDEN[dataset])
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -71,15 +94,39 @@ def test_build_model_returns_vgg():
     model = build_model("fmnist")
     assert isinstance(model, VGG)
     assert isinstance(model.features, nn.Sequential)
+    assert isinstance(model.hidden, nn.Sequential)
     assert isinstance(model.classifier, nn.Linear)
-    assert model.classifier.in_features == 128 * 3 * 3 == 1152
+    assert model.classifier.in_features == 1024
 
 
-@pytest.mark.parametrize("dataset,in_features", [("fmnist", 1152), ("cifar10", 4096), ("cifar100", 2048)])
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_nets_have_no_hidden_layer(dataset):
+    model = build_model(dataset)
+    assert isinstance(model.hidden, nn.Sequential) and len(model.hidden) == 0
+    x = torch.rand(4, 7)
+    assert torch.equal(model.hidden(x), x)
+
+
+@pytest.mark.parametrize("dataset,in_features", [("fmnist", 1024), ("cifar10", 4096), ("cifar100", 2048)])
 def test_classifier_sizes_match_docstring(dataset, in_features):
     model = build_model(dataset)
     assert model.classifier.in_features == in_features
     assert model.classifier.out_features == CLASSES[dataset]
+
+
+@pytest.mark.parametrize("dataset,width,sizes", [
+    ("fmnist", 1.0, [(12544, 1024)]),
+    ("fmnist", 0.5, [(7 * 7 * 128, 512)]),
+    ("fmnist", 0.25, [(7 * 7 * 64, 256)]),
+    ("cifar10", 1.0, []),
+    ("cifar100", 0.5, []),
+])
+def test_hidden_layer_sizes(dataset, width, sizes):
+    model = build_model(dataset, width=width)
+    assert [(m.in_features, m.out_features) for m in hidden_linears(model)] == sizes
+    # each hidden linear layer is followed by a ReLU
+    layers = list(model.hidden)
+    assert [type(m) for m in layers] == [nn.Linear, nn.ReLU] * len(sizes)
 
 
 # --------------------------------------------------------------------------- options
@@ -97,10 +144,93 @@ SETTINGS = [
 
 @pytest.mark.parametrize("dataset", DATASETS)
 @pytest.mark.parametrize("kwargs", SETTINGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
-def test_no_batchnorm(dataset, kwargs):
+def test_no_batchnorm_unless_asked(dataset, kwargs):
     model = build_model(dataset, **kwargs)
     bad = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    assert bad == [], "BatchNorm cannot be used with DP-SGD"
+    assert bad == [], "only norm='batch' adds BatchNorm (which DP-SGD cannot use)"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("width", [0.25, 1.0])
+def test_batch_norm_after_every_conv_before_relu(dataset, width):
+    model = build_model(dataset, width=width, norm="batch")
+    layers = list(model.features)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == len(convs(model)) and all(type(m) is nn.BatchNorm2d for m in norms)
+    assert not any(isinstance(m, nn.GroupNorm) for m in model.modules())
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d):
+            follower = layers[i + 1]
+            assert isinstance(follower, nn.BatchNorm2d)
+            assert follower.num_features == layer.out_channels
+            assert follower.affine and follower.track_running_stats
+            assert isinstance(layers[i + 2], nn.ReLU)  # normalize, then activate
+    # nothing normalizes the hidden linear layers
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.hidden.modules())
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_batch_norm_output_shape_and_trainable(dataset):
+    torch.manual_seed(0)
+    model = build_model(dataset, width=0.25, norm="batch")
+    out = model.train()(torch.rand(4, *INPUT[dataset]))
+    assert out.shape == (4, CLASSES[dataset]) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with torch.no_grad():
+        out = model.eval()(torch.rand(3, *INPUT[dataset]))
+    assert out.shape == (3, CLASSES[dataset]) and torch.isfinite(out).all()
+
+
+def test_batch_norm_train_and_eval_differ():
+    """Train mode normalizes with the batch's statistics (so an image's logits depend on the
+    other images of its batch) and updates the running statistics; eval mode uses the running
+    statistics (so each image's logits are its own) and updates nothing."""
+    torch.manual_seed(0)
+    model = build_model("fmnist", width=0.25, norm="batch")
+    bn = model.features[2]
+    assert isinstance(bn, nn.BatchNorm2d)
+    x = torch.rand(8, 1, 28, 28)
+    other = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        mean_before = bn.running_mean.clone()
+        train_out = model.train()(x)
+        assert int(bn.num_batches_tracked) == 1
+        assert not torch.equal(bn.running_mean, mean_before)  # running statistics updated
+        alone = model(x[:4])
+        assert not torch.allclose(train_out[:4], alone, atol=1e-5)  # depends on the batch
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        eval_out = model.eval()(x)
+        assert not torch.allclose(train_out, eval_out, atol=1e-4)
+        assert torch.allclose(model(x[:4]), eval_out[:4], atol=1e-5)  # independent of the batch
+        assert torch.allclose(model(torch.cat([x[:4], other[:4]]))[:4], eval_out[:4], atol=1e-5)
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # nothing updated
+    assert model.training is False
+
+
+def test_run_config_accepts_batch_norm_and_builds_it():
+    config = RunConfig(norm="batch")
+    assert config.model_options()["norm"] == "batch"
+    model = build_model(config.dataset, **{**config.model_options(), "width": 0.25})
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
+    assert config.key() != RunConfig(norm="none").key() != RunConfig(norm="group").key()
+    RunConfig(norm="group", mechanisms=(("dp_sgd", 1.0),))  # GroupNorm is DP-SGD's normalization
+    RunConfig(norm="batch", mechanisms=(("dropout", 0.5),))  # other mechanisms are fine with BatchNorm
+
+
+@pytest.mark.parametrize("build", [
+    lambda: RunConfig(norm="batch", mechanisms=(("dp_sgd", 1.0),)),
+    lambda: RunConfig(norm="batch").with_mechanisms(dp_sgd=0.1),
+    lambda: RunConfig(mechanisms=(("dp_sgd", 1.0),)).replace(norm="batch"),
+])
+def test_run_config_rejects_batch_norm_with_dp_sgd(build):
+    with pytest.raises(ConfigError) as info:
+        build()
+    message = str(info.value)
+    problems = [line.strip() for line in message.splitlines() if line.strip().startswith("- ")]
+    assert len(problems) == 1, message
+    assert problems[0].startswith("- norm:"), message
+    assert "'batch'" in problems[0] and "DP-SGD" in problems[0]
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -198,8 +328,14 @@ def test_width_scales_channels(dataset):
     assert [c.in_channels for c in convs(half)] == [INPUT[dataset][0]] + [c // 2 for c in base[:-1]]
     double = build_model(dataset, width=2.0)
     assert [c.out_channels for c in convs(double)] == [2 * c for c in base]
-    assert double.classifier.in_features == 2 * build_model(dataset).classifier.in_features
-    assert half.classifier.in_features * 2 == build_model(dataset).classifier.in_features
+    full = build_model(dataset)
+    assert double.classifier.in_features == 2 * full.classifier.in_features
+    assert half.classifier.in_features * 2 == full.classifier.in_features
+    # hidden units scale too, and the first hidden layer reads the last conv's flattened output
+    for scaled, factor in ((half, 0.5), (double, 2.0)):
+        assert [m.out_features for m in hidden_linears(scaled)] == [round(u * factor) for u in HIDDEN[dataset]]
+        assert [m.in_features for m in hidden_linears(scaled)][:1] == [
+            round(m.in_features * factor) for m in hidden_linears(full)][:1]
 
 
 def test_width_rounds_and_keeps_at_least_one_channel():
@@ -208,6 +344,19 @@ def test_width_rounds_and_keeps_at_least_one_channel():
     tiny = build_model("cifar100", width=0.001)
     assert all(c.out_channels == 1 for c in convs(tiny))
     assert tiny(torch.rand(1, 3, 32, 32)).shape == (1, 100)
+    tiny = build_model("fmnist", width=0.0001)  # 1024 * 0.0001 = 0.1 hidden units -> 1
+    assert all(c.out_channels == 1 for c in convs(tiny))
+    assert [(m.in_features, m.out_features) for m in hidden_linears(tiny)] == [(49, 1)]
+    assert tiny.classifier.in_features == 1
+    assert tiny(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_fmnist_half_width_sizes():
+    """The quick profile's width: conv 64, conv 128, linear 6272 -> 512, classifier 512 -> 10."""
+    model = build_model("fmnist", width=0.5)
+    assert [c.out_channels for c in convs(model)] == [64, 128]
+    assert [(m.in_features, m.out_features) for m in hidden_linears(model)] == [(6272, 512)]
+    assert model.classifier.in_features == 512
 
 
 # --------------------------------------------------------------------------- FLOPs
@@ -215,7 +364,8 @@ def test_width_rounds_and_keeps_at_least_one_channel():
 
 def _hand_flops(dataset: str, width: float = 1.0) -> int:
     """FLOPs from the documented layer list: per 3x3 conv (padding 1) 2*H*W*Cout*Cin*9,
-    each pool halves H and W (floor), plus 2*in*out for the linear classifier."""
+    each pool halves H and W (floor), plus 2*in*out for each hidden linear layer and the
+    linear classifier."""
     cin, size, _ = INPUT[dataset]
     total = 0
     for item in BLOCKS[dataset]:
@@ -225,28 +375,47 @@ def _hand_flops(dataset: str, width: float = 1.0) -> int:
         cout = max(1, round(item * width))
         total += 2 * size * size * cout * cin * 9
         cin = cout
-    return total + 2 * (cin * size * size) * CLASSES[dataset]
+    features = cin * size * size
+    for units in HIDDEN[dataset]:
+        out = max(1, round(units * width))
+        total += 2 * features * out
+        features = out
+    return total + 2 * features * CLASSES[dataset]
 
 
 def test_forward_flops_fmnist_by_hand():
-    # 28x28 -> conv 1->32 -> pool 14x14 -> conv 32->64 -> pool 7x7 -> conv 64->128 -> pool 3x3 -> 1152 -> 10
+    # 28x28 -> conv 1->128 -> pool 14x14 -> conv 128->256 -> pool 7x7 -> 12544 -> 1024 -> 10
     expected = (
-        2 * 28 * 28 * 32 * 1 * 9
-        + 2 * 14 * 14 * 64 * 32 * 9
-        + 2 * 7 * 7 * 128 * 64 * 9
-        + 2 * 1152 * 10
+        2 * 28 * 28 * 128 * 1 * 9
+        + 2 * 14 * 14 * 256 * 128 * 9
+        + 2 * 12544 * 1024
+        + 2 * 1024 * 10
     )
-    assert expected == 14_925_312
+    assert expected == 143_122_432
     assert forward_flops(build_model("fmnist")) == expected
 
 
-@pytest.mark.parametrize("dataset,width", [("fmnist", 0.5), ("cifar10", 1.0), ("cifar100", 1.0), ("cifar10", 0.25)])
+def test_forward_flops_fmnist_half_width_by_hand():
+    # 28x28 -> conv 1->64 -> pool 14x14 -> conv 64->128 -> pool 7x7 -> 6272 -> 512 -> 10
+    expected = (
+        2 * 28 * 28 * 64 * 1 * 9
+        + 2 * 14 * 14 * 128 * 64 * 9
+        + 2 * 6272 * 512
+        + 2 * 512 * 10
+    )
+    assert expected == 36_237_312
+    assert forward_flops(build_model("fmnist", width=0.5)) == expected
+
+
+@pytest.mark.parametrize("dataset,width", [("fmnist", 0.5), ("fmnist", 1.0), ("fmnist", 0.3), ("cifar10", 1.0),
+                                           ("cifar100", 1.0), ("cifar10", 0.25)])
 def test_forward_flops_matches_layer_list(dataset, width):
     assert forward_flops(build_model(dataset, width=width)) == _hand_flops(dataset, width)
 
 
 def test_forward_flops_ignores_options_and_keeps_mode():
     base = forward_flops(build_model("fmnist"))
+    assert forward_flops(build_model("fmnist", norm="batch")) == base  # BatchNorm is not counted
     model = build_model("fmnist", dropout=0.5, spatial_dropout=0.5, norm="group").train()
     assert forward_flops(model) == base  # counts convs and linear only
     assert model.training
@@ -267,8 +436,8 @@ def test_forward_flops_ignores_options_and_keeps_mode():
     (dict(dataset="fmnist", dropout=1.0), "dropout"),
     (dict(dataset="fmnist", dropout=-0.1), "dropout"),
     (dict(dataset="fmnist", spatial_dropout=1.0), "spatial_dropout"),
-    (dict(dataset="fmnist", norm="batch"), "norm"),
     (dict(dataset="fmnist", norm="layer"), "norm"),
+    (dict(dataset="fmnist", norm="Batch"), "norm"),
 ])
 def test_bad_arguments(kwargs, param):
     with pytest.raises(ValueError) as info:
@@ -321,7 +490,7 @@ def expected_channel_text(dataset: str) -> str:
 
 
 def test_expected_channel_text():
-    assert expected_channel_text("fmnist") == "32 | 64 | 128"
+    assert expected_channel_text("fmnist") == "128 | 256"
     assert expected_channel_text("cifar100") == "64 64 | 128 128 | 256 256 | 512 512"
 
 
@@ -334,7 +503,9 @@ def test_module_docstring_matches_blocks(dataset):
     assert fields[1] == str(LAYERS[dataset])
     assert fields[2] == expected_channel_text(dataset)
     model = build_model(dataset)
-    assert fields[3] == f"{model.classifier.in_features} -> {model.classifier.out_features}"
+    hidden = " ".join(f"{m.in_features} -> {m.out_features}" for m in hidden_linears(model)) or "-"
+    assert fields[3] == hidden
+    assert fields[4] == f"{model.classifier.in_features} -> {model.classifier.out_features}"
 
 
 _SPLIT_CELLS = re.compile(r"(?<!\\)\|")
@@ -416,7 +587,7 @@ def test_channels_last_layout_does_not_change_the_function():
         parameter.data = parameter.data.contiguous()  # ordinary NCHW layout
     x = torch.rand(5, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
-        expected = plain.classifier(torch.flatten(plain.features(x), 1))  # NCHW all the way
+        expected = plain.classifier(plain.hidden(torch.flatten(plain.features(x), 1)))  # NCHW all the way
         got = model(x)
     assert got.shape == (5, 10)
     assert torch.allclose(got, expected, atol=1e-12)

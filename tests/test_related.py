@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import spearmanr
@@ -46,9 +48,194 @@ def test_lira_at_epochs_uses_snapshots_of_target_and_shadows(tiny_config, store)
     rows = related.lira_at_epochs(target, 2, [1, 2], store, n_bootstrap=10)
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
-        assert 0 <= row["tpr_at_0.1%_fpr"] <= row["tpr_at_1%_fpr"] <= 1
+        # too few non-members in the tiny evaluation set to resolve 0.1 % or 1 % FPR: NaN
+        assert math.isnan(row["tpr_at_0.1%_fpr"]) and math.isnan(row["tpr_at_1%_fpr"])
+        assert 0 <= row["auc"] <= 1
         assert math.isfinite(row["gap"]) and 0 < row["test_acc"] <= 1
     # shadows keep the target's snapshots, so every run was trained once
     assert all(store.exists(c.key()) for c in (target, target.shadow(0, 2), target.shadow(1, 2)))
     with pytest.raises(ValueError, match=r"epochs: \[3\] are not among the target's snapshot epochs"):
         related.lira_at_epochs(target.replace(epochs=4), 2, [3], store)
+
+
+# --- verdicts: synthetic cases whose truth is known ------------------------------------------
+
+from mia_utils.evidence import CONTRADICTED, HOLDS, INCONCLUSIVE  # noqa: E402
+from mia_utils.sweeps import Setting  # noqa: E402
+
+
+def _points(gap, test_acc, success):
+    return {"gap": np.asarray(gap, float), "test_acc": np.asarray(test_acc, float), "success": np.asarray(success, float)}
+
+
+def test_gap_predicts_better_holds_is_inconclusive_and_is_contradicted():
+    rng = np.random.default_rng(0)
+    n = 30
+    gap = rng.uniform(0, 0.3, n)
+    noise = rng.uniform(0, 1, n)
+    # success follows the gap exactly; test accuracy is unrelated noise
+    clear = related.gap_predicts_better(gap, noise, 0.01 + gap, n_bootstrap=500)
+    assert clear.verdict == HOLDS and clear.estimate.low > 0
+    assert clear.parts["rho_gap"].mean == pytest.approx(1.0)
+    assert "|ρ(gap)| − |ρ(test accuracy)|" in clear.text and "30 models of 1 seed" in clear.text
+    # the opposite: success follows test accuracy (downwards: |rho| counts), the gap is noise
+    opposite = related.gap_predicts_better(gap, noise, 1 - noise, n_bootstrap=500)
+    assert opposite.verdict == CONTRADICTED and opposite.estimate.high < 0
+    # both predict it equally well (the gap is a monotone function of test accuracy)
+    same = related.gap_predicts_better(gap, 1 - gap, gap, n_bootstrap=500)
+    assert same.verdict == INCONCLUSIVE and same.estimate.mean == pytest.approx(0.0)
+
+
+def test_gap_predicts_better_with_too_few_points_or_nan_is_inconclusive_by_design():
+    few = related.gap_predicts_better([0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4])
+    assert few.verdict == INCONCLUSIVE and "too few" in few.text and "nan" not in few.text
+    unresolved = related.gap_predicts_better(np.arange(8.0), np.arange(8.0)[::-1], [math.nan] * 8)
+    assert unresolved.verdict == INCONCLUSIVE and "undefined" in unresolved.text
+
+
+def test_rank_correlations_match_scipy_and_share_resamples():
+    x = [0.1, 0.4, 0.2, 0.8, 0.5, 0.9, 0.3, 0.6]
+    y = [1.0, 3.0, 2.5, 6.0, 4.0, 5.5, 1.5, 4.5]
+    rhos, diff = related.rank_correlations({"a": x, "b": y}, y, n_bootstrap=300, seed=3)
+    assert rhos["a"].mean == pytest.approx(spearmanr(x, y).statistic)
+    assert rhos["b"].mean == 1.0 and rhos["b"].low == pytest.approx(1.0) and rhos["b"].high == pytest.approx(1.0)
+    assert rhos["a"].low <= rhos["a"].mean <= rhos["a"].high
+    assert diff.mean == pytest.approx(rhos["a"].mean - 1.0) and diff.high <= 1e-12  # same resamples: never above 0
+    single, none = related.rank_correlations({"a": x}, y, n_bootstrap=50)
+    assert none is None and single["a"].mean == rhos["a"].mean
+
+
+def test_rank_finding_three_states_and_too_few_points():
+    x = np.linspace(0, 1, 20)
+    noise = np.random.default_rng(1).permutation(20) / 20
+    assert related.rank_finding("rises", x, x ** 2, "increase", n_bootstrap=300).verdict == HOLDS
+    assert related.rank_finding("rises", x, 1 - x, "increase", n_bootstrap=300).verdict == CONTRADICTED
+    flat = related.rank_finding("rises", x, noise, "increase", n_bootstrap=300)
+    assert flat.verdict == INCONCLUSIVE and flat.estimate.low < 0 < flat.estimate.high
+    four = related.tradeoff_finding([0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4])
+    assert four.verdict == INCONCLUSIVE and "inconclusive by design" in four.text
+    assert four.estimate.mean == pytest.approx(-1.0)  # the rho is shown, without an interval
+    assert related.tradeoff_finding(x, 1 - x, n_bootstrap=300).verdict == HOLDS  # enough versions: a test
+
+
+def test_difference_finding_three_states_levels_and_nan():
+    lower = related.difference_finding("lowers", [0.10], [0.30], [0.02 ** 2], [0.02 ** 2])
+    assert lower.verdict == HOLDS and "1 seed: the interval covers the evaluation samples only" in lower.text
+    assert "-20.0 [" in lower.text and "95 % interval" in lower.text
+    assert related.difference_finding("lowers", [0.31], [0.30], [0.02 ** 2], [0.02 ** 2]).verdict == INCONCLUSIVE
+    assert related.difference_finding("lowers", [0.50], [0.30], [0.02 ** 2], [0.02 ** 2]).verdict == CONTRADICTED
+    # a difference that holds at 95 % but not once adjusted for being the best of 20
+    plain = related.difference_finding("lowers", [0.24], [0.30], [0.02 ** 2], [0.02 ** 2])
+    chosen = related.difference_finding("lowers", [0.24], [0.30], [0.02 ** 2], [0.02 ** 2],
+                                        level=related.selection_level(20), candidates=20)
+    assert plain.verdict == HOLDS and chosen.verdict == INCONCLUSIVE and "best of 20" in chosen.text
+    assert related.selection_level(1) == pytest.approx(0.95) and related.selection_level(10) == pytest.approx(0.995)
+    nan = related.difference_finding("lowers", [math.nan], [0.3], [math.nan], [1e-4], nan_text="not resolvable at n = 100")
+    assert nan.verdict == INCONCLUSIVE and nan.text.startswith("not resolvable at n = 100") and "nan" not in nan.text
+
+
+def test_rate_text_and_rho_text():
+    assert related.rate_text(0.123, 0.01 ** 2) == "12.3 [10.3, 14.3]"
+    assert related.rate_text(math.nan, None, 100) == "not resolvable at n = 100 non-members per side"
+    assert related.rate_text(0.5, None, unit="%") == "50.0 %"
+    assert related.rate_text(math.nan, None, 100, unit="%").endswith("per side")  # no unit after the words
+    assert related.false_positives_allowed(2000, 0.001) == 1 and related.false_positives_allowed(1000, 0.001) == 0
+    assert related.false_positives_allowed(100, 0.01) == 0 and related.false_positives_allowed(2000, 0.01) == 19
+    assert related.rho_text(related.nan_estimate()) == "undefined"
+    assert related.rho_text(related.nan_estimate(0.5)) == "0.50 (no interval)"
+
+
+def _lira_points(tpr_baseline, tpr_combined, std=0.005, n_epochs=3):
+    """crop 0 and crop 4, each at epochs 1..n_epochs; the baseline is crop 0 at the last epoch."""
+    rows = []
+    for crop in (0, 4):
+        for epoch in range(1, n_epochs + 1):
+            final = crop == 0 and epoch == n_epochs
+            tpr = tpr_baseline if final else (tpr_combined if crop else tpr_baseline * epoch / n_epochs)
+            gap = 0.02 * epoch + (0.0 if crop else 0.05)
+            rows.append({"crop": crop, "epoch": epoch, "test_acc": 0.85, "gap": gap, "auc": 0.5 + gap, "auc_std": 0.01,
+                         "tpr_at_1%_fpr": tpr, "tpr_at_1%_fpr_std": std})
+    return pd.DataFrame(rows)
+
+
+def test_generalization_findings_on_synthetic_models():
+    clear = related.generalization_findings(_lira_points(0.10, 0.02), n_nonmembers=2000, n_bootstrap=300)
+    assert clear.metric == "tpr_at_1%_fpr" and clear.note == ""
+    assert clear.combination.verdict == HOLDS and "best of 2" in clear.combination.text
+    assert clear.combined["crop"] == 4 and clear.within_budget
+    assert clear.auc.verdict == HOLDS  # the AUC is the gap plus 0.5 here
+    assert related.generalization_findings(_lira_points(0.10, 0.10), 2000, n_bootstrap=300).combination.verdict \
+        == INCONCLUSIVE
+    assert related.generalization_findings(_lira_points(0.02, 0.10), 2000, n_bootstrap=300).combination.verdict \
+        == CONTRADICTED
+
+
+def test_generalization_findings_fall_back_to_the_auc_when_the_tpr_is_not_resolvable():
+    points = _lira_points(math.nan, math.nan)
+    result = related.generalization_findings(points, n_nonmembers=100, n_bootstrap=300)
+    assert result.metric == "auc" and "not resolvable at n = 100" in result.note
+    assert "LiRA's AUC" in result.combination.claim
+    for finding in (result.predictor, result.auc, result.combination):
+        assert finding.verdict in (HOLDS, CONTRADICTED, INCONCLUSIVE) and "nan" not in finding.text
+    # resolvable set size but NaN values (an attack that produced none) also falls back
+    assert related.lira_success_metric([0.1, math.nan], 2000)[0] == "auc"
+    assert related.lira_success_metric([0.1, 0.2], 2000) == ("tpr_at_1%_fpr", "")
+
+
+def _setting(mechanism, value, **metrics):
+    """A one-seed Setting whose metrics are (value, standard deviation) pairs."""
+    evaluation = {name: {"value": v, "variance": s ** 2} for name, (v, s) in metrics.items()}
+    return Setting(mechanism, value, (0,), [evaluation])
+
+
+def test_mmd_versus_baseline_three_states():
+    baseline = _setting("baseline", None, adv_yeom=(0.20, 0.01), gap=(0.10, 0.005), test_acc=(0.85, 0.005))
+    lowers = _setting("mmd", 1.0, adv_yeom=(0.10, 0.01), gap=(0.03, 0.005), test_acc=(0.84, 0.005))
+    result = related.mmd_versus_baseline(baseline, lowers)
+    assert result["adv_yeom"].verdict == HOLDS and result["gap"].verdict == HOLDS and result["all"].verdict == HOLDS
+    same = _setting("mmd", 1.0, adv_yeom=(0.20, 0.01), gap=(0.03, 0.005), test_acc=(0.84, 0.005))
+    result = related.mmd_versus_baseline(baseline, same)
+    assert result["adv_yeom"].verdict == INCONCLUSIVE and result["all"].verdict == INCONCLUSIVE
+    worse = _setting("mmd", 1.0, adv_yeom=(0.30, 0.01), gap=(0.03, 0.005), test_acc=(0.84, 0.005))
+    result = related.mmd_versus_baseline(baseline, worse)
+    assert result["adv_yeom"].verdict == CONTRADICTED and result["all"].verdict == CONTRADICTED
+    with pytest.raises(ValueError, match="seeds"):
+        related.setting_difference("x", Setting("mmd", 1.0, (1,), lowers.evaluations), baseline, "gap")
+
+
+def test_matched_accuracy_comparison_per_mechanism():
+    defended = _setting("mmd", 1.0, adv_yeom=(0.10, 0.01), test_acc=(0.80, 0.005))
+    settings = [
+        # leaks clearly more at matched accuracy: the claim holds
+        _setting("dropout", 0.1, adv_yeom=(0.25, 0.01), test_acc=(0.85, 0.005)),
+        _setting("dropout", 0.5, adv_yeom=(0.20, 0.01), test_acc=(0.82, 0.005)),
+        # the same leakage: inconclusive
+        _setting("weight_decay", 0.01, adv_yeom=(0.105, 0.01), test_acc=(0.81, 0.005)),
+        # leaks clearly less: contradicted
+        _setting("random_crop", 4, adv_yeom=(0.02, 0.01), test_acc=(0.83, 0.005)),
+        # only a less accurate setting: no match
+        _setting("label_smoothing", 0.9, adv_yeom=(0.01, 0.01), test_acc=(0.70, 0.005)),
+    ]
+    result = {c.mechanism: c for c in related.matched_accuracy_comparison(
+        defended, settings, ["dropout", "weight_decay", "random_crop", "label_smoothing"])}
+    assert result["dropout"].finding.verdict == HOLDS
+    assert result["dropout"].setting.value == 0.5 and result["dropout"].candidates == 2  # the least leaking match
+    assert "best of 2" in result["dropout"].finding.text
+    assert result["weight_decay"].finding.verdict == INCONCLUSIVE
+    assert result["random_crop"].finding.verdict == CONTRADICTED
+    assert result["label_smoothing"].setting is None and result["label_smoothing"].finding.verdict == INCONCLUSIVE
+    assert related.combined_verdict([c.finding.verdict for c in result.values()]) == CONTRADICTED
+    assert related.verdict_counts([c.finding for c in result.values()]) == "1 holds, 1 contradicted, 2 inconclusive"
+
+
+def test_proportion_difference_and_ood_findings():
+    diff = related.proportion_difference(300, 1000, 20, 1000)
+    assert diff.mean == pytest.approx(0.28) and diff.low < 0.28 < diff.high
+    assert related.proportion_difference(0, 100, 0, 100).low < 0 < related.proportion_difference(0, 100, 0, 100).high
+    pooled, per_set = related.ood_exceeds_test({"noise": 0.30, "digits": 0.05, "inverted": 0.005}, 1000, 0.05, 1000,
+                                               titles={"noise": "uniform noise"})
+    assert per_set["noise"].verdict == HOLDS and "uniform noise" in per_set["noise"].claim
+    assert per_set["digits"].verdict == INCONCLUSIVE
+    assert per_set["inverted"].verdict == CONTRADICTED
+    assert pooled.estimate.mean == pytest.approx((300 + 50 + 5) / 3000 - 0.05)
+    assert "Clopper-Pearson" in pooled.text and related.ONE_SEED in pooled.text

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def stored_runs(store: ResultStore) -> set[str]:
-    return {key for key in store.keys() if not key.startswith("dtc-")}
+    return set(store.run_keys())
 
 
 def test_in_process_sweep_trains_the_plan_then_submits_nothing(tmp_path):

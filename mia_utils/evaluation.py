@@ -1,0 +1,100 @@
+"""The metrics of one trained run, with their within-seed uncertainty, cached in the result store.
+
+:func:`evaluate_outputs` reads a run's per-sample outputs and returns, for every metric the book's
+tables and verdicts use, the point value and its variance over the evaluation samples:
+
+=========================  ==========================================================  ============
+metric                     what it is                                                  variance
+=========================  ==========================================================  ============
+``test_acc``               top-1 accuracy on the whole test set                        binomial
+``train_acc``              top-1 accuracy on every training image                      binomial
+``gap``                    ``train_acc - test_acc``                                    sum
+``adv_yeom``               Yeom's advantage, threshold = mean clean training loss (a)  bootstrap
+``adv_yeom_objective``     Yeom's advantage, threshold = mean training objective (b)   bootstrap
+``adv_salem``              Salem's (ML-Leaks) advantage                                bootstrap
+``auc``                    ROC AUC of the loss (threshold-free; both Yeom readings)    bootstrap
+``tpr_at_0.1%_fpr``        TPR of the loss at FPR strictly below 0.1 % (NaN: n/a)      bootstrap
+=========================  ==========================================================  ============
+
+All values are fractions. Bootstrap variances are the squared standard deviations of
+:func:`mia_utils.metrics.summarize` (members and non-members resampled separately). Per-seed
+values and variances feed :func:`mia_utils.evidence.combine_seeds`.
+
+:func:`evaluate` caches the result beside the run in the store (key ``eval-<hash>`` of the run's
+key, the snapshot epoch and the settings), so re-rendering the book recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import torch
+
+from mia_utils import attacks, experiment
+
+EVALUATION_FORMAT = 1
+METRICS = ("test_acc", "train_acc", "gap", "adv_yeom", "adv_yeom_objective", "adv_salem", "auc",
+           "tpr_at_0.1%_fpr")
+METRIC_TITLES = {
+    "test_acc": "test accuracy", "train_acc": "training accuracy", "gap": "generalization gap",
+    "adv_yeom": "Adv_Yeom (a: clean loss)", "adv_yeom_objective": "Adv_Yeom (b: training objective)",
+    "adv_salem": "Adv_Salem", "auc": "loss AUC", "tpr_at_0.1%_fpr": "loss TPR @ 0.1 % FPR",
+}
+
+
+def _binomial(correct: torch.Tensor) -> dict:
+    p = correct.double().mean().item()
+    return {"value": p, "variance": p * (1 - p) / correct.numel()}
+
+
+def _bootstrap(estimate) -> dict:
+    return {"value": estimate.value, "variance": estimate.std ** 2}
+
+
+def evaluate_outputs(outputs: dict[str, torch.Tensor], n_bootstrap: int = 200, seed: int = 0) -> dict[str, dict]:
+    """Metric name -> ``{"value", "variance"}`` (fractions) for one run's per-sample outputs;
+    see the module docstring. ``seed`` seeds the bootstrap and Salem's attack model."""
+    inputs = attacks.AttackInputs.from_outputs(outputs)
+    test_correct = outputs["test_logits"].argmax(1) == outputs["test_labels"]
+    result = {"test_acc": _binomial(test_correct), "train_acc": _binomial(outputs["member_correct"])}
+    result["gap"] = {"value": result["train_acc"]["value"] - result["test_acc"]["value"],
+                     "variance": result["train_acc"]["variance"] + result["test_acc"]["variance"]}
+    clean = attacks.yeom(inputs, n_bootstrap=n_bootstrap, seed=seed)
+    result["adv_yeom"] = _bootstrap(clean.metrics["advantage"])
+    result["auc"] = _bootstrap(clean.metrics["auc"])
+    result["tpr_at_0.1%_fpr"] = _bootstrap(clean.metrics["tpr_at_0.1%_fpr"])
+    if math.isnan(inputs.objective_train_loss):
+        result["adv_yeom_objective"] = {"value": float("nan"), "variance": float("nan")}
+    else:
+        objective = attacks.yeom(inputs, n_bootstrap=n_bootstrap, seed=seed, reading="objective")
+        result["adv_yeom_objective"] = _bootstrap(objective.metrics["advantage"])
+    result["adv_salem"] = _bootstrap(attacks.salem(inputs, n_bootstrap=n_bootstrap, seed=seed).metrics["advantage"])
+    result["objective_loss"] = {"value": inputs.objective_train_loss, "variance": 0.0}
+    result["train_loss"] = {"value": inputs.average_train_loss, "variance": 0.0}
+    return result
+
+
+def evaluation_key(run_key: str, epoch: int | None, n_bootstrap: int, seed: int) -> str:
+    settings = {"run": run_key, "epoch": epoch, "n_bootstrap": n_bootstrap, "seed": seed,
+                "format": EVALUATION_FORMAT}
+    return "eval-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def evaluate(run: "experiment.Run", epoch: int | None = None, n_bootstrap: int = 200, seed: int = 0,
+             store=None) -> dict[str, dict]:
+    """:func:`evaluate_outputs` of ``run`` (after ``epoch`` when given: a snapshot), computed
+    once and kept in ``store`` (default: the run's store, ``$MIA_STORE``)."""
+    from mia_utils.store import ResultStore
+
+    store = store or ResultStore()
+    final = epoch is None or epoch == run.config.epochs
+    key = evaluation_key(run.key, None if final else int(epoch), n_bootstrap, seed)
+    entry = store.load(key, tensors=False)
+    if entry is None:
+        outputs = run.outputs if final else run.snapshot_outputs(int(epoch))
+        metrics = evaluate_outputs(outputs, n_bootstrap=n_bootstrap, seed=seed)
+        store.save(key, {"evaluation": {"run": run.key, "epoch": epoch, "metrics": metrics}}, {})
+        return metrics
+    return entry["json"]["evaluation"]["metrics"]

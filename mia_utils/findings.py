@@ -1,0 +1,477 @@
+"""The paper's ten findings (F1-F10), each turned into a test on our own runs.
+
+Each finding is a claim about a direction (a mechanism lowers an advantage, a gap stays positive,
+one defense costs more accuracy than another). We measure the quantity behind the claim seed by
+seed, as a paired difference where there is a natural pair (the same seed's baseline, or the
+same seed's other mechanism, which share the membership split and the evaluation samples), and
+read its 95 % interval with :func:`mia_utils.evidence.verdict`: **holds**, **contradicted** or
+**inconclusive**. The functions here are the one home of that logic: the chapters print their
+own findings with them and the findings page collects them all.
+
+The inputs are the chapters' results: :class:`RegularizationResults` (chapter 02: the baseline
+and every mechanism's grid over seeds, with the paper's Max / RAD<5% / RAD<15% selection made on
+the seed means), the DP sweep (chapter 03), the combinations (chapter 04) and DtC gaps (chapter
+05). Under the ``paper`` profile each dataset gets its own verdicts; Table 6's and Section 5's
+claims are judged on CIFAR-100 when it is present (:func:`judged_dataset`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mia_utils import report, sweeps
+from mia_utils.profiles import SECTION5_EPOCHS
+from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, SeedEstimate, combine_seeds, paired_difference,
+                                verdict)
+from mia_utils.sweeps import Setting
+
+FINDING_CHAPTERS = {"F1": "02_regularization", "F2": "02_regularization", "F3": "02_regularization",
+                    "F4": "02_regularization", "F5": "02_regularization", "F6": "03_differential_privacy",
+                    "F7": "04_combinations", "F8": "05_distance_to_confident", "F9": "05_distance_to_confident",
+                    "F10": "05_distance_to_confident"}
+CONSISTENT = ("distillation", "random_crop")  # the paper's two most effective mechanisms
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding's verdict: ``id`` (F1..F10), the paper's ``claim`` and ``paper`` evidence
+    (from ``findings.csv``), our ``verdict``, ``ours`` (the figure it rests on, with its 95 %
+    interval, as text), the ``chapter`` that computes it, the ``dataset`` and a ``note``."""
+
+    id: str
+    claim: str
+    verdict: str
+    ours: str
+    paper: str
+    chapter: str
+    dataset: str
+    estimate: SeedEstimate | None = None
+    note: str = ""
+
+    def row(self) -> dict:
+        return {"finding": self.id, "claim": self.claim, "verdict": self.verdict, "ours (95 % interval)": self.ours,
+                "paper": self.paper, "dataset": self.dataset, "chapter": self.chapter}
+
+
+def _paper_row(finding_id: str) -> pd.Series:
+    table = report.published("findings").set_index("id")
+    return table.loc[finding_id]
+
+
+def make_finding(finding_id: str, state: str, ours: str, dataset: str, estimate: SeedEstimate | None = None,
+                 note: str = "") -> Finding:
+    paper = _paper_row(finding_id)
+    return Finding(finding_id, paper["finding"], state, ours, paper["published_evidence"],
+                   FINDING_CHAPTERS[finding_id], dataset, estimate, note)
+
+
+def combine_verdicts(states) -> str:
+    """All parts hold -> holds; any part contradicted -> contradicted; else inconclusive."""
+    states = list(states)
+    if states and all(s == HOLDS for s in states):
+        return HOLDS
+    if any(s == CONTRADICTED for s in states):
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def group_mean(settings: list[Setting], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed, the mean of ``metric`` over ``settings`` (n_seeds,), and its within-seed variance
+    (the settings' bootstrap variances, averaged: sum / k^2)."""
+    values = np.array([s.values(metric) for s in settings], dtype=float)
+    variances = np.array([s.variances(metric) for s in settings], dtype=float)
+    k = len(settings)
+    return values.mean(0), variances.sum(0) / k ** 2
+
+
+def group_contrast(a: list[Setting], b: list[Setting], metric: str) -> SeedEstimate:
+    """Mean of ``metric`` over ``a`` minus the mean over ``b``, seed by seed, with its interval."""
+    a_values, a_var = group_mean(a, metric)
+    b_values, b_var = group_mean(b, metric)
+    return paired_difference(a_values, b_values, a_var, b_var)
+
+
+def pct(estimate: SeedEstimate, signed: bool = True, digits: int = 1) -> str:
+    """An estimate of a fraction as percentage points with its interval."""
+    return f"{estimate.format(digits=digits, signed=signed)} pp"
+
+
+# --- chapter 02: regularization --------------------------------------------------------------------
+
+@dataclass
+class RegularizationResults:
+    """Chapter 02's evidence for one dataset: the ``baseline`` and every (mechanism, value)
+    ``settings`` over ``seeds``; ``scenarios``: :func:`mia_utils.report.select_scenarios` on the
+    seed means (one row per mechanism and scenario)."""
+
+    dataset: str
+    seeds: tuple[int, ...]
+    baseline: Setting
+    settings: list[Setting]
+    scenarios: pd.DataFrame
+
+    def chosen(self, mechanism: str, scenario: str) -> Setting | None:
+        """The setting the paper's selection picks for ``mechanism`` in ``scenario``, or None."""
+        rows = self.scenarios[(self.scenarios["mechanism"] == mechanism) & (self.scenarios["scenario"] == scenario)]
+        if not len(rows):
+            return None
+        return sweeps.find(self.settings, mechanism, rows["value"].iloc[0])
+
+    def picks(self, scenario: str, mechanisms=None) -> list[Setting]:
+        names = mechanisms or list(dict.fromkeys(self.scenarios["mechanism"]))
+        return [s for s in (self.chosen(m, scenario) for m in names) if s is not None]
+
+    @property
+    def trained(self) -> int:
+        return sweeps.trained_count(self.baseline, self.settings)
+
+
+def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=None) -> RegularizationResults:
+    """Train or read back chapter 02's sweep over ``seeds`` and make the paper's selection."""
+    from mia_utils.chapters import PAPER_MECHANISMS
+
+    baseline, settings = sweeps.regularization_sweep(profile, dataset, mechanisms or PAPER_MECHANISMS,
+                                                     tuple(seeds), store)
+    scenarios = report.select_scenarios(sweeps.means_frame(settings), sweeps.means_frame([baseline]).iloc[0])
+    return RegularizationResults(dataset, tuple(seeds), baseline, settings, scenarios)
+
+
+def f1_max_scenario(reg: RegularizationResults) -> Finding:
+    """F1: at Max, distillation and cropping lower Adv_Yeom more than the other mechanisms do.
+    Quantity: mean Adv_Yeom of {distillation, cropping} at Max minus that of the others at Max,
+    seed by seed (the baseline cancels). Predicted: below zero."""
+    consistent = reg.picks("max", CONSISTENT)
+    others = [s for s in reg.picks("max") if s.mechanism not in CONSISTENT]
+    if not consistent or not others:
+        return make_finding("F1", INCONCLUSIVE, "not enough mechanisms at Max", reg.dataset)
+    contrast = group_contrast(consistent, others, "adv_yeom")
+    cons_change = group_contrast(consistent, [reg.baseline], "adv_yeom")
+    other_change = group_contrast(others, [reg.baseline], "adv_yeom")
+    text = (f"Max ΔAdv_Yeom: distillation & cropping {pct(cons_change)}, the others {pct(other_change)}; "
+            f"difference {pct(contrast)}")
+    return make_finding("F1", verdict(contrast, "decrease"), text, reg.dataset, contrast)
+
+
+def f2_most_effective(reg: RegularizationResults) -> Finding:
+    """F2: within RAD<5%, the better of distillation and cropping lowers Adv_Yeom more than the
+    best other mechanism (each chosen on seed means). Quantity: their Adv_Yeom difference, seed by
+    seed. Predicted: below zero."""
+    consistent = reg.picks("rad5", CONSISTENT)
+    others = [s for s in reg.picks("rad5") if s.mechanism not in CONSISTENT]
+    if not consistent or not others:
+        return make_finding("F2", INCONCLUSIVE, "no RAD<5% setting for distillation or cropping", reg.dataset)
+    best_consistent = min(consistent, key=lambda s: s.mean("adv_yeom"))
+    best_other = min(others, key=lambda s: s.mean("adv_yeom"))
+    difference = best_consistent.change(best_other, "adv_yeom")
+    text = (f"RAD<5%: {best_consistent.label} Adv_Yeom {pct(best_consistent.estimate('adv_yeom'), signed=False)} vs "
+            f"best other {best_other.label} {pct(best_other.estimate('adv_yeom'), signed=False)}; "
+            f"difference {pct(difference)}")
+    return make_finding("F2", verdict(difference, "decrease"), text, reg.dataset, difference)
+
+
+def _salem_increase(reg: RegularizationResults, finding_id: str, mechanism: str) -> Finding:
+    chosen = reg.chosen(mechanism, "max")
+    if chosen is None:
+        return make_finding(finding_id, INCONCLUSIVE, f"{mechanism} was not swept", reg.dataset)
+    change = chosen.change(reg.baseline, "adv_salem")
+    text = (f"{chosen.label} (Max): ΔAdv_Salem {pct(change)} "
+            f"({report_relative(change, reg.baseline.estimate('adv_salem'))})")
+    return make_finding(finding_id, verdict(change, "increase"), text, reg.dataset, change)
+
+
+def report_relative(change: SeedEstimate, baseline: SeedEstimate) -> str:
+    from mia_utils.evidence import relative_change_text
+
+    text = relative_change_text(change, baseline)
+    return text if text.endswith("%") else "relative change not shown: the baseline's interval includes 0"
+
+
+def f3_label_smoothing_salem(reg: RegularizationResults) -> Finding:
+    """F3: label smoothing at its most accurate setting (Max) raises Adv_Salem over the baseline."""
+    return _salem_increase(reg, "F3", "label_smoothing")
+
+
+def f4_weight_decay_salem(reg: RegularizationResults) -> Finding:
+    """F4: weight decay at its most accurate setting (Max) raises Adv_Salem over the baseline."""
+    return _salem_increase(reg, "F4", "weight_decay")
+
+
+def f5_stronger_regularization(reg: RegularizationResults) -> Finding:
+    """F5: moving every mechanism from Max to RAD<15% lowers both Adv_Yeom and accuracy.
+    Quantities: the mean over mechanisms of (RAD<15% minus Max), seed by seed, for Adv_Yeom and for
+    test accuracy; both predicted below zero. (The second half, easier mitigation on simpler
+    tasks, needs several datasets: it is compared only under the paper profile.)"""
+    names = [m for m in dict.fromkeys(reg.scenarios["mechanism"])
+             if reg.chosen(m, "rad15") is not None and reg.chosen(m, "max") is not None]
+    if not names:
+        return make_finding("F5", INCONCLUSIVE, "no mechanism has both a Max and a RAD<15% setting", reg.dataset)
+    strong, weak = [reg.chosen(m, "rad15") for m in names], [reg.chosen(m, "max") for m in names]
+    adv = group_contrast(strong, weak, "adv_yeom")
+    acc = group_contrast(strong, weak, "test_acc")
+    state = combine_verdicts([verdict(adv, "decrease"), verdict(acc, "decrease")])
+    text = f"RAD<15% minus Max, mean over {len(names)} mechanisms: Adv_Yeom {pct(adv)}, accuracy {pct(acc)}"
+    return make_finding("F5", state, text, reg.dataset, adv)
+
+
+def regularization_findings(reg: RegularizationResults) -> list[Finding]:
+    return [f1_max_scenario(reg), f2_most_effective(reg), f3_label_smoothing_salem(reg),
+            f4_weight_decay_salem(reg), f5_stronger_regularization(reg)]
+
+
+# --- chapter 03: DP-SGD ----------------------------------------------------------------------------
+
+def dp_settings(profile, dataset: str, seeds, store=None) -> list[Setting]:
+    """The DP-SGD grid of the profile over ``seeds``."""
+    return sweeps.mechanism_sweep(profile, dataset, "dp_sgd", tuple(seeds), store)
+
+
+def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
+    """F6: for the protection of the best regularizer at RAD<15% (lowest mean Adv_Yeom), DP-SGD
+    costs more accuracy. The DP setting compared is the weakest noise whose mean Adv_Yeom is at
+    most the regularizer's (the strongest noise if none is). Quantity: DP's test accuracy minus
+    the regularizer's, seed by seed. Predicted: below zero."""
+    picks = reg.picks("rad15")
+    if not picks or not dp:
+        return make_finding("F6", INCONCLUSIVE, "no RAD<15% regularizer or no DP run", reg.dataset)
+    best = min(picks, key=lambda s: s.mean("adv_yeom"))
+    ordered = sorted(dp, key=lambda s: s.value)
+    matching = [s for s in ordered if s.mean("adv_yeom") <= best.mean("adv_yeom")]
+    chosen = matching[0] if matching else ordered[-1]
+    difference = chosen.change(best, "test_acc")
+    epsilon = float(np.mean([f.get("dp_epsilon", float("nan")) for f in chosen.facts]))
+    text = (f"{best.label}: Adv_Yeom {pct(best.estimate('adv_yeom'), signed=False)}; "
+            f"σ_DP = {chosen.value:g} (ε ≈ {epsilon:.3g}): Adv_Yeom {pct(chosen.estimate('adv_yeom'), signed=False)}; "
+            f"accuracy DP minus regularizer {pct(difference)}")
+    note = "" if matching else "no DP setting reached the regularizer's protection; the strongest noise is compared"
+    return make_finding("F6", verdict(difference, "decrease"), text, reg.dataset, difference, note)
+
+
+# --- chapter 04: combinations ----------------------------------------------------------------------
+
+def section5_epochs(profile) -> tuple[int, ...]:
+    """Epochs E of Section 5's early-stopping comparison that the profile's schedule allows
+    (E = 5, 10, 15, 20, below the number of epochs)."""
+    return tuple(e for e in SECTION5_EPOCHS if e < profile.epochs)
+
+
+@dataclass
+class Combinations:
+    """Chapter 04's evidence for one base mechanism (distillation or cropping) at its RAD<5%
+    value: ``singles`` (the base alone at RAD<5% and RAD<15%, by scenario), ``pairs`` (partner
+    name -> the pair's Setting, the partner at its own RAD<5% value) and ``early`` (E -> the base
+    stopped after E epochs)."""
+
+    base: str
+    value: float
+    singles: dict[str, Setting]
+    pairs: dict[str, Setting]
+    early: dict[int, Setting]
+
+    @property
+    def trained(self) -> int:
+        return sweeps.trained_count(list(self.singles.values()), list(self.pairs.values()), list(self.early.values()))
+
+
+def combination_specs(profile, reg: RegularizationResults, base: str) -> dict | None:
+    """What chapter 04 trains for ``base``: ``{"value": its RAD<5% value, "pairs": {partner:
+    partner's RAD<5% value}, "epochs": Section 5's E}``, or None when ``base`` has no RAD<5%
+    setting. Each pair is (partner = value) on top of (base = value); :func:`mia_utils.plan`
+    enumerates the same runs from this."""
+    chosen = reg.chosen(base, "rad5")
+    if chosen is None:
+        return None
+    pairs = {}
+    for partner in dict.fromkeys(reg.scenarios["mechanism"]):
+        pick = reg.chosen(partner, "rad5")
+        if partner not in (base, "early_stopping") and pick is not None:
+            pairs[partner] = pick.value
+    return {"value": chosen.value, "pairs": pairs, "epochs": section5_epochs(profile)}
+
+
+def combinations(profile, reg: RegularizationResults, base: str, store=None) -> Combinations | None:
+    """Train or read back the pairs of ``base`` (at its RAD<5% value) with every other mechanism
+    at its RAD<5% value, and ``base`` stopped early, over ``reg.seeds``; None when ``base`` has no
+    RAD<5% setting (see :func:`combination_specs`)."""
+    spec = combination_specs(profile, reg, base)
+    if spec is None:
+        return None
+    singles = {scenario: reg.chosen(base, scenario) for scenario in ("rad5", "rad15")
+               if reg.chosen(base, scenario) is not None}
+    under = {base: spec["value"]}
+    pairs = {partner: sweeps.run_setting(profile, reg.dataset, partner, value, reg.seeds, store, mechanisms=under)
+             for partner, value in spec["pairs"].items()}
+    early = {e: sweeps.run_setting(profile, reg.dataset, "early_stopping", e, reg.seeds, store, mechanisms=under)
+             for e in spec["epochs"]}
+    return Combinations(base, spec["value"], singles, pairs, early)
+
+
+def pair_rad_pct(pair: Setting, baseline: Setting) -> float:
+    """Relative accuracy drop of ``pair`` against ``baseline`` in percent (seed means)."""
+    return 100 * (baseline.mean("test_acc") - pair.mean("test_acc")) / baseline.mean("test_acc")
+
+
+def pair_against_single(reg: RegularizationResults, combo: Combinations | None, finding_id: str = "F7") -> Finding:
+    """Does pairing ``combo.base`` (at RAD<5%) with a second mechanism lower Adv_Yeom more than the
+    base alone at RAD<15%? The pair compared is the one with the lowest mean Adv_Yeom among pairs
+    within 15 % relative accuracy drop. Quantity: pair minus single, seed by seed. Predicted:
+    below zero."""
+    if combo is None or "rad15" not in combo.singles or not combo.pairs:
+        return make_finding(finding_id, INCONCLUSIVE, "the base has no RAD<5% setting to pair", reg.dataset)
+    eligible = [p for p in combo.pairs.values() if pair_rad_pct(p, reg.baseline) < 15]
+    if not eligible:
+        return make_finding(finding_id, INCONCLUSIVE, "no pair within 15 % relative accuracy drop", reg.dataset)
+    best = min(eligible, key=lambda s: s.mean("adv_yeom"))
+    single = combo.singles["rad15"]
+    difference = best.change(single, "adv_yeom")
+    text = (f"{combo.base} = {combo.value:g} + {best.label}: Adv_Yeom {pct(best.estimate('adv_yeom'), signed=False)} vs "
+            f"{single.label} alone (RAD<15%) {pct(single.estimate('adv_yeom'), signed=False)}; "
+            f"difference {pct(difference)}")
+    return make_finding(finding_id, verdict(difference, "decrease"), text, reg.dataset, difference)
+
+
+def f7_pairs(reg: RegularizationResults, distillation: Combinations | None) -> Finding:
+    """F7, on distillation: :func:`pair_against_single` for the distillation pairs."""
+    return pair_against_single(reg, distillation, "F7")
+
+
+def early_stopping_comparison(distillation: Combinations | None, cropping: Combinations | None) -> pd.DataFrame:
+    """Section 5: at each E, test accuracy of distillation + E minus cropping + E, seed by seed
+    (the paper: early stopping costs less accuracy on top of distillation, so predicted above zero).
+    One row per E with the estimate, its text and the verdict."""
+    rows = []
+    if distillation is None or cropping is None:
+        return pd.DataFrame(rows)
+    for epoch in sorted(set(distillation.early) & set(cropping.early)):
+        difference = distillation.early[epoch].change(cropping.early[epoch], "test_acc")
+        rows.append({"E": epoch, "estimate": difference, "accuracy: distillation + E minus cropping + E": pct(difference),
+                     "verdict": verdict(difference, "increase")})
+    return pd.DataFrame(rows)
+
+
+# --- chapter 05: distance to confident --------------------------------------------------------------
+
+@dataclass
+class GapSetting:
+    """DtC gaps of one setting over seeds: per seed ``gaps`` (the paper's DtC) and
+    ``gaps_zero_floor``, each ``{"value", "variance"}`` (fractions), and the ``setting``."""
+
+    setting: Setting
+    gaps: list[dict]
+    gaps_zero_floor: list[dict]
+    measured: list = None
+
+    def estimate(self, zero_floor: bool = False) -> SeedEstimate:
+        parts = self.gaps_zero_floor if zero_floor else self.gaps
+        return combine_seeds([p["value"] for p in parts], [p["variance"] for p in parts])
+
+
+def f8_baseline_gap(baseline: GapSetting, dataset: str) -> Finding:
+    """F8: the baseline's DtC gap (D - S) / D is positive."""
+    estimate = baseline.estimate()
+    text = (f"DtC gap {estimate.format()} % (the zero-floor variant: {baseline.estimate(True).format()} %), "
+            f"over {estimate.n_seeds} seed(s)")
+    return make_finding("F8", verdict(estimate, "increase"), text, dataset, estimate)
+
+
+def f9_gap_persists(gaps: dict[str, GapSetting], dataset: str) -> Finding:
+    """F9: at the RAD<15% settings of distillation, Gaussian noise and cropping, where the known
+    attacks fail, the DtC gap stays positive. Holds when all three gaps are positive."""
+    named = [m for m in ("distillation", "gaussian_noise", "random_crop") if m in gaps]
+    if not named:
+        return make_finding("F9", INCONCLUSIVE, "none of the three mechanisms has a RAD<15% setting", dataset)
+    estimates = {m: gaps[m].estimate() for m in named}
+    state = combine_verdicts(verdict(e, "increase") for e in estimates.values())
+    text = "; ".join(f"{gaps[m].setting.label}: gap {e.format(signed=False)} %" for m, e in estimates.items())
+    return make_finding("F9", state, text, dataset)
+
+
+def f10_dp_gap(dp_gaps: list[GapSetting], dataset: str) -> Finding:
+    """F10: the strongest DP noise has a smaller DtC gap than the weakest. Quantity: gap at the
+    largest sigma minus gap at the smallest, seed by seed. Predicted: below zero."""
+    if len(dp_gaps) < 2:
+        return make_finding("F10", INCONCLUSIVE, "fewer than two DP settings", dataset)
+    ordered = sorted(dp_gaps, key=lambda g: g.setting.value)
+    weak, strong = ordered[0], ordered[-1]
+    difference = paired_difference([g["value"] for g in strong.gaps], [g["value"] for g in weak.gaps],
+                                   [g["variance"] for g in strong.gaps], [g["variance"] for g in weak.gaps])
+    text = (f"σ_DP = {strong.setting.value:g}: gap {strong.estimate().format(signed=False)} % vs "
+            f"σ_DP = {weak.setting.value:g}: {weak.estimate().format(signed=False)} %; "
+            f"difference {difference.format(signed=True)} pp")
+    return make_finding("F10", verdict(difference, "decrease"), text, dataset, difference)
+
+
+def gap_setting(setting: Setting, measure, store=None) -> GapSetting:
+    """DtC gaps of ``setting`` over its seeds; ``measure(run, epoch)`` returns a
+    :class:`mia_utils.dtc.RunDtC` whose ``gap`` has bootstrap variances."""
+    gaps, floors, measured = [], [], []
+    for run, epoch in setting.runs(store):
+        result = measure(run, epoch)
+        gap = result.gap
+        gaps.append({"value": gap["gap"], "variance": gap.get("gap_variance", 0.0)})
+        floors.append({"value": gap["gap_zero_floor"], "variance": gap.get("gap_zero_floor_variance", 0.0)})
+        measured.append(result)
+    return GapSetting(setting, gaps, floors, measured)
+
+
+@dataclass
+class DtCResults:
+    """Chapter 05's evidence for one dataset: DtC gaps over seeds of the ``baseline`` (with the
+    adversary's set measured too, for the DtC attack), of each mechanism's RAD<15% setting
+    (``rad15``, by mechanism) and of every DP noise level (``dp``)."""
+
+    dataset: str
+    baseline: GapSetting
+    rad15: dict[str, GapSetting]
+    dp: list[GapSetting]
+
+
+def dtc_results(profile, reg: RegularizationResults, dp: list[Setting], per_side: int | None, store=None) -> DtCResults:
+    """Measure (or read back) DtC on ``per_side`` members and non-members of each seed's
+    evaluation set, with the profile's bootstrap for the gap's variance."""
+    from mia_utils.dtc import stored_dtc
+
+    def measure(adversary):
+        return lambda run, epoch: stored_dtc(run, store, epoch=epoch, max_samples=per_side, adversary=adversary,
+                                             n_bootstrap=profile.bootstrap, seed=run.config.seed)
+
+    baseline = gap_setting(reg.baseline, measure(True), store)
+    rad15 = {s.mechanism: gap_setting(s, measure(False), store) for s in reg.picks("rad15")}
+    dp_gaps = [gap_setting(s, measure(False), store) for s in sorted(dp, key=lambda s: s.value)]
+    return DtCResults(reg.dataset, baseline, rad15, dp_gaps)
+
+
+def dtc_findings(results: DtCResults) -> list[Finding]:
+    return [f8_baseline_gap(results.baseline, results.dataset), f9_gap_persists(results.rad15, results.dataset),
+            f10_dp_gap(results.dp, results.dataset)]
+
+
+def all_findings(profile, dataset: str, seeds, store=None, per_side: int | None = None) -> list[Finding]:
+    """F1-F10 on ``dataset`` (F7 on :func:`judged_dataset` is the caller's choice of dataset),
+    from the runs and DtC measurements the chapters use (read back from the store)."""
+    reg = regularization_results(profile, dataset, seeds, store)
+    dp = dp_settings(profile, dataset, seeds, store)
+    distillation = combinations(profile, reg, "distillation", store)
+    dtc = dtc_results(profile, reg, dp, per_side if per_side is not None else (profile.dtc_samples or None), store)
+    return (regularization_findings(reg) + [f6_dp_costs_more(reg, dp), f7_pairs(reg, distillation)]
+            + dtc_findings(dtc))
+
+
+def judged_dataset(datasets) -> str:
+    """The dataset on which Table 6's and Section 5's claims are judged: CIFAR-100 when present."""
+    datasets = list(datasets)
+    return "cifar100" if "cifar100" in datasets else datasets[0]
+
+
+def findings_frame(findings: list[Finding]) -> pd.DataFrame:
+    """The findings as a table, one row each, in F1..F10 order."""
+    order = {f"F{i}": i for i in range(1, 11)}
+    rows = sorted((f.row() for f in findings), key=lambda r: (order.get(r["finding"], 99), r["dataset"]))
+    return pd.DataFrame(rows)
+
+
+def is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)

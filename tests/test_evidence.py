@@ -1,0 +1,177 @@
+"""Intervals over seeds, paired differences, three-state verdicts and the findings built on them,
+tested on synthetic cases whose truth is known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mia_utils import evaluation, findings, report, sweeps
+from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine_seeds, paired_difference,
+                                relative_change_text, verdict)
+
+
+def test_combine_seeds_is_a_t_interval_on_the_seed_values():
+    values = [0.20, 0.22, 0.18]
+    estimate = combine_seeds(values, [1e-6] * 3)
+    se = np.std(values, ddof=1) / math.sqrt(3)
+    assert estimate.mean == pytest.approx(0.20)
+    assert estimate.se == pytest.approx(se)
+    assert estimate.high - estimate.mean == pytest.approx(stats.t.ppf(0.975, 2) * se)
+    assert estimate.n_seeds == 3 and estimate.excludes_zero
+
+
+def test_the_bootstrap_variance_is_a_floor_when_seeds_agree_by_chance():
+    estimate = combine_seeds([0.1, 0.1, 0.1], [0.0004] * 3)
+    assert estimate.se == pytest.approx(math.sqrt(0.0004 / 3))
+    assert estimate.half_width == pytest.approx(stats.t.ppf(0.975, 2) * math.sqrt(0.0004 / 3))
+
+
+def test_one_seed_falls_back_to_the_normal_bootstrap_interval():
+    estimate = combine_seeds([0.3], [0.0001])
+    assert estimate.half_width == pytest.approx(1.959964 * 0.01, rel=1e-5)
+
+
+def test_nan_values_give_a_nan_estimate_and_an_inconclusive_verdict():
+    estimate = combine_seeds([0.1, float("nan")], [0.0, 0.0])
+    assert math.isnan(estimate.mean) and estimate.format() == "n/a"
+    assert verdict(estimate, "decrease") == INCONCLUSIVE
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="within_variances"):
+        combine_seeds([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="values"):
+        combine_seeds([])
+    with pytest.raises(ValueError, match="expected"):
+        verdict(combine_seeds([0.1]), "down")
+    with pytest.raises(ValueError, match="a, b"):
+        paired_difference([0.1, 0.2], [0.1])
+
+
+def simulated(mean, sd, seeds=3, rng=None):
+    rng = rng or np.random.default_rng(0)
+    return rng.normal(mean, sd, seeds)
+
+
+@pytest.mark.parametrize("effect, expected", [(-0.15, HOLDS), (0.0, INCONCLUSIVE), (+0.15, CONTRADICTED)])
+def test_verdicts_on_synthetic_paired_effects(effect, expected):
+    """A mechanism that truly lowers the advantage by 15 points holds, no effect is inconclusive,
+    and a 15-point rise contradicts a predicted decrease (seed noise 1 point, sampling noise 1.5)."""
+    rng = np.random.default_rng(42)
+    baseline = simulated(0.20, 0.01, rng=rng)
+    mechanism = baseline + effect + rng.normal(0, 0.01, 3)
+    difference = paired_difference(mechanism, baseline, [0.015 ** 2] * 3, [0.015 ** 2] * 3)
+    assert verdict(difference, "decrease") == expected
+
+
+def test_no_effect_is_inconclusive_in_nearly_every_replication():
+    rng = np.random.default_rng(7)
+    states = []
+    for _ in range(200):
+        baseline = rng.normal(0.2, 0.015, 3)
+        mechanism = rng.normal(0.2, 0.015, 3)
+        states.append(verdict(paired_difference(mechanism, baseline, [0.015 ** 2] * 3, [0.015 ** 2] * 3), "decrease"))
+    false_claims = sum(s != INCONCLUSIVE for s in states) / len(states)
+    assert false_claims <= 0.06  # a 95 % interval: about 5 % false findings, both sides together
+
+
+def test_relative_change_only_where_the_baseline_excludes_zero():
+    change = combine_seeds([-0.05, -0.06, -0.04], [1e-6] * 3)
+    clear = combine_seeds([0.10, 0.11, 0.09], [1e-6] * 3)
+    unclear = combine_seeds([0.01, -0.01, 0.02], [1e-4] * 3)
+    assert relative_change_text(change, clear).endswith(" %")
+    assert relative_change_text(change, clear).startswith("-50.0")
+    assert relative_change_text(change, unclear).endswith(" pp")
+
+
+# --- findings on synthetic settings ----------------------------------------------------------------
+
+def metric(value, variance=0.01 ** 2):
+    return {"value": float(value), "variance": variance}
+
+
+def make_setting(mechanism, value, acc, yeom, salem, noise=0.005, seeds=(0, 1, 2), seed=0):
+    rng = np.random.default_rng(seed)
+    evaluations = []
+    for _ in seeds:
+        row = {name: metric(np.nan, np.nan) for name in evaluation.METRICS}
+        row.update({"test_acc": metric(acc + rng.normal(0, noise), 1e-5),
+                    "adv_yeom": metric(yeom + rng.normal(0, noise)),
+                    "adv_yeom_objective": metric(yeom + rng.normal(0, noise)),
+                    "auc": metric(0.5 + yeom / 2 + rng.normal(0, noise)),
+                    "adv_salem": metric(salem + rng.normal(0, noise))})
+        evaluations.append(row)
+    return sweeps.Setting(mechanism, value, tuple(seeds), evaluations)
+
+
+def results(settings, baseline):
+    scenarios = report.select_scenarios(sweeps.means_frame(settings), sweeps.means_frame([baseline]).iloc[0])
+    return findings.RegularizationResults("fmnist", (0, 1, 2), baseline, settings, scenarios)
+
+
+BASE = dict(acc=0.88, yeom=0.20, salem=0.15)
+
+
+def sweep_where(crop_yeom, other_yeom, smoothing_salem):
+    baseline = make_setting("baseline", None, **BASE, seed=1)
+    settings = [make_setting("random_crop", 4, 0.87, crop_yeom, 0.05, seed=2),
+                make_setting("distillation", 10, 0.87, crop_yeom + 0.01, 0.05, seed=3),
+                make_setting("dropout", 0.5, 0.87, other_yeom, 0.10, seed=4),
+                make_setting("label_smoothing", 0.1, 0.885, other_yeom, smoothing_salem, seed=5),
+                make_setting("weight_decay", 0.01, 0.80, 0.15, 0.15, seed=6)]
+    return results(settings, baseline)
+
+
+def test_f2_holds_when_cropping_leads_and_is_contradicted_when_another_mechanism_does():
+    assert findings.f2_most_effective(sweep_where(0.02, 0.12, 0.2)).verdict == HOLDS
+    assert findings.f2_most_effective(sweep_where(0.12, 0.02, 0.2)).verdict == CONTRADICTED
+    assert findings.f2_most_effective(sweep_where(0.05, 0.05, 0.2)).verdict == INCONCLUSIVE
+
+
+def test_f3_reads_salems_change_at_label_smoothings_most_accurate_setting():
+    assert findings.f3_label_smoothing_salem(sweep_where(0.02, 0.12, 0.25)).verdict == HOLDS
+    assert findings.f3_label_smoothing_salem(sweep_where(0.02, 0.12, 0.15)).verdict == INCONCLUSIVE
+    assert findings.f3_label_smoothing_salem(sweep_where(0.02, 0.12, 0.05)).verdict == CONTRADICTED
+
+
+def test_a_finding_carries_the_papers_claim_and_a_chapter():
+    finding = findings.f2_most_effective(sweep_where(0.02, 0.12, 0.2))
+    assert finding.id == "F2" and "cropping" in finding.claim and finding.chapter == "02_regularization"
+    assert "[" in finding.ours  # the figure comes with its interval
+    frame = findings.findings_frame([finding, findings.f3_label_smoothing_salem(sweep_where(0.02, 0.12, 0.2))])
+    assert list(frame["finding"]) == ["F2", "F3"]
+
+
+def test_combined_verdicts():
+    assert findings.combine_verdicts([HOLDS, HOLDS]) == HOLDS
+    assert findings.combine_verdicts([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
+    assert findings.combine_verdicts([HOLDS, CONTRADICTED]) == CONTRADICTED
+
+
+def test_scenario_table_prints_relative_changes_only_over_a_clear_baseline():
+    table = report.scenario_table(sweep_where(0.02, 0.12, 0.2))
+    assert table.loc[("random_crop", "RAD<5%"), "ΔAdv_Yeom"].endswith(" %")
+    assert table.loc[("random_crop", "RAD<5%"), "Adv_Yeom lowered?"] == HOLDS
+    unclear = results([make_setting("random_crop", 4, 0.87, 0.0, 0.0)], make_setting("baseline", None, 0.88, 0.0, 0.0))
+    assert report.scenario_table(unclear).loc[("random_crop", "Max"), "ΔAdv_Yeom"].endswith(" pp")
+
+
+def test_the_auc_tells_a_moved_threshold_from_a_removed_signal():
+    assert report.signal_reading(HOLDS, HOLDS) == "signal removed"
+    assert report.signal_reading(HOLDS, INCONCLUSIVE) == "threshold moved"
+    assert report.signal_reading(INCONCLUSIVE, HOLDS) == "no fall"
+
+
+def test_early_stopping_is_compared_per_epoch():
+    def combo(name, accs):
+        early = {e: make_setting("early_stopping", e, a, 0.05, 0.05, seed=e) for e, a in accs.items()}
+        return findings.Combinations(name, 1.0, {}, {}, early)
+
+    frame = findings.early_stopping_comparison(combo("distillation", {5: 0.85, 10: 0.86}),
+                                               combo("random_crop", {5: 0.70, 10: 0.86}))
+    assert list(frame["E"]) == [5, 10]
+    assert list(frame["verdict"]) == [HOLDS, INCONCLUSIVE]
+    assert isinstance(frame, pd.DataFrame)
