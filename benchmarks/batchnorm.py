@@ -14,21 +14,26 @@ time (``provenance["train_seconds"]``, as recorded when the run was trained). Se
 with :func:`mia_utils.evidence.combine_seeds` (95 % interval, Student's t over seeds, with the
 within-seed variance as a floor: the bootstrap variance for the advantages, p(1 - p)/n for the
 accuracies), and batch against none with :func:`mia_utils.evidence.paired_difference` (seed s
-against seed s, which share the split and the evaluation samples). Writes
-``results/batchnorm.md``.
+against seed s, which share the split and the evaluation samples). Because the stored training
+times come from whatever else the machine was running then, it also times training steps of the
+two networks itself, interleaved (none, batch, none, batch, ...) in this process, and reports the
+median milliseconds per step. Writes ``results/batchnorm.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from mia_utils import experiment
 from mia_utils.attacks import AttackInputs, salem, yeom
 from mia_utils.evidence import combine_seeds, paired_difference
+from mia_utils.models import build_model
 from mia_utils.profiles import get_profile
 from mia_utils.store import ResultStore
 
@@ -64,6 +69,32 @@ def measure(run, seed: int, n_bootstrap: int) -> dict[str, tuple[float, float]]:
             "train_seconds": (float(run.provenance["train_seconds"]), 0.0)}
 
 
+def step_timing(config, repeats: int, steps: int) -> dict[str, float]:
+    """Median milliseconds of one training step (forward, backward, Adam) on a random batch of
+    ``config.batch_size`` images, per norm; the norms alternate so that both see the same load."""
+    torch.manual_seed(0)
+    x = torch.rand(config.batch_size, 1, 28, 28)
+    y = torch.randint(0, 10, (config.batch_size,))
+    setups = {}
+    for norm in NORMS:
+        model = build_model(config.dataset, **{**config.model_options(), "norm": norm}).train()
+        setups[norm] = (model, torch.optim.Adam(model.parameters(), lr=config.lr,
+                                                weight_decay=config.weight_decay, amsgrad=config.amsgrad))
+    times: dict[str, list[float]] = {norm: [] for norm in NORMS}
+    for repeat in range(repeats + 1):  # the first round warms up and is not counted
+        for norm in NORMS:
+            model, optimizer = setups[norm]
+            started = time.perf_counter()
+            for _ in range(steps):
+                loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if repeat:
+                times[norm].append(1000 * (time.perf_counter() - started) / steps)
+    return {norm: statistics.median(values) for norm, values in times.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick")
@@ -71,6 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--store", default=".mia_store")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--timing-repeats", type=int, default=7, help="interleaved step-timing rounds (0: skip)")
+    parser.add_argument("--timing-steps", type=int, default=20, help="training steps per round and norm")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -97,6 +130,7 @@ def main(argv=None) -> int:
                   f"Adv_Yeom {measured['yeom'][0]:.4f}, Adv_Salem {measured['salem'][0]:.4f}, "
                   f"train {measured['train_seconds'][0]:.1f} s", flush=True)
     base = profile.base_config("fmnist", seed=seeds[0])
+    timing = step_timing(base, args.timing_repeats, args.timing_steps) if args.timing_repeats else None
     lines = [
         f"# BatchNorm on the {profile.name} profile's Fashion-MNIST baseline ({time.strftime('%Y-%m-%d %H:%M')})", "",
         "Reproduce from the repository root: `.venv/bin/python benchmarks/batchnorm.py "
@@ -127,7 +161,13 @@ def main(argv=None) -> int:
         lines.append(f"| {label} ({unit}) | {none.format(scale=scale)} | {batch.format(scale=scale)} | "
                      f"{diff.format(scale=scale, signed=True)} {diff_unit} |")
     ratio = [b / n for b, n in zip(values["batch"]["train_seconds"], values["none"]["train_seconds"])]
-    lines += ["", f"Training time ratio batch / none per seed: {', '.join(f'{r:.2f}x' for r in ratio)}.", "",
+    lines += ["", f"Stored training time ratio batch / none per seed: {', '.join(f'{r:.2f}x' for r in ratio)}."]
+    if timing:
+        lines += ["", f"Training steps timed here, interleaved ({args.timing_repeats} rounds of {args.timing_steps} "
+                  f"steps per norm, batch {base.batch_size}, {torch.get_num_threads()} torch threads, median): "
+                  f"none {timing['none']:.1f} ms/step, batch {timing['batch']:.1f} ms/step, ratio "
+                  f"{timing['batch'] / timing['none']:.2f}x."]
+    lines += ["",
               "Per run:", "",
               "| seed | norm | run key | test acc (%) | train acc (%) | Adv_Yeom (%) | Adv_Salem (%) | train (s) "
               "| device, threads | from store |",

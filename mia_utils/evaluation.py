@@ -13,12 +13,15 @@ metric                     what it is                                           
 ``adv_yeom_objective``     Yeom's advantage, threshold = mean training objective (b)   bootstrap
 ``adv_salem``              Salem's (ML-Leaks) advantage                                bootstrap
 ``auc``                    ROC AUC of the loss (threshold-free; both Yeom readings)    bootstrap
-``tpr_at_0.1%_fpr``        TPR of the loss at FPR strictly below 0.1 % (NaN: n/a)      bootstrap
+``tpr_at_0.1%_fpr``        TPR of the loss at FPR strictly below 0.1 % (NaN: n/a)      see below
 =========================  ==========================================================  ============
 
 All values are fractions. Bootstrap variances are the squared standard deviations of
-:func:`mia_utils.metrics.summarize` (members and non-members resampled separately). Per-seed
-values and variances feed :func:`mia_utils.evidence.combine_seeds`.
+:func:`mia_utils.metrics.summarize` (members and non-members resampled separately). A TPR at a
+low FPR often sits at or near 0, where the bootstrap variance collapses to 0; its variance is
+therefore the larger of the bootstrap's and that implied by its exact Clopper-Pearson interval,
+((high - low) / 3.92)^2. Per-seed values and variances feed
+:func:`mia_utils.evidence.combine_seeds`.
 
 :func:`evaluate` caches the result beside the run in the store (key ``eval-<hash>`` of the run's
 key, the snapshot epoch and the settings), so re-rendering the book recomputes nothing.
@@ -34,7 +37,7 @@ import torch
 
 from mia_utils import attacks, experiment
 
-EVALUATION_FORMAT = 1
+EVALUATION_FORMAT = 2
 METRICS = ("test_acc", "train_acc", "gap", "adv_yeom", "adv_yeom_objective", "adv_salem", "auc",
            "tpr_at_0.1%_fpr")
 METRIC_TITLES = {
@@ -53,6 +56,13 @@ def _bootstrap(estimate) -> dict:
     return {"value": estimate.value, "variance": estimate.std ** 2}
 
 
+def _low_fpr(estimate) -> dict:
+    if math.isnan(estimate.value):
+        return {"value": float("nan"), "variance": float("nan")}
+    low, high = estimate.exact
+    return {"value": estimate.value, "variance": max(estimate.std ** 2, ((high - low) / 3.92) ** 2)}
+
+
 def evaluate_outputs(outputs: dict[str, torch.Tensor], n_bootstrap: int = 200, seed: int = 0) -> dict[str, dict]:
     """Metric name -> ``{"value", "variance"}`` (fractions) for one run's per-sample outputs;
     see the module docstring. ``seed`` seeds the bootstrap and Salem's attack model."""
@@ -64,7 +74,7 @@ def evaluate_outputs(outputs: dict[str, torch.Tensor], n_bootstrap: int = 200, s
     clean = attacks.yeom(inputs, n_bootstrap=n_bootstrap, seed=seed)
     result["adv_yeom"] = _bootstrap(clean.metrics["advantage"])
     result["auc"] = _bootstrap(clean.metrics["auc"])
-    result["tpr_at_0.1%_fpr"] = _bootstrap(clean.metrics["tpr_at_0.1%_fpr"])
+    result["tpr_at_0.1%_fpr"] = _low_fpr(clean.metrics["tpr_at_0.1%_fpr"])
     if math.isnan(inputs.objective_train_loss):
         result["adv_yeom_objective"] = {"value": float("nan"), "variance": float("nan")}
     else:
@@ -73,6 +83,7 @@ def evaluate_outputs(outputs: dict[str, torch.Tensor], n_bootstrap: int = 200, s
     result["adv_salem"] = _bootstrap(attacks.salem(inputs, n_bootstrap=n_bootstrap, seed=seed).metrics["advantage"])
     result["objective_loss"] = {"value": inputs.objective_train_loss, "variance": 0.0}
     result["train_loss"] = {"value": inputs.average_train_loss, "variance": 0.0}
+    result["n_nonmembers"] = {"value": int((~inputs.is_member).sum()), "variance": 0.0}
     return result
 
 

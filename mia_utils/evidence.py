@@ -130,6 +130,17 @@ def verdict(estimate: SeedEstimate, expected: str) -> str:
     return HOLDS if below == (expected == "decrease") else CONTRADICTED
 
 
+def combine_verdicts(states) -> str:
+    """The verdict of a finding made of parts: **holds** when every part holds, **contradicted**
+    when any part is contradicted, **inconclusive** otherwise (and for no parts)."""
+    states = list(states)
+    if states and all(s == HOLDS for s in states):
+        return HOLDS
+    if any(s == CONTRADICTED for s in states):
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
 def relative_change_text(change: SeedEstimate, baseline: SeedEstimate, digits: int = 1) -> str:
     """A paired change shown relative to the baseline's mean, "−62.0 % [−80.1, −43.9]", only when
     the baseline's interval excludes zero; otherwise the absolute change in points, marked "pp"."""

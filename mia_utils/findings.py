@@ -25,7 +25,7 @@ import pandas as pd
 
 from mia_utils import report, sweeps
 from mia_utils.profiles import SECTION5_EPOCHS
-from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, SeedEstimate, combine_seeds, paired_difference,
+from mia_utils.evidence import (INCONCLUSIVE, SeedEstimate, combine_seeds, combine_verdicts, paired_difference,
                                 verdict)
 from mia_utils.sweeps import Setting
 
@@ -67,16 +67,6 @@ def make_finding(finding_id: str, state: str, ours: str, dataset: str, estimate:
     paper = _paper_row(finding_id)
     return Finding(finding_id, paper["finding"], state, ours, paper["published_evidence"],
                    FINDING_CHAPTERS[finding_id], dataset, estimate, note)
-
-
-def combine_verdicts(states) -> str:
-    """All parts hold -> holds; any part contradicted -> contradicted; else inconclusive."""
-    states = list(states)
-    if states and all(s == HOLDS for s in states):
-        return HOLDS
-    if any(s == CONTRADICTED for s in states):
-        return CONTRADICTED
-    return INCONCLUSIVE
 
 
 def group_mean(settings: list[Setting], metric: str) -> tuple[np.ndarray, np.ndarray]:

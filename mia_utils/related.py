@@ -35,7 +35,7 @@ import torch
 from mia_utils import attacks, experiment, metrics
 from mia_utils.attacks import AttackInputs
 from mia_utils.config import RunConfig
-from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, SeedEstimate, combine_seeds,
+from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, LEVEL, SeedEstimate, combine_seeds, combine_verdicts,
                                 paired_difference, verdict)
 from mia_utils.sweeps import Setting
 
@@ -470,16 +470,6 @@ def setting_difference(claim: str, setting: Setting, reference: Setting, metric:
                               nan_text)
 
 
-def combined_verdict(states) -> str:
-    """All parts hold -> holds; any part contradicted -> contradicted; else inconclusive."""
-    states = list(states)
-    if states and all(s == HOLDS for s in states):
-        return HOLDS
-    if any(s == CONTRADICTED for s in states):
-        return CONTRADICTED
-    return INCONCLUSIVE
-
-
 def mmd_versus_baseline(baseline: Setting, defended: Setting,
                         metrics_=("adv_yeom", "gap")) -> dict[str, RelatedFinding]:
     """Li et al.'s claim that MMD + mix-up lowers each of ``metrics_`` below the baseline's:
@@ -490,7 +480,7 @@ def mmd_versus_baseline(baseline: Setting, defended: Setting,
     states = [f.verdict for f in out.values()]
     summary = ", ".join(f"{METRIC_NAMES.get(m, m)} {f.verdict}" for m, f in out.items())
     names = " and ".join(METRIC_NAMES.get(m, m) for m in metrics_)
-    out["all"] = RelatedFinding(f"MMD + mix-up lowers both {names}", combined_verdict(states),
+    out["all"] = RelatedFinding(f"MMD + mix-up lowers both {names}", combine_verdicts(states),
                                 nan_estimate(), summary)
     return out
 
@@ -576,7 +566,7 @@ def ood_exceeds_test(fpr_ood: dict[str, float], n_ood: int, fpr_test: float, n_t
                 f"MOVER); {ONE_SEED}")
         return RelatedFinding(claim_of, verdict(diff, "increase"), diff, text)
 
-    per_set = {name: finding(f"the attack calls {titles.get(name, name)} members more often than test non-members",
+    per_set = {name: finding(f"OOD set '{titles.get(name, name)}': called members more often than test non-members",
                              int(round(rate * n_ood)), n_ood) for name, rate in fpr_ood.items()}
     k_all = sum(int(round(rate * n_ood)) for rate in fpr_ood.values())
     pooled = finding("the uncalibrated attack calls OOD inputs members more often than test non-members",

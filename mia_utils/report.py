@@ -229,16 +229,26 @@ def yeom_readings(results) -> pd.DataFrame:
         entry["AUC lowered?"] = auc_state
         entry["TPR @ 0.1 % FPR (%)"] = _tpr_text(setting)
         for metric, title in READING_METRICS.items():
-            entry[f"AUC says ({title[:3]})"] = signal_reading(entry[f"{title} lowered?"], auc_state)
+            entry[f"AUC says ({title[1]})"] = signal_reading(entry[f"{title} lowered?"], auc_state)
         key = (pick["mechanism"], pick["scenario"])
         entry["paper ΔAdv_Yeom (%)"] = paper.loc[key, "d_adv_yeom_pct"] if key in paper.index else float("nan")
         rows.append(entry)
     return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
 
 
+def threshold_moved(readings: pd.DataFrame, reading: str = "a") -> list[str]:
+    """Mechanisms (in order) for which :func:`yeom_readings` finds that Yeom's advantage under
+    ``reading`` ("a" or "b") fell while the loss AUC did not, in at least one scenario."""
+    column = f"AUC says ({reading})"
+    moved = readings[readings[column] == "threshold moved"] if column in readings else readings.iloc[:0]
+    return list(dict.fromkeys(moved.index.get_level_values(0)))
+
+
 def _tpr_text(setting) -> str:
     estimate = setting.estimate("tpr_at_0.1%_fpr")
-    return "not resolvable" if math.isnan(estimate.mean) else estimate.format(digits=2)
+    if math.isnan(estimate.mean):
+        return f"not resolvable at n = {int(setting.evaluations[0]['n_nonmembers']['value']):,}"
+    return estimate.format(digits=2)
 
 
 def reading_agreement(results) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from mia_utils import evaluation, findings, report, sweeps
-from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine_seeds, paired_difference,
+from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine_seeds, combine_verdicts, paired_difference,
                                 relative_change_text, verdict)
 
 
@@ -98,6 +98,7 @@ def make_setting(mechanism, value, acc, yeom, salem, noise=0.005, seeds=(0, 1, 2
     evaluations = []
     for _ in seeds:
         row = {name: metric(np.nan, np.nan) for name in evaluation.METRICS}
+        row["n_nonmembers"] = metric(100, 0.0)
         row.update({"test_acc": metric(acc + rng.normal(0, noise), 1e-5),
                     "adv_yeom": metric(yeom + rng.normal(0, noise)),
                     "adv_yeom_objective": metric(yeom + rng.normal(0, noise)),
@@ -146,9 +147,9 @@ def test_a_finding_carries_the_papers_claim_and_a_chapter():
 
 
 def test_combined_verdicts():
-    assert findings.combine_verdicts([HOLDS, HOLDS]) == HOLDS
-    assert findings.combine_verdicts([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
-    assert findings.combine_verdicts([HOLDS, CONTRADICTED]) == CONTRADICTED
+    assert combine_verdicts([HOLDS, HOLDS]) == HOLDS
+    assert combine_verdicts([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine_verdicts([HOLDS, CONTRADICTED]) == CONTRADICTED
 
 
 def test_scenario_table_prints_relative_changes_only_over_a_clear_baseline():
@@ -175,3 +176,12 @@ def test_early_stopping_is_compared_per_epoch():
     assert list(frame["E"]) == [5, 10]
     assert list(frame["verdict"]) == [HOLDS, INCONCLUSIVE]
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_a_low_fpr_tpr_at_zero_keeps_the_width_of_its_exact_interval():
+    from mia_utils.metrics import Estimate, clopper_pearson
+
+    low, high = clopper_pearson(0, 2000)
+    tpr = evaluation._low_fpr(Estimate(0.0, 0.0, 0.0, 0.0, exact=(low, high)))
+    assert tpr["value"] == 0.0 and tpr["variance"] == pytest.approx(((high - low) / 3.92) ** 2)
+    assert math.isnan(evaluation._low_fpr(Estimate(math.nan, math.nan, math.nan, math.nan))["variance"])

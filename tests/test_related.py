@@ -64,10 +64,6 @@ from mia_utils.evidence import CONTRADICTED, HOLDS, INCONCLUSIVE  # noqa: E402
 from mia_utils.sweeps import Setting  # noqa: E402
 
 
-def _points(gap, test_acc, success):
-    return {"gap": np.asarray(gap, float), "test_acc": np.asarray(test_acc, float), "success": np.asarray(success, float)}
-
-
 def test_gap_predicts_better_holds_is_inconclusive_and_is_contradicted():
     rng = np.random.default_rng(0)
     n = 30
@@ -130,7 +126,8 @@ def test_difference_finding_three_states_levels_and_nan():
                                         level=related.selection_level(20), candidates=20)
     assert plain.verdict == HOLDS and chosen.verdict == INCONCLUSIVE and "best of 20" in chosen.text
     assert related.selection_level(1) == pytest.approx(0.95) and related.selection_level(10) == pytest.approx(0.995)
-    nan = related.difference_finding("lowers", [math.nan], [0.3], [math.nan], [1e-4], nan_text="not resolvable at n = 100")
+    nan = related.difference_finding("lowers", [math.nan], [0.3], [math.nan], [1e-4],
+                                     nan_text="not resolvable at n = 100")
     assert nan.verdict == INCONCLUSIVE and nan.text.startswith("not resolvable at n = 100") and "nan" not in nan.text
 
 
@@ -224,7 +221,7 @@ def test_matched_accuracy_comparison_per_mechanism():
     assert result["weight_decay"].finding.verdict == INCONCLUSIVE
     assert result["random_crop"].finding.verdict == CONTRADICTED
     assert result["label_smoothing"].setting is None and result["label_smoothing"].finding.verdict == INCONCLUSIVE
-    assert related.combined_verdict([c.finding.verdict for c in result.values()]) == CONTRADICTED
+    assert related.combine_verdicts([c.finding.verdict for c in result.values()]) == CONTRADICTED
     assert related.verdict_counts([c.finding for c in result.values()]) == "1 holds, 1 contradicted, 2 inconclusive"
 
 

@@ -39,24 +39,30 @@ def test_a_scenario_nothing_satisfies_is_left_out():
     assert list(table["scenario"]) == ["max"]
 
 
-def test_marks_largest_drop_and_flags_increases():
-    marked = report.mark_changes(report.select_scenarios(rows(), BASELINE)).set_index(["mechanism", "scenario"])
-    assert marked.loc[("crop", "max"), "d_adv_yeom_pct"].endswith("▼")  # -40 beats smoothing's +20
-    assert "▲" in marked.loc[("smooth", "max"), "d_adv_yeom_pct"]
-    assert "▲" in marked.loc[("smooth", "max"), "d_adv_salem_pct"]
-    assert "▲" not in marked.loc[("crop", "max"), "d_adv_yeom_pct"]
-
-
 def test_relative_change_and_its_undefined_case():
     assert report.relative_change(0.05, 0.10) == pytest.approx(-50.0)
     assert math.isnan(report.relative_change(0.05, 0.0))
 
 
 def test_the_table_sits_beside_the_papers_values():
-    scenarios = report.select_scenarios(rows().replace({"crop": "random_crop"}), BASELINE)
-    table = report.scenario_table(scenarios, "fmnist")
-    assert table.loc[("random_crop", "RAD<5%"), "paper value"] == 4
+    from test_evidence import make_setting, results
+
+    settings = [make_setting("random_crop", 4, 0.87, 0.02, 0.0), make_setting("random_crop", 1, 0.91, 0.06, 0.05)]
+    table = report.scenario_table(results(settings, make_setting("baseline", None, 0.90, 0.10, 0.08)))
+    assert table.loc[("random_crop", "RAD<5%"), "paper value"] == "4"
     assert table.loc[("random_crop", "RAD<5%"), "paper ΔAdv_Yeom (%)"] == pytest.approx(-90.7)
+    assert table.loc[("random_crop", "RAD<5%"), "value"] == "4"
+
+
+def test_reading_agreement_counts_cells_against_the_papers_signs():
+    from test_evidence import make_setting, results
+
+    settings = [make_setting("random_crop", 4, 0.87, 0.02, 0.0), make_setting("random_crop", 1, 0.91, 0.06, 0.05)]
+    agreement = report.reading_agreement(results(settings, make_setting("baseline", None, 0.90, 0.20, 0.08)))
+    assert list(agreement.index) == ["(a) clean loss", "(b) training objective"]
+    # random_crop Max (c = 1) and RAD<5%/15% (c = 4) are all falls in the paper, and all clear falls here
+    assert agreement.loc["(a) clean loss", "agrees"] == agreement.loc["(a) clean loss", "cells"] == 3
+    assert "agrees in 3 of 3" in report.reading_summary(agreement)
 
 
 def test_missing_columns_are_named():
