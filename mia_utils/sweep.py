@@ -236,7 +236,7 @@ def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: 
     def teacher_weights(key: str) -> dict | None:
         if key not in teachers:
             entry = store.load(key)
-            teachers[key] = entry["tensors"]["weights"] if entry else None
+            teachers[key] = entry["tensors"].get("weights") if entry else None
         return teachers[key]
 
     def submit(planned: PlannedRun) -> None:

@@ -33,7 +33,7 @@ def test_round_trip_through_dict():
     ("mechanisms", (("dropout", 1.0),), "dropout p = 1.0 is out of range; allowed 0.05 <= p <= 0.95"),
     ("mechanisms", (("mixdown", 1.0),), "unknown mechanism 'mixdown'"),
     ("mechanisms", (("random_crop", 2.5),), "must be a whole number"),
-    ("norm", "batch", "allowed: none, group"),
+    ("norm", "layer", "allowed: none, batch, group"),
     ("batch_size", 2.5, "batch_size"),
     ("snapshot_epochs", (0,), "snapshot_epochs"),
     ("amsgrad", "yes", "amsgrad"),
