@@ -17,7 +17,6 @@ claims are judged on CIFAR-100 when it is present (:func:`judged_dataset`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -462,6 +461,3 @@ def findings_frame(findings: list[Finding]) -> pd.DataFrame:
     rows = sorted((f.row() for f in findings), key=lambda r: (order.get(r["finding"], 99), r["dataset"]))
     return pd.DataFrame(rows)
 
-
-def is_nan(value) -> bool:
-    return isinstance(value, float) and math.isnan(value)
