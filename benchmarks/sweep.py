@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/sweep.py                                   # the quick profile (about 50 min on 2 cores)
     .venv/bin/python benchmarks/sweep.py --profile smoke --chapters 01_baselines --out /tmp/sweep   # a smoke check
+    .venv/bin/python benchmarks/sweep.py --chapters 01_baselines --keep .mia_store   # one chapter; keep its runs
 
 Runs ``python -m mia_utils sweep --profile P`` twice, one after the other, each into its own
 empty store: first in-process (torch's default thread count), then with ``--workers N`` (each
@@ -20,6 +21,7 @@ import argparse
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +79,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chapters", help="comma-separated chapters (default: the whole book)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--keep", help="a result store to copy the cluster's runs into afterwards (e.g. .mia_store), "
+                                       "so that the benchmark's training also serves the book")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as scratch:
@@ -84,6 +88,14 @@ def main() -> None:
         local = timed_sweep(args.profile, local_store, [], args.chapters)
         cluster = timed_sweep(args.profile, cluster_store, ["--workers", str(args.workers)], args.chapters)
         shared, worst_output, worst_accuracy = compare(ResultStore(local_store), ResultStore(cluster_store))
+        if args.keep:
+            (Path(args.keep) / "runs").mkdir(parents=True, exist_ok=True)
+            for entry in (cluster_store / "runs").iterdir():
+                target = Path(args.keep) / "runs" / entry.name
+                if not entry.name.startswith(".") and not target.exists():
+                    staging = target.with_name(f".tmp-{entry.name}.copy")  # renamed into place: all or nothing
+                    shutil.copytree(entry, staging)
+                    staging.rename(target)
 
     scope = args.chapters or "every chapter"
     lines = [

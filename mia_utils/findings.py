@@ -78,7 +78,9 @@ def group_mean(settings: list[Setting], metric: str) -> tuple[np.ndarray, np.nda
 
 
 def group_contrast(a: list[Setting], b: list[Setting], metric: str) -> SeedEstimate:
-    """Mean of ``metric`` over ``a`` minus the mean over ``b``, seed by seed, with its interval."""
+    """Mean of ``metric`` over ``a`` minus the mean over ``b``, seed by seed (over the seeds of
+    ``a``), with its interval."""
+    b = [setting.on_seeds(a[0].seeds) for setting in b]
     a_values, a_var = group_mean(a, metric)
     b_values, b_var = group_mean(b, metric)
     return paired_difference(a_values, b_values, a_var, b_var)

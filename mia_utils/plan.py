@@ -100,9 +100,11 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
             continue
         for dataset in datasets:
             base = profile.base_config(dataset, seed=seed)
-            if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident",
-                           "07_mmd_mixup", "08_prediction_scores_ood"):
-                add_setting(dataset, sweeps.BASELINE, None, chapter)
+            if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident"):
+                add_setting(dataset, sweeps.BASELINE, None, chapter,
+                            setting_seeds=sweeps.baseline_seed_list(profile, seeds))
+            if chapter in ("07_mmd_mixup", "08_prediction_scores_ood"):  # one seed: the chapter's
+                add_setting(dataset, sweeps.BASELINE, None, chapter, setting_seeds=(seed,))
             if chapter == "01_baselines":
                 for i in range(profile.shadow_models):
                     plan.add(base.shadow(i, profile.shadow_models), chapter)

@@ -4,14 +4,15 @@
   notebook end to end in seconds. Its numbers only show that the pipeline works.
 * ``quick``: the default build and teaching. Real Fashion-MNIST, 4,000 members, 2,000 evaluation
   and 2,000 adversary samples per side, the authors' network at a width chosen by measurement
-  (:data:`QUICK_WIDTH`), lr 0.001 (the paper's 0.0002 underfits this few members), 3 seeds for
-  every setting that carries a verdict.
+  (:data:`QUICK_WIDTH`), lr 0.003 and 20 epochs (the paper's 0.0002 underfits this few members),
+  3 seeds for every setting that carries a verdict and 5 for the baseline they are compared with.
 * ``paper``: the paper's setup on all three datasets: the whole training set as members,
   Adam with AMSGrad, lr 0.0002, weight decay 1e-6, batch 128, 30 epochs, full-width networks,
   3 seeds. Needs a GPU (hours).
 
 ``seeds`` is the number of seeds of every setting that enters a verdict (see
-:func:`mia_utils.sweeps.seed_list`); ``shadow_models`` is LiRA's K (each evaluated example is IN
+:func:`mia_utils.sweeps.seed_list`); ``baseline_seeds`` the number of the unregularized baseline,
+which anchors every comparison (at least ``seeds``; see :func:`mia_utils.sweeps.baseline_seed_list`); ``shadow_models`` is LiRA's K (each evaluated example is IN
 for K/2 of them); ``bootstrap`` the number of bootstrap replicates behind every within-seed
 uncertainty; ``dtc_samples`` the members and the non-members per set on which DtC is measured
 (0: all of them).
@@ -54,6 +55,7 @@ class Profile:
     weight_decay: float = 1e-6
     amsgrad: bool = True
     seeds: int = 1
+    baseline_seeds: int = 0
     shadow_models: int = 8
     bootstrap: int = 200
     dtc_samples: int = 0
@@ -91,6 +93,7 @@ class Profile:
                "datasets": ", ".join(DATASETS[d].title for d in self.datasets),
                "width": self.width, "epochs": self.epochs, "lr": self.lr,
                "batch_size": self.batch_size, "weight_decay": self.weight_decay, "seeds": self.seeds,
+               "baseline_seeds": max(self.seeds, self.baseline_seeds),
                "shadow_models": self.shadow_models, "bootstrap": self.bootstrap}
         for dataset, size in self.sizes.items():
             row[f"{dataset}_members"] = size.n_members
@@ -126,21 +129,24 @@ SMOKE_GRIDS["early_stopping"] = (1, 2)  # the smoke profile trains 2 epochs
 
 # The quick profile's network width and epochs, chosen by measurement (benchmarks/quick_sizing.py,
 # results in benchmarks/results/quick_sizing.md): the smallest cost at which the baseline's
-# Adv_Yeom and Adv_Salem reach the paper's magnitudes with 95 % half-widths at most a quarter of
-# the value, over 3 seeds and 2,000 evaluation samples per side.
+# Adv_Yeom and Adv_Salem reach the paper's magnitudes, 2,000 evaluation samples per side. Epochs:
+# where both advantages stop changing within their intervals (20; 30 epochs moved neither by more
+# than its half-width). The baseline gets 5 seeds so that its own intervals are at most a quarter
+# of the value (with 3, Salem's seed-to-seed spread and t(2) = 4.3 left it at 28 %).
 QUICK_WIDTH = 0.125
-QUICK_EPOCHS = 30
+QUICK_EPOCHS = 20
 QUICK_LR = 3e-3
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
         sizes={"fmnist": DatasetSizes(n_members=500, n_eval=100, n_adversary=100)},
-        width=0.0625, epochs=2, lr=1e-3, seeds=2, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
+        width=0.0625, epochs=2, lr=1e-3, seeds=2, baseline_seeds=3, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
     "quick": Profile(
         name="quick", purpose="the default build and teaching: real Fashion-MNIST on a laptop CPU",
         sizes={"fmnist": DatasetSizes(n_members=4_000, n_eval=2_000, n_adversary=2_000)},
-        width=QUICK_WIDTH, epochs=QUICK_EPOCHS, lr=QUICK_LR, seeds=3, shadow_models=8, dtc_samples=500, grids=QUICK_GRIDS),
+        width=QUICK_WIDTH, epochs=QUICK_EPOCHS, lr=QUICK_LR, seeds=3, baseline_seeds=5, shadow_models=8, dtc_samples=500,
+        grids=QUICK_GRIDS),
     "paper": Profile(
         name="paper", purpose="the paper's exact setup on all three datasets (GPU, hours)",
         sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=5_000, n_adversary=5_000),

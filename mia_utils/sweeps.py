@@ -35,6 +35,20 @@ def seed_list(profile: Profile, first_seed: int = 0, replicated: bool = True) ->
     return tuple(range(first_seed, first_seed + (profile.seeds if replicated else 1)))
 
 
+def baseline_seed_list(profile: Profile, seeds) -> tuple[int, ...]:
+    """The seeds of the baseline that settings trained with ``seeds`` are compared with.
+
+    The baseline anchors every paired comparison and the comparison with the paper's Table 2, so
+    when ``seeds`` are the profile's replicated seeds they are extended to
+    ``profile.baseline_seeds`` consecutive seeds (the extra seeds narrow the baseline's own
+    interval; paired differences use the seeds both sides share). One-seed settings keep their
+    seed."""
+    seeds = tuple(seeds)
+    if len(seeds) < profile.seeds:
+        return seeds
+    return tuple(range(seeds[0], seeds[0] + max(profile.baseline_seeds, len(seeds))))
+
+
 @dataclass
 class Setting:
     """One (mechanism, value) over seeds: ``evaluations[i]`` holds the metrics of seed
@@ -72,10 +86,24 @@ class Setting:
     def mean(self, metric: str) -> float:
         return self.estimate(metric).mean
 
+    def on_seeds(self, seeds) -> "Setting":
+        """This setting restricted to ``seeds``, in that order; each must be one of its seeds."""
+        seeds = tuple(seeds)
+        missing = [s for s in seeds if s not in self.seeds]
+        if missing:
+            raise ValueError(f"seeds: {missing} were not trained for {self.label} (its seeds: {self.seeds})")
+        index = [self.seeds.index(s) for s in seeds]
+
+        def pick(items):
+            return [items[i] for i in index] if items else items
+
+        return Setting(self.mechanism, self.value, seeds, pick(self.evaluations), pick(self.facts),
+                       pick(self.configs), pick(self.epochs), self.trained)
+
     def change(self, baseline: "Setting", metric: str) -> SeedEstimate:
-        """This setting minus ``baseline``, seed by seed (they must share their seeds)."""
-        if self.seeds != baseline.seeds:
-            raise ValueError(f"baseline: seeds {baseline.seeds} differ from this setting's {self.seeds}")
+        """This setting minus ``baseline``, seed by seed, over this setting's seeds (the baseline
+        must hold each of them; it may hold more, see :func:`baseline_seed_list`)."""
+        baseline = baseline.on_seeds(self.seeds)
         return paired_difference(self.values(metric), baseline.values(metric), self.variances(metric),
                                  baseline.variances(metric))
 
@@ -122,6 +150,11 @@ def run_setting(profile: Profile, dataset: str, mechanism: str, value, seeds, st
     return Setting(mechanism, value, tuple(seeds), evaluations, facts, configs, epochs, trained)
 
 
+def run_baseline(profile: Profile, dataset: str, seeds, store=None) -> Setting:
+    """The unregularized setting over :func:`baseline_seed_list` of ``seeds``."""
+    return run_setting(profile, dataset, BASELINE, None, baseline_seed_list(profile, seeds), store)
+
+
 def mechanism_sweep(profile: Profile, dataset: str, mechanism: str, seeds, store=None, grid=None) -> list[Setting]:
     """A :class:`Setting` for every value of ``mechanism`` in ``grid`` (default: the profile's)."""
     settings = []
@@ -133,8 +166,9 @@ def mechanism_sweep(profile: Profile, dataset: str, mechanism: str, seeds, store
 
 
 def regularization_sweep(profile: Profile, dataset: str, mechanisms, seeds, store=None) -> tuple[Setting, list[Setting]]:
-    """The baseline and every (mechanism, value) of the profile's grids, each over ``seeds``."""
-    baseline = run_setting(profile, dataset, BASELINE, None, seeds, store)
+    """The baseline (over :func:`baseline_seed_list`) and every (mechanism, value) of the
+    profile's grids, each over ``seeds``."""
+    baseline = run_baseline(profile, dataset, seeds, store)
     settings = []
     for mechanism in mechanisms:
         settings += mechanism_sweep(profile, dataset, mechanism, seeds, store)

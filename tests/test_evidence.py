@@ -185,3 +185,20 @@ def test_a_low_fpr_tpr_at_zero_keeps_the_width_of_its_exact_interval():
     tpr = evaluation._low_fpr(Estimate(0.0, 0.0, 0.0, 0.0, exact=(low, high)))
     assert tpr["value"] == 0.0 and tpr["variance"] == pytest.approx(((high - low) / 3.92) ** 2)
     assert math.isnan(evaluation._low_fpr(Estimate(math.nan, math.nan, math.nan, math.nan))["variance"])
+
+
+def test_the_baseline_gets_more_seeds_and_pairs_on_the_shared_ones():
+    from mia_utils.profiles import get_profile
+    quick = get_profile("quick")
+    assert sweeps.baseline_seed_list(quick, (0, 1, 2)) == (0, 1, 2, 3, 4)
+    assert sweeps.baseline_seed_list(quick, (7,)) == (7,)  # a one-seed chapter keeps its seed
+    baseline = make_setting("baseline", None, **BASE, seeds=(0, 1, 2, 3, 4), seed=1)
+    setting = make_setting("random_crop", 4, 0.87, 0.05, 0.05, seeds=(0, 1, 2), seed=2)
+    expected = [a - b for a, b in zip(setting.values("adv_yeom"), baseline.values("adv_yeom")[:3])]
+    assert setting.change(baseline, "adv_yeom").mean == pytest.approx(np.mean(expected))
+    assert baseline.on_seeds((2, 0)).values("adv_yeom") == [baseline.values("adv_yeom")[i] for i in (2, 0)]
+    assert findings.group_contrast([setting], [baseline], "adv_yeom").mean == pytest.approx(np.mean(expected))
+    with pytest.raises(ValueError, match="seeds: \\[5\\]"):
+        baseline.on_seeds((0, 5))
+    with pytest.raises(ValueError, match="were not trained"):
+        setting.change(make_setting("baseline", None, **BASE, seeds=(0, 1), seed=1), "adv_yeom")
