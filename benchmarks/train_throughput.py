@@ -220,6 +220,12 @@ def main(argv=None) -> None:
             "epochs": args.epochs,
             "max_members": args.max_members, "eval_per_side": EVAL_PER_SIDE,
             "run_seconds": time.perf_counter() - started}
+    write_results(args.out, "train_throughput", markdown, meta, rows, device)
+
+
+def write_results(out: Path, name: str, markdown, meta: dict, rows: list[dict], device: torch.device) -> None:
+    """Note CUDA's precision settings in ``meta``, print ``markdown(meta, rows)`` and write it to
+    ``out/<name>.md``, with ``{"meta": meta, "rows": rows}`` as ``out/<name>.json``."""
     if device.type == "cuda":
         meta["notes"] = (f"cuDNN TF32 for convolutions {'on' if torch.backends.cudnn.allow_tf32 else 'off'}, "
                          f"matmul TF32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}; "
@@ -227,11 +233,10 @@ def main(argv=None) -> None:
     table = markdown(meta, rows)
     print()
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_throughput.md").write_text(table)
-    (args.out / "train_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out / 'train_throughput.md'} and {args.out / 'train_throughput.json'}")
-
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(table)
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out / f'{name}.md'} and {out / f'{name}.json'}")
 
 if __name__ == "__main__":
     main()

@@ -11,10 +11,11 @@
   values (``--markdown``: every chapter's, as the re-run page shows them).
 * ``plan --profile P``: every run the book needs (:mod:`mia_utils.plan`), which are in the store,
   and the cost of the rest in model-epochs and hours.
-* ``sweep --profile P [--workers N | --cluster ADDRESS] [--retries R]``: train every planned
-  run the store lacks, in this process, on a local Dask cluster of N workers, or on the Dask
-  scheduler at ADDRESS (:mod:`mia_utils.sweep`; resumable; failed runs are retried, then
-  listed, and the exit status is 1).
+* ``sweep --profile P [--workers N | --cluster ADDRESS] [--retries R] [--lockstep K]``: train
+  every planned run the store lacks, in this process, on a local Dask cluster of N workers, or
+  on the Dask scheduler at ADDRESS (:mod:`mia_utils.sweep`; resumable; failed runs are retried,
+  then listed, and the exit status is 1). ``--lockstep K`` trains up to K compatible runs as one
+  task (for a GPU; see :func:`mia_utils.train.train_many`).
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
 """
 
@@ -95,9 +96,15 @@ def command_run(args) -> int:
     logging.getLogger("papermill").addFilter(_QuietCellMarkers())
     os.environ.setdefault("MIA_STORE", str((PROJECT_ROOT / ".mia_store").resolve()))
     os.environ.setdefault("MIA_PROGRESS", "1")
+    store_root = Path(os.environ["MIA_STORE"])
     for spec, params in plans:
         target = out_dir / f"{spec.name}.ipynb"
         partial = out_dir / f".{spec.name}.partial.ipynb"
+        fingerprint = execution_fingerprint(PROJECT_ROOT / spec.notebook, params, store_root)
+        if not args.force and _stored_fingerprint(target) == fingerprint:
+            print(f"[mia_utils] {spec.name}: kept {target} (same notebook, parameters, package and stored runs "
+                  "as when it was executed; --force re-executes it)", file=sys.stderr, flush=True)
+            continue
         print(f"[mia_utils] executing {spec.notebook} with {params} -> {target}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
@@ -108,7 +115,7 @@ def command_run(args) -> int:
             partial.unlink(missing_ok=True)
             print(f"[mia_utils] {spec.name} failed; {target} was left as it was.\n{error}", file=sys.stderr)
             return 1
-        _hide_parameter_cells(partial)
+        _finish_executed(partial, execution_fingerprint(PROJECT_ROOT / spec.notebook, params, store_root))
         os.replace(partial, target)
         print(f"[mia_utils] {spec.name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.build:
@@ -118,9 +125,47 @@ def command_run(args) -> int:
     return 0
 
 
-def _hide_parameter_cells(path: Path) -> None:
-    """Fold the parameter cells (defaults and papermill's injected values) in the rendered page;
-    the provenance table states the values."""
+def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str:
+    """SHA-256 over everything an executed chapter depends on: the notebook's source, its
+    parameters, the package's source and reference files, and the manifest (sizes and SHA-256s)
+    of every run in the store. Cached evaluations and DtC results (``eval-``/``dtc-`` entries)
+    are left out: they are deterministic functions of the runs and the package. Equal
+    fingerprints mean that executing the chapter again would give the same page."""
+    import hashlib
+
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}:{len(data)}:".encode())
+        digest.update(data)
+
+    add("notebook", notebook.read_bytes())
+    add("params", json.dumps(params, sort_keys=True, default=str).encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".csv", ".md", ".json")):
+        add(str(path.relative_to(package)), path.read_bytes())
+    runs = store_root / "runs"
+    if runs.is_dir():
+        for entry in sorted(runs.iterdir()):
+            manifest = entry / "manifest.json"
+            if not entry.name.startswith((".", "eval-", "dtc-")) and manifest.is_file():
+                add(entry.name, manifest.read_bytes())
+    return digest.hexdigest()
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint an executed notebook was written with, or None."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text()).get("metadata", {}).get("mia_utils", {}).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _finish_executed(path: Path, fingerprint: str) -> None:
+    """Fold the parameter cells (defaults and papermill's injected values) in the rendered page,
+    as the provenance table states the values, and record the execution's fingerprint."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
@@ -128,6 +173,7 @@ def _hide_parameter_cells(path: Path) -> None:
         tags = cell.metadata.setdefault("tags", [])
         if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
             tags.append("hide-cell")
+    notebook.metadata["mia_utils"] = {"fingerprint": fingerprint}
     nbformat.write(notebook, path)
 
 
@@ -250,6 +296,8 @@ def command_sweep(args) -> int:
                          "tcp://10.0.0.5:8786")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+    if args.lockstep < 1:
+        raise ValueError(f"--lockstep: must be >= 1, got {args.lockstep}")
     store = _store(args.store)
     threads = args.threads
     if args.workers is not None:
@@ -261,7 +309,7 @@ def command_sweep(args) -> int:
         executor = InProcessExecutor()
     started = time.perf_counter()
     report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet,
-                   executor=executor, chapters=chapters, threads=threads)
+                   executor=executor, chapters=chapters, threads=threads, lockstep=args.lockstep)
     print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed, "
           f"{len(report.retried)} retried, in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     for key, error in report.retried:
@@ -297,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     run.add_argument("--out", help="output folder (default book/executed)")
     run.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="do not stream cell output")
+    run.add_argument("--force", action="store_true",
+                     help="execute every chapter, even one whose inputs have not changed since it was executed")
     run.add_argument("--build", action="store_true",
                      help="then re-render the HTML book (Sphinx re-reads only the changed pages)")
     add_param_option(run)
@@ -326,6 +376,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--retries", type=int, default=1, help="retries per failing run (default 1)")
+    sweep.add_argument("--lockstep", type=int, default=1,
+                       help="train up to K compatible runs together as one task (pays on a GPU; default 1)")
     sweep.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
     sweep.add_argument("--chapters", help="comma-separated chapters to sweep (default: every chapter in _toc.yml)")
     where = sweep.add_mutually_exclusive_group()

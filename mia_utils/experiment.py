@@ -23,7 +23,7 @@ from mia_utils.config import RunConfig
 from mia_utils.data import gather, load_dataset, make_split
 from mia_utils.models import build_model
 from mia_utils.store import ResultStore
-from mia_utils.train import per_sample_outputs, predict_logits, train, training_indices
+from mia_utils.train import per_sample_outputs, predict_logits, train_many, training_indices
 
 log = logging.getLogger(__name__)
 
@@ -133,37 +133,56 @@ def compute_entry(config: RunConfig, teacher_weights: dict[str, torch.Tensor] | 
     ``json_files`` holds ``config`` and ``metrics`` (summary, per-epoch history, provenance
     including the device); ``tensor_files`` the weights, the per-sample outputs and the snapshots.
     """
-    teacher = config.teacher()
-    if teacher is not None and teacher_weights is None:
-        raise ValueError(f"teacher_weights: run {config.key()} distils, so it needs its teacher's weights "
-                         f"(run {teacher.key()})")
-    data = load_dataset(config.dataset, data_root)
-    log.info("run %s (%s): training %d epochs on %d members", config.key(), config.dataset, config.epochs,
-             config.n_members)
+    return compute_entries([config], [teacher_weights], progress, data_root)[0]
+
+
+def compute_entries(configs: list[RunConfig], teacher_weights: list, progress: bool | None = None,
+                    data_root=None) -> list[tuple[dict, dict]]:
+    """:func:`compute_entry` for several runs of one dataset trained together in lockstep
+    (:func:`mia_utils.train.train_many`; they must share :func:`mia_utils.train.lockstep_key`).
+    ``teacher_weights[i]``: the weights of ``configs[i].teacher()``, or None."""
+    if len(teacher_weights) != len(configs):
+        raise ValueError(f"teacher_weights: got {len(teacher_weights)} for {len(configs)} configurations")
+    teachers = {}
+    for config, weights in zip(configs, teacher_weights):
+        teacher = config.teacher()
+        if teacher is not None and weights is None:
+            raise ValueError(f"teacher_weights: run {config.key()} distils, so it needs its teacher's weights "
+                             f"(run {teacher.key()})")
+        if teacher is not None:
+            teachers[teacher.key()] = weights
+    data = load_dataset(configs[0].dataset, data_root)
+    for config in configs:
+        log.info("run %s (%s): training %d epochs on %d members", config.key(), config.dataset, config.epochs,
+                 config.n_members)
     started = time.perf_counter()
 
     def teacher_logits(teacher: RunConfig) -> torch.Tensor:
-        return predict_logits(load_model(teacher, teacher_weights), _training_images(teacher, data))
+        return predict_logits(load_model(teacher, teachers[teacher.key()]), _training_images(teacher, data))
 
-    result = train(config, data, progress=progress, teacher_logits=teacher_logits)
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    outputs = per_sample_outputs(load_model(config, result.state_dict), data, split, result.trained_on)
-    outputs["objective_loss"] = torch.tensor(result.objective_loss, dtype=torch.float64)
-    provenance = {
-        "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
-        "host": platform.node(), "train_seconds": result.seconds, "total_seconds": time.perf_counter() - started,
-        "data_source": data.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "platform": platform.platform(), "argv": sys.argv[:1], "mechanisms": result.mechanism_facts,
-    }
-    tensors = {"weights": result.state_dict, "outputs": outputs}
-    for epoch, (state, snap_outputs) in result.snapshots.items():
-        tensors[f"epoch_{epoch}_weights"] = state
-        tensors[f"epoch_{epoch}_outputs"] = snap_outputs
-    json_files = {"config": config.to_dict(),
-                  "metrics": {"summary": summary_metrics(outputs), "history": result.history,
-                              "provenance": provenance}}
-    return json_files, tensors
+    results = train_many(configs, data, progress=progress, teacher_logits=teacher_logits)
+    entries = []
+    for config, result in zip(configs, results):
+        split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+        outputs = per_sample_outputs(load_model(config, result.state_dict), data, split, result.trained_on)
+        outputs["objective_loss"] = torch.tensor(result.objective_loss, dtype=torch.float64)
+        provenance = {
+            "mia_utils": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "git_commit": git_commit(), "device": result.device, "threads": torch.get_num_threads(),
+            "host": platform.node(), "train_seconds": result.seconds,
+            "total_seconds": time.perf_counter() - started, "lockstep": len(configs),
+            "data_source": data.source, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "platform": platform.platform(), "argv": sys.argv[:1], "mechanisms": result.mechanism_facts,
+        }
+        tensors = {"weights": result.state_dict, "outputs": outputs}
+        for epoch, (state, snap_outputs) in result.snapshots.items():
+            tensors[f"epoch_{epoch}_weights"] = state
+            tensors[f"epoch_{epoch}_outputs"] = snap_outputs
+        json_files = {"config": config.to_dict(),
+                      "metrics": {"summary": summary_metrics(outputs), "history": result.history,
+                                  "provenance": provenance}}
+        entries.append((json_files, tensors))
+    return entries
 
 
 def config_to_train(config: RunConfig, stored: dict | None) -> tuple[RunConfig, bool]:

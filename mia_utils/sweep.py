@@ -48,6 +48,34 @@ def train_task(config: dict, teacher_weights: dict[str, torch.Tensor] | None,
     return experiment.compute_entry(RunConfig.from_dict(config), teacher_weights, progress=False)
 
 
+def train_group_task(configs: list[dict], teacher_weights: list, threads: int | None) -> list[tuple[dict, dict]]:
+    """Several runs trained together in lockstep on one worker (see
+    :func:`mia_utils.train.train_many`): one store entry per configuration, in order."""
+    if threads:
+        torch.set_num_threads(threads)
+    return experiment.compute_entries([RunConfig.from_dict(c) for c in configs], teacher_weights, progress=False)
+
+
+def lockstep_groups(planned: list[PlannedRun], size: int) -> list[list[PlannedRun]]:
+    """``planned`` cut into groups of at most ``size`` runs that can train in lockstep (equal
+    :func:`mia_utils.train.lockstep_key`); a run that must train alone is a group of one."""
+    from mia_utils.train import lockstep_key
+
+    if size <= 1:
+        return [[p] for p in planned]
+    groups, open_groups = [], {}
+    for p in planned:
+        key = lockstep_key(p.config)
+        if key is None:
+            groups.append([p])
+            continue
+        group = open_groups.setdefault(key, [])
+        group.append(p)
+        if len(group) == size:
+            groups.append(open_groups.pop(key))
+    return groups + list(open_groups.values())
+
+
 def _malloc_trim_threshold() -> str | None:
     """This process's ``MALLOC_TRIM_THRESHOLD_`` (run on each worker to check its setting)."""
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
@@ -185,11 +213,16 @@ class SweepReport:
 
 
 def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1, progress: bool = True,
-          executor=None, chapters=None, threads: int | None = None, task=train_task) -> SweepReport:
+          executor=None, chapters=None, threads: int | None = None, task=train_task, lockstep: int = 1,
+          group_task=train_group_task) -> SweepReport:
     """Train every run of ``book_plan(profile_name, seed, store, chapters)`` that ``store``
     lacks, with ``executor`` (default: this process), ``threads`` torch threads per task, and
     up to ``retries`` retries per run; plan again until nothing is missing. ``task`` is the
-    function each run executes (:func:`train_task`; tests pass fakes)."""
+    function each run executes (:func:`train_task`; tests pass fakes). ``lockstep``: up to this
+    many compatible runs train together as one task (``group_task``, :func:`train_group_task`),
+    which pays on a GPU; a failed group's runs are retried one by one."""
+    if lockstep < 1:
+        raise ValueError(f"lockstep: must be >= 1, got {lockstep}")
     from tqdm import tqdm
 
     if retries < 0:
@@ -212,18 +245,19 @@ def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1
             attempted.update((p.key, p.config.snapshot_epochs) for p in todo)
             bar.total += len(todo)
             bar.refresh()
-            _sweep_round(todo, store, executor, retries, threads, task, report, bar)
+            _sweep_round(todo, store, executor, retries, threads, task, report, bar, lockstep, group_task)
     finally:
         bar.close()
         executor.close()
 
 
 def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: int, threads, task,
-                 report: SweepReport, bar) -> None:
-    """Run ``todo`` to the end: submit each run once its teacher is stored, store each result
-    as it arrives, retry failures up to ``retries`` times."""
+                 report: SweepReport, bar, lockstep: int = 1, group_task=train_group_task) -> None:
+    """Run ``todo`` to the end: submit each run once its teacher is stored (in lockstep groups
+    of up to ``lockstep``), store each result as it arrives, retry failures up to ``retries``
+    times, each failed run alone."""
     waiting = {planned.key: planned for planned in todo}
-    in_flight: dict[object, tuple[PlannedRun, bool, float]] = {}
+    in_flight: dict[object, tuple[list[PlannedRun], list[bool], float]] = {}
     attempts = collections.Counter()
 
     def show():
@@ -239,20 +273,28 @@ def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: 
             teachers[key] = entry["tensors"].get("weights") if entry else None
         return teachers[key]
 
-    def submit(planned: PlannedRun) -> None:
-        config, replace = experiment.config_to_train(planned.config, store.load(planned.key, tensors=False))
-        teacher = config.teacher()
-        weights = teacher_weights(teacher.key()) if teacher else None
-        handle = executor.submit(task, config.to_dict(), weights, threads)
-        in_flight[handle] = (planned, replace, time.perf_counter())
-        report.submitted += 1
+    def submit(group: list[PlannedRun]) -> None:
+        configs, replaces, weights = [], [], []
+        for planned in group:
+            config, replace = experiment.config_to_train(planned.config, store.load(planned.key, tensors=False))
+            teacher = config.teacher()
+            configs.append(config)
+            replaces.append(replace)
+            weights.append(teacher_weights(teacher.key()) if teacher else None)
+        if len(group) == 1:
+            handle = executor.submit(task, configs[0].to_dict(), weights[0], threads)
+        else:
+            handle = executor.submit(group_task, [c.to_dict() for c in configs], weights, threads)
+        in_flight[handle] = (group, replaces, time.perf_counter())
+        report.submitted += len(group)
 
     def give_up(key: str, error: str) -> None:
         report.failed[key] = error
         bar.update()
 
     def submit_ready() -> None:
-        busy = set(waiting) | {planned.key for planned, _, _ in in_flight.values()}
+        busy = set(waiting) | {planned.key for group, _, _ in in_flight.values() for planned in group}
+        ready = []
         for key, planned in list(waiting.items()):
             if any(need in report.failed for need in planned.needs):
                 del waiting[key]
@@ -260,31 +302,38 @@ def _sweep_round(todo: list[PlannedRun], store: ResultStore, executor, retries: 
             elif not any(need in busy for need in planned.needs):
                 del waiting[key]
                 if all(teacher_weights(need) is not None for need in planned.needs):
-                    submit(planned)
+                    ready.append(planned)
                 else:
                     give_up(key, "its teacher is not in the store")
+        for group in lockstep_groups(ready, lockstep):
+            submit(group)
 
     submit_ready()
     show()
     while in_flight:
         handle, result, error = executor.next_done(tick=show)
-        planned, replace, started = in_flight.pop(handle)
-        if error is None:
-            try:
-                _store_result(planned, result, store, replace)
-            except Exception as failure:  # a malformed or unwritable result counts as a failed attempt
-                error = failure
-        if error is None:
-            report.trained.append(planned.key)
-            log.debug("run %s stored after %.0f s", planned.key, time.perf_counter() - started)
-            bar.update()
-        else:
-            message = f"{type(error).__name__}: {error}"
+        group, replaces, started = in_flight.pop(handle)
+        if error is None and len(group) > 1 and (not isinstance(result, list) or len(result) != len(group)):
+            error = RuntimeError(f"the worker returned {type(result).__name__} for a group of {len(group)} runs")
+        results = [result] if len(group) == 1 else (result if error is None else [None] * len(group))
+        for planned, replace, entry in zip(group, replaces, results):
+            failure = error
+            if failure is None:
+                try:
+                    _store_result(planned, entry, store, replace)
+                except Exception as caught:  # a malformed or unwritable result counts as a failed attempt
+                    failure = caught
+            if failure is None:
+                report.trained.append(planned.key)
+                log.debug("run %s stored after %.0f s", planned.key, time.perf_counter() - started)
+                bar.update()
+                continue
+            message = f"{type(failure).__name__}: {failure}"
             attempts[planned.key] += 1
             if attempts[planned.key] <= retries:
                 report.retried.append((planned.key, message))
                 log.warning("run %s failed (%s); retry %d of %d", planned.key, message, attempts[planned.key], retries)
-                submit(planned)
+                submit([planned])
             else:
                 give_up(planned.key, message)
         submit_ready()

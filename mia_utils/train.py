@@ -1,4 +1,4 @@
-"""The one training loop.
+"""The one training loop, for one model or for several trained in lockstep (:func:`train_many`).
 
 Data live as tensors on the training device; batches are drawn by index from a seeded
 permutation (no DataLoader, no per-sample Python). Every run is seeded and, on the CPU,
@@ -8,6 +8,7 @@ deterministic: the same configuration gives bit-identical weights on the same ma
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 import time
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.config import RunConfig
-from mia_utils.data import (DatasetInfo, ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool,
+from mia_utils.data import (DATASETS, DatasetInfo, ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool,
                             make_split, shadow_in_masks, to_unit_float)
 from mia_utils.mechanisms import TrainingContext, build
 from mia_utils.models import build_model
@@ -188,89 +189,251 @@ def training_objective_loss(model: nn.Module, mechanisms, images: torch.Tensor, 
     return total / n
 
 
-def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
-          device: torch.device | None = None, teacher_logits=None) -> TrainResult:
-    """Train the model of ``config`` on ``data``; see :class:`TrainResult`.
+@dataclass
+class _Run:
+    """One model's state while it trains (see :func:`train_many`): its configuration, split,
+    mechanisms, network and optimiser, training tensors on the device (``images`` float (N, C, H,
+    W) in [0, 1], ``one_hot`` (N, classes)), random streams, and what it has recorded so far."""
+
+    config: RunConfig
+    split: MembershipSplit
+    mechanisms: list
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    optimizer_options: dict
+    images: torch.Tensor
+    one_hot: torch.Tensor
+    trained_on: torch.Tensor
+    eval_members: tuple
+    eval_nonmembers: tuple
+    order_generator: torch.Generator
+    augment_generator: torch.Generator
+    device: torch.device
+    started: float
+    history: list = field(default_factory=list)
+    snapshots: dict = field(default_factory=dict)
+
+    def epoch_batches(self) -> list[torch.Tensor]:
+        return epoch_batches(self.mechanisms, len(self.trained_on), self.config.batch_size, self.order_generator)
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and soft targets of one training batch, after the mechanisms' transforms."""
+        indices = indices.to(self.device)
+        inputs, targets = self.images[indices], self.one_hot[indices]
+        for mechanism in self.mechanisms:
+            inputs, targets = mechanism.transform(inputs, targets, indices, self.augment_generator)
+        return inputs, targets
+
+    def loss(self, logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training objective of one batch: soft cross-entropy plus the mechanisms' terms."""
+        loss = soft_cross_entropy(logits, targets)
+        for mechanism in self.mechanisms:
+            extra = mechanism.extra_loss(self.model, logits, inputs, targets)
+            if extra is not None:
+                loss = loss + extra
+        return loss
+
+    def objective_loss(self) -> float:
+        generator = torch.Generator(device=self.device).manual_seed(self.config.training_seed() + 3)
+        return training_objective_loss(self.model, self.mechanisms, self.images, self.one_hot,
+                                       self.config.batch_size, generator)
+
+    def end_epoch(self, epoch: int, data: ImageDataset, epoch_start: float) -> None:
+        """Record the learning curves and, when asked for, a snapshot after ``epoch``
+        (``epoch_start``: ``time.perf_counter()`` when the epoch began)."""
+        train_loss, train_acc = _loss_and_accuracy(self.model, *self.eval_members)
+        test_loss, test_acc = _loss_and_accuracy(self.model, *self.eval_nonmembers)
+        self.history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                             "test_loss": test_loss, "test_acc": test_acc,
+                             "seconds": time.perf_counter() - epoch_start})
+        if epoch in self.config.snapshot_epochs:
+            outputs = per_sample_outputs(self.model, data, self.split, self.trained_on)
+            outputs["objective_loss"] = torch.tensor(self.objective_loss(), dtype=torch.float64)
+            self.snapshots[epoch] = (_state_dict(self.model), outputs)
+
+    def result(self) -> TrainResult:
+        state, objective = _state_dict(self.model), self.objective_loss()
+        facts = {k: v for mechanism in self.mechanisms for k, v in mechanism.report().items()}
+        return TrainResult(state, self.history, self.snapshots, device=str(self.device),
+                           seconds=time.perf_counter() - self.started, trained_on=self.trained_on,
+                           mechanism_facts=facts, objective_loss=objective)
+
+
+def _prepare(config: RunConfig, data: ImageDataset, device: torch.device, teacher_logits) -> _Run:
+    """Seed, build and prepare one run exactly as a run trained alone would be."""
+    if data.info.name != config.dataset:
+        raise ValueError(f"data: got {data.info.name}, but the configuration asks for {config.dataset}")
+    started = time.perf_counter()
+    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    torch.manual_seed(config.training_seed())
+    mechanisms = build(config.mechanisms)
+    model = build_model(config.dataset, **config.model_options()).to(device)
+    optimizer_options = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
+    for mechanism in mechanisms:
+        optimizer_options.update(mechanism.optimizer_options())
+    optimizer = torch.optim.Adam(model.parameters(), **optimizer_options)
+    trained_on = training_indices(config, data.info, split)
+    train_images, train_labels = gather(data, trained_on)
+    images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
+    context = TrainingContext(config, images, labels, data.info.num_classes, device, teacher_logits)
+    # Preparing may train a teacher (which reseeds the RNG): keep this run's RNG stream intact.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for mechanism in mechanisms:
+            mechanism.prepare(context)
+    for mechanism in mechanisms:
+        model, optimizer = mechanism.wrap(model, optimizer, context)
+    watched_members = split.eval_members[:HISTORY_PER_SIDE]
+    watched_nonmembers = split.eval_nonmembers[:HISTORY_PER_SIDE]
+    return _Run(config, split, mechanisms, model, optimizer, optimizer_options, images,
+                F.one_hot(labels, data.info.num_classes).float(), trained_on,
+                (data.train_images[watched_members].to(device), data.train_labels[watched_members]),
+                (data.test_images[watched_nonmembers].to(device), data.test_labels[watched_nonmembers]),
+                torch.Generator().manual_seed(config.training_seed() + 1),
+                torch.Generator(device=device).manual_seed(config.training_seed() + 2), device, started)
+
+
+class _Alone:
+    """Steps one model: the ordinary path."""
+
+    def __init__(self, runs: list[_Run]):
+        (self.run,) = runs
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        (inputs, targets), run = batches[0], self.run
+        loss = run.loss(run.model(inputs), inputs, targets)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+
+    def train(self) -> None:
+        self.run.model.train()
+
+    def sync(self) -> None:
+        pass
+
+
+class _Lockstep:
+    """Steps K models of one architecture as one: their parameters stacked along a new first
+    dimension (``torch.func.stack_module_state``), the forward pass vectorised over it
+    (``torch.func.vmap`` of ``functional_call``; dropout masks drawn independently per model),
+    and one Adam over the stacked tensors, which is K independent Adams since Adam is
+    element-wise. Each model keeps its own batches, transforms and random streams; the loss is
+    the sum of the K models' losses, so each model's gradient is its own. ``sync`` copies the
+    stacked weights back into each run's network (for evaluation and snapshots)."""
+
+    def __init__(self, runs: list[_Run]):
+        from torch.func import functional_call, stack_module_state, vmap
+
+        self.runs = runs
+        self.params, self.buffers = stack_module_state([run.model for run in runs])
+        # The stacked tensors carry the weights; the template only lends its structure. vmap cannot
+        # query memory formats, so it runs in the plain layout.
+        template = copy.deepcopy(runs[0].model).to("meta")
+        if hasattr(template, "set_channels_last"):
+            template.set_channels_last(False)
+
+        def forward(params, buffers, inputs):
+            return functional_call(template, (params, buffers), (inputs,))
+
+        self.forward = vmap(forward, randomness="different")
+        self.optimizer = torch.optim.Adam(list(self.params.values()), **runs[0].optimizer_options)
+
+    def step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        inputs = torch.stack([b[0] for b in batches])
+        logits = self.forward(self.params, self.buffers, inputs)
+        loss = sum(run.loss(logits[k], *batches[k]) for k, run in enumerate(self.runs))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def train(self) -> None:
+        for run in self.runs:
+            run.model.train()
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        for k, run in enumerate(self.runs):
+            for name, tensor in run.model.named_parameters():
+                tensor.copy_(self.params[name][k])
+
+
+def lockstep_key(config: RunConfig) -> tuple | None:
+    """Runs with equal keys can train together in :func:`train_many` (same architecture, data
+    size, schedule and optimiser; only seeds, splits and batch-level mechanisms differ). None:
+    this run must train alone (a mechanism wraps the model or optimiser, draws its own batches
+    or adds a loss term that reads the model; or the network has BatchNorm, whose running
+    statistics a vectorised forward pass cannot update)."""
+    from mia_utils.mechanisms import Mechanism
+
+    mechanisms = build(config.mechanisms)
+    alone = any(type(m).wrap is not Mechanism.wrap or type(m).batches is not Mechanism.batches
+                or type(m).extra_loss is not Mechanism.extra_loss for m in mechanisms)
+    options = config.model_options()
+    if alone or options.get("norm", "none") == "batch":
+        return None
+    optimizer = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
+    for mechanism in mechanisms:
+        optimizer.update(mechanism.optimizer_options())
+    info = DATASETS[config.dataset]
+    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    return (config.dataset, tuple(sorted(options.items())), config.batch_size, config.epochs,
+            tuple(sorted(optimizer.items())), len(training_indices(config, info, split)))
+
+
+def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | None = None,
+               device: torch.device | None = None, teacher_logits=None) -> list[TrainResult]:
+    """Train the models of ``configs`` on ``data``, one :class:`TrainResult` each.
+
+    One configuration trains alone: the ordinary path. Several train in lockstep
+    (:class:`_Lockstep`): they must share :func:`lockstep_key` and train on equally many
+    images. Each model is seeded, built, prepared and recorded exactly as it would be alone; only
+    the arithmetic of the stacked forward and backward passes differs (summation order), so the
+    outputs agree with training alone within float tolerance, and dropout masks are other draws
+    from the same distribution. This pays where one model leaves the device idle (a GPU); on a
+    2-core CPU it does not (``benchmarks/gpu.py`` measures it).
 
     The recipe's mechanisms (:mod:`mia_utils.mechanisms`) shape the model, the optimiser, every
     batch and the loss. ``teacher_logits(config) -> (N, classes)`` serves distillation.
     """
-    if data.info.name != config.dataset:
-        raise ValueError(f"data: got {data.info.name}, but the configuration asks for {config.dataset}")
+    if not configs:
+        raise ValueError("configs: need at least one configuration")
     device = device or default_device()
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
-    started = time.perf_counter()
     with deterministic():
-        torch.manual_seed(config.training_seed())
-        mechanisms = build(config.mechanisms)
-        model = build_model(config.dataset, **config.model_options()).to(device)
-        optimizer_options = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
-        for mechanism in mechanisms:
-            optimizer_options.update(mechanism.optimizer_options())
-        optimizer = torch.optim.Adam(model.parameters(), **optimizer_options)
-        trained_on = training_indices(config, data.info, split)
-        train_images, train_labels = gather(data, trained_on)
-        images, labels = to_unit_float(train_images).to(device), train_labels.to(device)
-        n_train = len(trained_on)
-        context = TrainingContext(config, images, labels, data.info.num_classes, device, teacher_logits)
-        # Preparing may train a teacher (which reseeds the RNG): keep this run's RNG stream intact.
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            for mechanism in mechanisms:
-                mechanism.prepare(context)
-        for mechanism in mechanisms:
-            model, optimizer = mechanism.wrap(model, optimizer, context)
-        one_hot = F.one_hot(labels, data.info.num_classes).float()
-        watched_members = split.eval_members[:HISTORY_PER_SIDE]
-        watched_nonmembers = split.eval_nonmembers[:HISTORY_PER_SIDE]
-        eval_members = (data.train_images[watched_members].to(device), data.train_labels[watched_members])
-        eval_nonmembers = (data.test_images[watched_nonmembers].to(device), data.test_labels[watched_nonmembers])
-        order_generator = torch.Generator().manual_seed(config.training_seed() + 1)
-        augment_generator = torch.Generator(device=device).manual_seed(config.training_seed() + 2)
-        history, snapshots = [], {}
-
-        def objective_loss() -> float:
-            generator = torch.Generator(device=device).manual_seed(config.training_seed() + 3)
-            return training_objective_loss(model, mechanisms, images, one_hot, config.batch_size, generator)
-
+        runs = [_prepare(config, data, device, teacher_logits) for config in configs]
+        if len(runs) > 1:
+            keys = {lockstep_key(run.config) for run in runs}
+            sizes = {len(run.trained_on) for run in runs}
+            if None in keys or len(keys) > 1 or len(sizes) > 1:
+                raise ValueError("configs: these runs cannot train in lockstep (they differ in architecture, "
+                                 "schedule, optimiser or training-set size, or one must train alone); "
+                                 "group them with lockstep_key")
+        stepper = _Alone(runs) if len(runs) == 1 else _Lockstep(runs)
+        config = configs[0]
         bar = None
         if show_progress(progress):
             from tqdm import tqdm
 
-            bar = tqdm(total=config.epochs, desc=f"train {config.dataset} {config.key()[:8]}", unit="epoch",
+            label = config.key()[:8] if len(runs) == 1 else f"{len(runs)} models"
+            bar = tqdm(total=config.epochs, desc=f"train {config.dataset} {label}", unit="epoch",
                        file=sys.stderr, leave=False)
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
-            model.train()
-            for batch in epoch_batches(mechanisms, n_train, config.batch_size, order_generator):
-                batch = batch.to(device)
-                inputs, targets = images[batch], one_hot[batch]
-                for mechanism in mechanisms:
-                    inputs, targets = mechanism.transform(inputs, targets, batch, augment_generator)
-                logits = model(inputs)
-                loss = soft_cross_entropy(logits, targets)
-                for mechanism in mechanisms:
-                    extra = mechanism.extra_loss(model, logits, inputs, targets)
-                    if extra is not None:
-                        loss = loss + extra
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            train_loss, train_acc = _loss_and_accuracy(model, *eval_members)
-            test_loss, test_acc = _loss_and_accuracy(model, *eval_nonmembers)
-            history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                            "test_loss": test_loss, "test_acc": test_acc,
-                            "seconds": time.perf_counter() - epoch_start})
-            if epoch in config.snapshot_epochs:
-                snap_outputs = per_sample_outputs(model, data, split, trained_on)
-                snap_outputs["objective_loss"] = torch.tensor(objective_loss(), dtype=torch.float64)
-                snapshots[epoch] = (_state_dict(model), snap_outputs)
+            stepper.train()
+            for step in zip(*[run.epoch_batches() for run in runs]):
+                stepper.step([run.batch(indices) for run, indices in zip(runs, step)])
+            stepper.sync()
+            for run in runs:
+                run.end_epoch(epoch, data, epoch_start)
             if bar is not None:
-                bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
+                last = runs[0].history[-1]
+                bar.set_postfix(train_acc=f"{last['train_acc']:.3f}", test_acc=f"{last['test_acc']:.3f}")
                 bar.update()
         if bar is not None:
             bar.close()
-        state = _state_dict(model)
-        final_objective = objective_loss()
-        facts = {k: v for mechanism in mechanisms for k, v in mechanism.report().items()}
-    return TrainResult(state, history, snapshots, device=str(device), seconds=time.perf_counter() - started,
-                       trained_on=trained_on, mechanism_facts=facts, objective_loss=final_objective)
+        return [run.result() for run in runs]
+
+
+def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
+          device: torch.device | None = None, teacher_logits=None) -> TrainResult:
+    """Train the model of ``config`` on ``data`` alone; see :func:`train_many`."""
+    return train_many([config], data, progress, device, teacher_logits)[0]

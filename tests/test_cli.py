@@ -32,6 +32,7 @@ BAD_SWEEPS = [
     (["plan", "--profile", "huge"], "profile: unknown profile 'huge'; allowed: smoke, quick, paper"),
     (["sweep", "--profile", "huge", "--workers", "2"], "profile: unknown profile 'huge'; allowed: smoke, quick, paper"),
     (["sweep", "--profile", "smoke", "--workers", "0"], "--workers: must be >= 1, got 0"),
+    (["sweep", "--profile", "smoke", "--lockstep", "0"], "--lockstep: must be >= 1, got 0"),
     (["sweep", "--profile", "smoke", "--workers", "2", "--threads", "0"], "--threads: must be >= 1, got 0"),
     (["sweep", "--profile", "smoke", "--workers", "2", "--cluster", "tcp://127.0.0.1:8786"],
      "argument --cluster: not allowed with argument --workers"),
@@ -115,3 +116,42 @@ def test_params_markdown_and_missing_chapter(cli_env):
     assert result.returncode == 0 and "| `shadow_models` | int |" in result.stdout
     result = cli("params", env=cli_env)
     assert result.returncode == 2 and "chapter: name a chapter" in result.stderr
+
+
+def test_the_execution_fingerprint_follows_the_inputs_of_a_chapter(tmp_path):
+    from mia_utils.cli import execution_fingerprint
+
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text("{}")
+    store = tmp_path / "store"
+    base = execution_fingerprint(notebook, {"profile": "smoke"}, store)
+    assert execution_fingerprint(notebook, {"profile": "smoke"}, store) == base
+    assert execution_fingerprint(notebook, {"profile": "quick"}, store) != base
+    (store / "runs" / "eval-abc").mkdir(parents=True)
+    (store / "runs" / "eval-abc" / "manifest.json").write_text("{}")  # a cached evaluation: derived, ignored
+    assert execution_fingerprint(notebook, {"profile": "smoke"}, store) == base
+    (store / "runs" / "abc").mkdir()
+    (store / "runs" / "abc" / "manifest.json").write_text('{"weights": 1}')  # a new run
+    with_run = execution_fingerprint(notebook, {"profile": "smoke"}, store)
+    assert with_run != base
+    (store / "runs" / "abc" / "manifest.json").write_text('{"weights": 2}')  # the same run, other bytes
+    assert execution_fingerprint(notebook, {"profile": "smoke"}, store) != with_run
+    notebook.write_text('{"cells": []}')
+    assert execution_fingerprint(notebook, {"profile": "smoke"}, store) not in (base, with_run)
+
+
+def test_an_unchanged_chapter_is_kept_and_force_executes_it_again(cli_env, tmp_path):
+    out = tmp_path / "executed"
+    first = cli("run", "00_primer", "--profile", "smoke", "--out", str(out), "-q", env=cli_env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    page = out / "00_primer.ipynb"
+    written = page.stat().st_mtime_ns
+    assert json.loads(page.read_text())["metadata"]["mia_utils"]["fingerprint"]
+    second = cli("run", "00_primer", "--profile", "smoke", "--out", str(out), "-q", env=cli_env, timeout=600)
+    assert second.returncode == 0 and "00_primer: kept" in second.stderr and page.stat().st_mtime_ns == written
+    changed = cli("run", "00_primer", "--profile", "smoke", "--out", str(out), "-q", "-p", "seed", "1",
+                  env=cli_env, timeout=600)
+    assert changed.returncode == 0 and "executing" in changed.stderr and page.stat().st_mtime_ns != written
+    forced = cli("run", "00_primer", "--profile", "smoke", "--out", str(out), "-q", "-p", "seed", "1", "--force",
+                 env=cli_env, timeout=600)
+    assert forced.returncode == 0 and "executing" in forced.stderr

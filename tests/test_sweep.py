@@ -213,3 +213,38 @@ def test_a_result_from_another_version_is_refused(tmp_path):
     report = sweep("smoke", store, retries=0, progress=False, chapters=["00_primer"], task=stale_worker)
     assert len(report.failed) == 1 and "the worker runs mia_utils 0.0.1" in next(iter(report.failed.values()))
     assert store.keys() == []
+
+
+def test_lockstep_groups_compatible_runs_and_retries_a_failed_group_run_by_run(tmp_path):
+    from mia_utils.config import RunConfig
+    from mia_utils.train import lockstep_key
+
+    store = ResultStore(tmp_path / "store")
+    groups, alone = [], []
+
+    def entry(config):
+        return {"config": config, "metrics": {"provenance": {"mia_utils": __version__}}}, {}
+
+    def fake_task(config, teacher_weights, threads):
+        alone.append(RunConfig.from_dict(config).key())
+        return entry(config)
+
+    def fake_group_task(configs, teacher_weights, threads):
+        groups.append([RunConfig.from_dict(c) for c in configs])
+        if len(groups) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return [entry(c) for c in configs]
+
+    report = sweep("smoke", store, retries=1, progress=False, chapters=["01_baselines"], task=fake_task,
+                   lockstep=3, group_task=fake_group_task)
+    plan = book_plan("smoke", chapters=["01_baselines"])
+    assert not report.failed and set(report.trained) == set(plan.runs)
+    for group in groups:
+        assert 1 < len(group) <= 3 and len({lockstep_key(c) for c in group}) == 1
+    failed = [c.key() for c in groups[0]]
+    assert all(key in alone for key in failed)  # retried one by one
+    assert {key for key, _ in report.retried} == set(failed)
+    baselines = {key for key, planned in plan.runs.items() if not planned.config.is_shadow}
+    assert len(baselines) == 3 and set(failed) == baselines  # the three baseline seeds share one step
+    with pytest.raises(ValueError, match="lockstep"):
+        sweep("smoke", store, progress=False, chapters=["01_baselines"], lockstep=0)
