@@ -39,6 +39,38 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to serve large blocks from its heap and to keep freed memory rather
+    than hand it back to the OS (``mallopt`` M_MMAP_THRESHOLD and M_TRIM_THRESHOLD at their
+    2 GiB maximum); once per process, a no-op off glibc. Returns whether it applied.
+
+    Training allocates and frees equally large buffers at every step; DP-SGD's per-sample
+    gradients are batch x parameters floats (about 100 MB per step at the quick width). By
+    default each such block is a fresh ``mmap`` whose pages the kernel must fault in and zero
+    again, which showed as 60 % system time in DP-SGD training here; a reused heap block costs
+    nothing of the kind (an allocate-and-fill of 103 MB took 92 ms before, 21 ms after).
+    The process keeps its peak memory, which a training process reaches every step anyway."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    largest = 2 ** 31 - 1
+    _MALLOC_TUNED = bool(libc.mallopt(m_mmap_threshold, largest)) and bool(libc.mallopt(m_trim_threshold, largest))
+    return _MALLOC_TUNED
+
+
 def show_progress(progress: bool | None) -> bool:
     """``None`` means: on when stderr is a terminal or ``$MIA_PROGRESS=1``."""
     if progress is not None:
@@ -398,6 +430,7 @@ def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | No
     if not configs:
         raise ValueError("configs: need at least one configuration")
     device = device or default_device()
+    keep_freed_memory()
     with deterministic():
         runs = [_prepare(config, data, device, teacher_logits) for config in configs]
         if len(runs) > 1:

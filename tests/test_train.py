@@ -106,3 +106,13 @@ def test_lockstep_refuses_runs_that_cannot_share_a_step():
         assert "configs" in str(error) and "lockstep" in str(error)
     else:
         raise AssertionError("incompatible runs were trained together")
+
+
+def test_freed_memory_is_kept_once_per_process_on_glibc():
+    import platform
+
+    from mia_utils.train import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert applied == (platform.libc_ver()[0] == "glibc")
+    assert keep_freed_memory() == applied  # idempotent
