@@ -11,8 +11,9 @@ What each attack assumes the adversary knows:
 * ``yeom``: the target's average training loss (the paper's strong adversary).
 * ``loss``, ``confidence``, ``entropy``, ``modified_entropy``: a threshold on one per-sample
   score, chosen on the adversary's own labelled members and non-members.
-* ``salem``: the adversary's own labelled samples, to train a small classifier on the top-3
-  sorted posteriors (ML-Leaks, adversary 1).
+* ``salem``: the adversary's own labelled samples, to train a small classifier on the target's
+  top-3 sorted posteriors of them. This is Kaya et al.'s (2020) variant, with no shadow model;
+  it is not ML-Leaks' adversary 1, which trains a shadow model to label its attack data.
 * ``lira_online`` / ``lira_offline`` (and ``_fixed_variance``): the data distribution and the
   training recipe, to train shadow models with (online) or without (offline) each example.
 """
@@ -252,7 +253,7 @@ def modified_entropy_threshold(inputs, n_bootstrap=200, seed=0):
     return threshold_attack("modified_entropy", "low", modified_entropy_score, inputs, n_bootstrap, seed)
 
 
-# --- Salem et al. (ML-Leaks, adversary 1) ----------------------------------------------------
+# --- Salem et al.'s top-3 posterior attack, Kaya et al.'s variant (no shadow model) ----------
 
 def top3_posteriors(logits: torch.Tensor) -> torch.Tensor:
     """The three largest softmax probabilities, sorted in decreasing order: (N, 3) float32
@@ -263,9 +264,17 @@ def top3_posteriors(logits: torch.Tensor) -> torch.Tensor:
 
 def salem(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0, hidden: int = 64,
           steps: int = 500, lr: float = 1e-2) -> AttackResult:
-    """Salem et al. (2019): an MLP (3 -> ``hidden`` ReLU -> 1) on the top-3 sorted posteriors,
-    trained full-batch with Adam for ``steps`` steps on the adversary's labelled set (classes
-    weighted equally), and applied to the evaluation set. Seeded and deterministic."""
+    """The "Salem" attack as Kaya et al. (2020) run it, a variant of Salem et al.'s (2019) ML-Leaks.
+
+    An MLP (3 -> ``hidden`` ReLU -> 1) on the three largest softmax probabilities (sorted) that
+    *the target model itself* gives to the adversary's known members and non-members
+    (``inputs.adv_*``), trained full-batch with Adam for ``steps`` steps (classes weighted
+    equally), then applied to the target's outputs on the evaluation set. There is no shadow
+    model: the adversary already holds labelled members of the target's training set. ML-Leaks'
+    adversary 1 instead trains a shadow model on data from the same distribution and builds the
+    attack classifier's training set from the shadow's posteriors, so its numbers are not
+    directly comparable. The function keeps the name ``salem`` for the paper's Adv_Salem.
+    Seeded and deterministic."""
     features = top3_posteriors(inputs.adv_logits)
     target = inputs.adv_is_member.float()
     positive = target.mean()

@@ -14,8 +14,15 @@ The mechanism's one hyperparameter is the noise multiplier sigma_DP (``dp_sgd`` 
 3. records the step in an Opacus ``RDPAccountant``.
 
 After training, :meth:`DPSGD.report` gives epsilon at delta = 1 / (10 N) (N: the number of
-examples the model trains on), stored with the run in ``provenance["mechanisms"]``.
-:func:`epsilon` computes the same number without training, for tables.
+examples the model trains on), stored with the run in ``provenance["mechanisms"]``, twice: from
+Opacus' Rényi-DP accountant (``dp_epsilon``) and from its PRV accountant (``dp_epsilon_prv``;
+Gopi et al. 2021, numerical composition of privacy loss random variables, usually tighter).
+:func:`epsilon` and :func:`epsilon_prv` compute the same numbers without training, for tables.
+
+Both are *certified* upper bounds: no attack on the trained model can do better than they allow.
+:func:`empirical_epsilon` reads the other side, the lower bound that one attack's ROC on the
+evaluation set implies (:func:`mia_utils.metrics.epsilon_lower_bound`), and
+:func:`epsilon_comparison` puts the three side by side for a DP sweep.
 
 An empty Poisson batch is handled as Opacus handles it: the step still happens and is
 accounted for, with a zero clipped sum, so the update is noise only.
@@ -26,15 +33,31 @@ Opacus is imported lazily (inside the functions), so importing this module (whic
 
 from __future__ import annotations
 
+import logging
+import math
+import warnings
+
 import torch
 from torch import nn
 
+from mia_utils import attacks, metrics
 from mia_utils.mechanisms import Mechanism, TrainingContext, register
+
+logger = logging.getLogger(__name__)
 
 # Offset added to the run's training seed for the noise generator; train() uses +0 (init),
 # +1 (batch order) and +2 (augmentation).
 NOISE_SEED_OFFSET = 3
 GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
+
+#: The largest discretization grid (number of points) on which :func:`epsilon_prv` lets Opacus'
+#: PRV accountant run; 1 to 2 GB of memory and a few seconds at this size. Small noise needs far
+#: more (sigma_DP = 0.01 on the quick profile: 5e10 points, 400 GB), so it is refused beforehand.
+PRV_MAX_GRID = 1 << 23
+#: How Opacus' PRV analysis (opacus/accountants/analysis/prv) signals that it cannot compute
+#: epsilon: RuntimeError or ValueError messages starting with these.
+PRV_FAILURES = ("Discrete mean differs significantly", "Cannot compute epsilon",
+                "Floating point errors will dominate")
 
 
 def delta_for(n: int) -> float:
@@ -56,12 +79,7 @@ def steps_per_epoch(sample_rate: float) -> int:
     return max(1, int(1 / sample_rate))
 
 
-def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    """epsilon of ``steps`` DP-SGD steps with noise multiplier sigma and Poisson rate q at
-    ``delta``, from a fresh Opacus ``RDPAccountant`` whose history is [(sigma, q, steps)].
-    0.0 for zero steps."""
-    from opacus.accountants import RDPAccountant
-
+def _check_accounting(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> None:
     if not noise_multiplier > 0:
         raise ValueError(f"noise_multiplier: must be > 0, got {noise_multiplier}")
     if not 0 < sample_rate <= 1:
@@ -70,11 +88,150 @@ def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: floa
         raise ValueError(f"delta: must be in (0, 1), got {delta}")
     if steps < 0:
         raise ValueError(f"steps: must be >= 0, got {steps}")
+
+
+def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """epsilon of ``steps`` DP-SGD steps with noise multiplier sigma and Poisson rate q at
+    ``delta``, from a fresh Opacus ``RDPAccountant`` whose history is [(sigma, q, steps)].
+    0.0 for zero steps."""
+    from opacus.accountants import RDPAccountant
+
+    _check_accounting(noise_multiplier, sample_rate, steps, delta)
     if steps == 0:
         return 0.0
     accountant = RDPAccountant()
     accountant.history = [(noise_multiplier, sample_rate, int(steps))]
     return float(accountant.get_epsilon(delta))
+
+
+def _prv_epsilon(history: list[tuple[float, float, int]], delta: float,
+                 max_grid: int = PRV_MAX_GRID) -> tuple[float, str]:
+    """(epsilon, "") from an Opacus ``PRVAccountant`` with this ``history`` of (sigma, q, steps),
+    at ``delta`` and Opacus' default accuracy (eps_error 0.01, delta_error delta / 1000), or
+    (NaN, the reason) when it cannot be computed: a grid larger than ``max_grid`` points (checked
+    before anything is allocated, with the accountant's own domain rule), memory exhausted, or
+    one of Opacus' :data:`PRV_FAILURES`. Any other exception propagates."""
+    from opacus.accountants import PRVAccountant
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
+
+    accountant = PRVAccountant()
+    accountant.history = [(float(sigma), float(q), int(steps)) for sigma, q, steps in history]
+    eps_error, delta_error = 0.01, delta / 1000  # PRVAccountant.get_epsilon's defaults
+    try:
+        # The grid get_epsilon would discretize on (PRVAccountant._get_domain: its own rule,
+        # from an RDP bound on the privacy loss and the number of compositions).
+        with warnings.catch_warnings():  # its RDP bound's choice of orders does not matter here
+            warnings.filterwarnings("ignore", message="Optimal order is the", category=UserWarning)
+            domain = accountant._get_domain(
+                prvs=[PoissonSubsampledGaussianPRV(q, sigma) for sigma, q, _ in accountant.history],
+                num_self_compositions=[steps for _, _, steps in accountant.history],
+                eps_error=eps_error, delta_error=delta_error)
+        if domain.size > max_grid:
+            return math.nan, (f"the PRV accountant's grid would have {domain.size:.3g} points "
+                              f"(limit {max_grid:.3g}); the noise is too small for it")
+        return float(accountant.get_epsilon(delta, eps_error=eps_error, delta_error=delta_error)), ""
+    except MemoryError as error:
+        return math.nan, f"the PRV accountant ran out of memory ({error})"
+    except (RuntimeError, ValueError) as error:
+        if not str(error).startswith(PRV_FAILURES):
+            raise
+        return math.nan, f"Opacus' PRV accountant failed: {error}"
+
+
+def epsilon_prv(noise_multiplier: float, sample_rate: float, steps: int, delta: float,
+                max_grid: int = PRV_MAX_GRID) -> float:
+    """epsilon of ``steps`` DP-SGD steps with noise multiplier sigma and Poisson rate q at
+    ``delta``, from a fresh Opacus ``PRVAccountant`` whose history is [(sigma, q, steps)] (its
+    upper estimate, with eps_error 0.01 and delta_error delta / 1000, Opacus' defaults). 0.0 for
+    zero steps.
+
+    NaN, with the reason logged as a warning of this module's logger, when the accountant cannot
+    give a number: for very small noise its discretization grid grows beyond ``max_grid`` points
+    (:data:`PRV_MAX_GRID`; sigma_DP = 0.01 would need hundreds of GB), so it is not even tried;
+    and when it runs out of memory or raises one of the failures :data:`PRV_FAILURES` names.
+    The RDP epsilon (:func:`epsilon`) is finite in every such case."""
+    _check_accounting(noise_multiplier, sample_rate, steps, delta)
+    if steps == 0:
+        return 0.0
+    value, reason = _prv_epsilon([(noise_multiplier, sample_rate, int(steps))], delta, max_grid)
+    if reason:
+        logger.warning("PRV epsilon is NaN for sigma_DP = %g, q = %g, %d steps, delta = %g: %s",
+                       noise_multiplier, sample_rate, steps, delta, reason)
+    return value
+
+
+def certified_epsilons(facts: dict) -> dict:
+    """The certified epsilons of one DP-SGD run from its mechanism facts (:meth:`DPSGD.report`,
+    ``Setting.facts[i]``): ``{"rdp": dp_epsilon, "prv": dp_epsilon_prv, "prv_note": reason or ""}``.
+    The PRV epsilon is recomputed with :func:`_prv_epsilon` from the run's sigma, q, steps and
+    delta when the facts lack it (runs stored before it was reported) or hold NaN, so that the
+    reason for a NaN is known."""
+    rdp, prv = float(facts["dp_epsilon"]), float(facts.get("dp_epsilon_prv", math.nan))
+    if not math.isnan(prv):
+        return {"rdp": rdp, "prv": prv, "prv_note": ""}
+    if facts["dp_steps"] == 0:
+        return {"rdp": rdp, "prv": 0.0, "prv_note": ""}
+    prv, note = _prv_epsilon([(facts["dp_noise_multiplier"], facts["dp_sample_rate"], facts["dp_steps"])],
+                             facts["dp_delta"])
+    return {"rdp": rdp, "prv": prv, "prv_note": note}
+
+
+#: The black-box scores whose ROC :func:`empirical_epsilon` reads: name -> (score of logits and
+#: labels, higher = more likely a member). The negated loss is Yeom et al.'s statistic, the top
+#: softmax probability the confidence attack's; both need nothing but the target's outputs.
+EMPIRICAL_SCORES = {
+    "loss": lambda logits, labels: -attacks.loss_score(logits, labels),
+    "confidence": attacks.confidence_score,
+}
+
+
+def empirical_epsilon(outputs: dict[str, torch.Tensor], alpha: float = 0.05,
+                      delta: float = 0.0) -> dict[str, "metrics.EpsilonBound"]:
+    """The empirical lower bound on epsilon implied by each of :data:`EMPIRICAL_SCORES` on a
+    run's evaluation set: score name -> :func:`mia_utils.metrics.epsilon_lower_bound` of the
+    score of ``outputs["eval_logits"]`` and ``outputs["eval_labels"]`` against
+    ``outputs["eval_is_member"]``, at confidence 1 - ``alpha`` and ``delta``."""
+    logits, labels = outputs["eval_logits"].double(), outputs["eval_labels"]
+    is_member = outputs["eval_is_member"].bool()
+    return {name: metrics.epsilon_lower_bound(score(logits, labels), is_member, alpha=alpha, delta=delta)
+            for name, score in EMPIRICAL_SCORES.items()}
+
+
+def epsilon_comparison(settings, alpha: float = 0.05, store=None):
+    """Certified against empirical epsilon for a DP-SGD sweep: a pandas DataFrame, one row per
+    (setting, seed), in order of sigma_DP then seed.
+
+    ``settings``: DP-SGD :class:`mia_utils.sweeps.Setting` objects (e.g.
+    :func:`mia_utils.findings.dp_settings`); each seed's run is read back from ``store``.
+    Columns: ``sigma_dp``, ``seed``, ``delta``; ``epsilon_rdp`` and ``epsilon_prv`` (certified,
+    :func:`certified_epsilons`, with ``prv_note`` saying why a PRV value is NaN);
+    ``epsilon_empirical``, the larger of the :func:`empirical_epsilon` bounds of the evaluated
+    snapshot (the final model unless the setting reads an earlier epoch), taken at the run's own
+    delta so that it bounds the same (epsilon, delta) as the accountants; ``attack``, the score
+    that gave it, with ``tpr``, ``fpr`` and ``threshold`` at its ROC point (``"none"`` and NaN
+    when no score gives a positive bound).
+
+    Taking the larger of two scores, like the maximum over thresholds inside each, is chosen on
+    the evaluation set itself, so the empirical bound is slightly optimistic (see
+    :func:`mia_utils.metrics.epsilon_lower_bound`)."""
+    import pandas as pd
+
+    rows = []
+    for setting in sorted(settings, key=lambda s: s.value):
+        for seed, facts, (run, epoch) in zip(setting.seeds, setting.facts, setting.runs(store)):
+            outputs = run.outputs if epoch is None or epoch == run.config.epochs else run.snapshot_outputs(int(epoch))
+            delta = float(facts["dp_delta"])
+            bounds = empirical_epsilon(outputs, alpha=alpha, delta=delta)
+            attack = max(bounds, key=lambda name: bounds[name].epsilon)
+            best = bounds[attack]
+            point = ({"attack": attack, "tpr": best.tpr, "fpr": best.fpr, "threshold": best.threshold}
+                     if best.epsilon > 0 else
+                     {"attack": "none", "tpr": math.nan, "fpr": math.nan, "threshold": math.nan})
+            certified = certified_epsilons(facts)
+            rows.append({"sigma_dp": float(setting.value), "seed": seed, "delta": delta,
+                         "epsilon_rdp": certified["rdp"], "epsilon_prv": certified["prv"],
+                         "prv_note": certified["prv_note"], "epsilon_empirical": best.epsilon, **point})
+    return pd.DataFrame(rows)
 
 
 def poisson_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -167,7 +324,8 @@ class DPSGD(Mechanism):
       C fixed, sigma_DP alone sets the noise (std sigma_DP C on the summed clipped gradient, then
       divided by the expected batch size q N).
     * Optimiser: the recipe's Adam (AMSGrad, weight decay) steps on the noised gradient.
-    * Accounting: Opacus' ``RDPAccountant``; epsilon at delta = 1 / (10 N) in :meth:`report`.
+    * Accounting: Opacus' ``RDPAccountant``; epsilon at delta = 1 / (10 N) in :meth:`report`,
+      beside the PRV accountant's for the same sigma, q, steps and delta (:func:`epsilon_prv`).
     * Determinism: the noise comes from a torch.Generator seeded with the run's training seed +
       ``NOISE_SEED_OFFSET``, on the training device, and the batches from the loop's seeded
       order generator, so a configuration gives the same weights twice on the CPU.
@@ -247,6 +405,8 @@ class DPSGD(Mechanism):
             return {}
         return {
             "dp_epsilon": float(self.accountant.get_epsilon(self.delta)) if self.accountant.history else 0.0,
+            "dp_epsilon_prv": (epsilon_prv(float(self.value), self.sample_rate, self.steps, self.delta)
+                               if self.accountant.history else 0.0),
             "dp_delta": self.delta,
             "dp_noise_multiplier": float(self.value),
             "dp_max_grad_norm": self.MAX_GRAD_NORM,

@@ -11,7 +11,7 @@ metric                     what it is                                           
 ``gap``                    ``train_acc - test_acc``                                    sum
 ``adv_yeom``               Yeom's advantage, threshold = mean clean training loss (a)  bootstrap
 ``adv_yeom_objective``     Yeom's advantage, threshold = mean training objective (b)   bootstrap
-``adv_salem``              Salem's (ML-Leaks) advantage                                bootstrap
+``adv_salem``              Salem's attack (Kaya et al.'s variant) advantage            bootstrap
 ``auc``                    ROC AUC of the loss (threshold-free; both Yeom readings)    bootstrap
 ``tpr_at_0.1%_fpr``        TPR of the loss at FPR strictly below 0.1 % (NaN: n/a)      see below
 =========================  ==========================================================  ============

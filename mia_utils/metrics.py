@@ -11,7 +11,9 @@ Carlini et al. (2022) for the TPR at a low FPR: as in their LiRA reference code
 largest TPR among ROC points whose FPR is *strictly* below the target. A target FPR is only
 resolvable when at least one false positive stays strictly below it (:func:`fpr_resolvable`:
 1 / n_non-members < target); :func:`tpr_interval` and :func:`summarize` give NaN otherwise.
-:func:`clopper_pearson` is the exact binomial interval of a TPR. :func:`summarize` adds
+:func:`clopper_pearson` is the exact binomial interval of a TPR. :func:`epsilon_lower_bound` turns an
+attack's ROC into the smallest differential-privacy epsilon consistent with it (an empirical lower
+bound, to set beside an accountant's certified upper bound). :func:`summarize` adds
 stratified bootstrap uncertainty to all the metrics.
 """
 
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 __all__ = [
     "per_sample_loss", "inference_accuracy", "advantage", "true_and_false_positive_rates",
     "roc_curve", "roc_auc", "tpr_at_fpr", "fpr_resolvable", "clopper_pearson", "tpr_interval",
-    "Estimate", "summarize", "SUMMARY_KEYS", "LOW_FPRS",
+    "EpsilonBound", "epsilon_lower_bound", "epsilon_lower_bound_limit", "Estimate", "summarize", "SUMMARY_KEYS", "LOW_FPRS",
 ]
 
 
@@ -226,15 +228,25 @@ def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[f
     observed as ``successes`` out of ``trials``: ``(low, high)``, fractions in [0, 1], from the
     beta quantiles; low = 0 when successes == 0 and high = 1 when successes == trials. The same
     as ``scipy.stats.binomtest(successes, trials).proportion_ci(level, method="exact")``."""
-    from scipy.stats import beta
-
     trials = _check_count(trials, "trials", 1)
     successes = _check_count(successes, "successes", 0)
     if successes > trials:
         raise ValueError(f"successes: must be <= trials ({trials}), got {successes}")
-    alpha = 1.0 - _check_level(level)
-    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, trials - successes + 1))
-    high = 1.0 if successes == trials else float(beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    low, high = _clopper_pearson_bounds(np.array([successes]), trials, _check_level(level))
+    return float(low[0]), float(high[0])
+
+
+def _clopper_pearson_bounds(successes: np.ndarray, trials: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clopper_pearson` of every count in ``successes`` (int array, each in 0..trials) out of
+    ``trials``, without checks: ``(low, high)`` float64 arrays of the same shape."""
+    from scipy.stats import beta
+
+    successes = np.asarray(successes, dtype=np.float64)
+    alpha = 1.0 - level
+    low, high = np.zeros_like(successes), np.ones_like(successes)
+    some, not_all = successes > 0, successes < trials
+    low[some] = beta.ppf(alpha / 2, successes[some], trials - successes[some] + 1)
+    high[not_all] = beta.ppf(1 - alpha / 2, successes[not_all] + 1, trials - successes[not_all])
     return low, high
 
 
@@ -259,6 +271,118 @@ def tpr_interval(scores, is_member, fpr: float, level: float = 0.95) -> tuple[fl
     n_members = int(is_member.sum())
     return _tpr_interval(_tpr_below(fpr_curve, tpr_curve, target), n_members, is_member.size - n_members,
                          target, level)
+
+
+# ---------------------------------------------------------------------------------------------
+# Empirical lower bound on epsilon
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EpsilonBound:
+    """The result of :func:`epsilon_lower_bound`.
+
+    ``epsilon``: the lower bound on epsilon (natural log scale, >= 0). ``threshold``: the ROC point
+    where it was reached (guess "member" when score >= threshold; +inf guesses nobody).
+    ``tpr`` / ``fpr``: the observed rates at that threshold (fractions). ``direction``: the DP
+    inequality that gave the bound, ``"tpr/fpr"`` or ``"tnr/fnr"``. ``alpha``, ``delta``: as passed.
+    When no threshold gives a positive bound, ``epsilon`` is 0.0 and the other fields describe the
+    threshold whose (negative) bound came closest to zero.
+    """
+
+    epsilon: float
+    threshold: float
+    tpr: float
+    fpr: float
+    direction: str
+    alpha: float
+    delta: float
+
+
+def _log_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """log(numerator / denominator) elementwise; -inf where the numerator is not positive (the
+    denominators passed here are always positive)."""
+    out = np.full(numerator.shape, -np.inf)
+    positive = numerator > 0
+    out[positive] = np.log(numerator[positive] / denominator[positive])
+    return out
+
+
+def epsilon_lower_bound(scores, is_member, alpha: float = 0.05, delta: float = 0.0) -> EpsilonBound:
+    """The smallest epsilon that an (epsilon, ``delta``)-DP training algorithm must have for this
+    attack's ROC to be possible, with confidence about 1 - ``alpha``: an :class:`EpsilonBound`.
+
+    ``scores``: float (N,), higher = more likely a member; ``is_member``: bool (N,). If training is
+    (epsilon, delta)-DP, every membership test with true and false positive rates TPR and FPR obeys
+    TPR <= e^epsilon FPR + delta and, for the complementary guess, TNR <= e^epsilon FNR + delta.
+    At every threshold of :func:`roc_curve` (each distinct score, plus +inf) the rates are replaced
+    by conservative Clopper-Pearson limits, and the bound is the largest of
+
+        log((TPR_low - delta) / FPR_high)   and   log((TNR_low - delta) / FNR_high),
+
+    with TNR_low = 1 - FPR_high and FNR_high = 1 - TPR_low (the exact interval of the
+    complement is the complement of the interval), floored at 0. It is returned with the
+    threshold, the observed TPR and FPR and the direction that gave it.
+
+    Choices, following tensorflow/privacy's ``EpsilonLowerBound`` with
+    ``BoundMethod.CLOPPER_PEARSON`` (``privacy_tests/epsilon_lower_bound.py``), which takes the
+    method from Jagielski et al. (2020):
+
+    * Confidence: each limit is one side of the two-sided 1 - ``alpha`` interval of
+      :func:`clopper_pearson` (level = 1 - alpha), so TPR_low and FPR_high each miss with
+      probability at most alpha / 2 and, for one fixed threshold, the ratio bound holds with
+      probability at least 1 - alpha (a union bound). As there, ``alpha`` must lie in (0, 0.5).
+    * Thresholds: every distinct score, as tensorflow/privacy enumerates them when no thresholds
+      are given; both ratios (TPR / FPR and TNR / FNR) are taken at each. Its optional
+      ``two_sided_threshold`` (also guessing "member" *below* a threshold) is not followed: the
+      scores are already oriented; pass ``-scores`` for the other orientation.
+    * No correction for taking the maximum over thresholds on the same samples, as there. The
+      bound is therefore somewhat optimistic: it is not a simultaneous 1 - alpha bound over all
+      thresholds. A threshold chosen on other data would remove this.
+    * ``delta`` defaults to 0 (tensorflow/privacy's setting: the pure log ratio). A positive delta
+      subtracts it from the numerators, as in Jagielski et al.'s (epsilon, delta) form.
+    * Where tensorflow/privacy returns the (sorted) log ratios of all positive ratio bounds, this
+      returns their maximum, floored at 0: epsilon is never negative.
+    """
+    scores, is_member = _validate_scores(scores, is_member)
+    alpha, delta = float(alpha), float(delta)
+    if not 0.0 < alpha < 0.5:  # also rejects NaN
+        raise ValueError(f"alpha: must be in (0, 0.5), e.g. 0.05, got {alpha}")
+    if not 0.0 <= delta < 1.0:
+        raise ValueError(f"delta: must be in [0, 1), got {delta}")
+    n_members = int(is_member.sum())
+    n_nonmembers = is_member.size - n_members
+    order, s, ends = _sorted_groups(scores, is_member)
+    tp_tail = np.cumsum(is_member[order], dtype=np.int64)[ends]
+    tp = np.r_[0, tp_tail]
+    fp = np.r_[0, (ends + 1) - tp_tail]
+    thresholds = np.r_[np.inf, s[ends]]
+    tpr_low, _ = _clopper_pearson_bounds(tp, n_members, 1.0 - alpha)
+    _, fpr_high = _clopper_pearson_bounds(fp, n_nonmembers, 1.0 - alpha)
+    bounds = np.stack([_log_ratio(tpr_low - delta, fpr_high),             # TPR <= e^eps FPR + delta
+                       _log_ratio(1.0 - fpr_high - delta, 1.0 - tpr_low)])  # TNR <= e^eps FNR + delta
+    direction, point = np.unravel_index(int(np.argmax(bounds)), bounds.shape)
+    return EpsilonBound(epsilon=max(0.0, float(bounds[direction, point])), threshold=float(thresholds[point]),
+                        tpr=float(tp[point] / n_members), fpr=float(fp[point] / n_nonmembers),
+                        direction=("tpr/fpr", "tnr/fnr")[direction], alpha=alpha, delta=delta)
+
+
+def epsilon_lower_bound_limit(n_members: int, n_nonmembers: int, alpha: float = 0.05, delta: float = 0.0) -> float:
+    """The largest value :func:`epsilon_lower_bound` can return for an evaluation set of
+    ``n_members`` members and ``n_nonmembers`` non-members: that of a perfect attack (all members
+    above all non-members). The bound grows with TP and shrinks with FP, so its maximum sits at
+    TP = n_members, FP = 0, where the exact limits have closed forms: with c1 = (alpha/2)^(1/n_members)
+    and c0 = (alpha/2)^(1/n_nonmembers), the larger of log((c1 - delta) / (1 - c0)) and
+    log((c0 - delta) / (1 - c1)), floored at 0. About log(n / 3.7) for n samples a side at
+    alpha = 0.05: no attack can show a larger epsilon with so few samples."""
+    n1, n0 = _check_count(n_members, "n_members", 1), _check_count(n_nonmembers, "n_nonmembers", 1)
+    alpha, delta = float(alpha), float(delta)
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha: must be in (0, 0.5), e.g. 0.05, got {alpha}")
+    if not 0.0 <= delta < 1.0:
+        raise ValueError(f"delta: must be in [0, 1), got {delta}")
+    c1, c0 = (alpha / 2) ** (1 / n1), (alpha / 2) ** (1 / n0)
+    candidates = [math.log((a - delta) / (1 - b)) for a, b in ((c1, c0), (c0, c1)) if a > delta]
+    return max([0.0, *candidates])
 
 
 # ---------------------------------------------------------------------------------------------

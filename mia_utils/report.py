@@ -65,7 +65,7 @@ ATTACK_TITLES = {
     "confidence": "Confidence threshold",
     "entropy": "Entropy threshold",
     "modified_entropy": "Modified-entropy threshold",
-    "salem": "Salem (ML-Leaks MLP)",
+    "salem": "Salem (Kaya et al.'s MLP variant)",
     "lira_online": "LiRA online",
     "lira_online_fixed_variance": "LiRA online, fixed variance",
     "lira_offline": "LiRA offline",

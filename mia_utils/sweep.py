@@ -81,6 +81,11 @@ def _malloc_trim_threshold() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+def _malloc_arena_max() -> str | None:
+    """This process's ``MALLOC_ARENA_MAX`` (run on each worker to check its setting)."""
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
 class InProcessExecutor:
     """Runs each task in this process, one at a time, when the sweep asks for the next result
     (so a finished run is stored before the next one starts)."""
@@ -137,7 +142,11 @@ class DaskExecutor:
         # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
         # threshold: every large tensor is then mmapped and unmapped again, and training spends
         # about half its time in the kernel (measured: 47 % system time). Leave malloc alone.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):  # None: unset
+        # One malloc arena: the tasks run in a worker thread, and glibc serves a thread's large
+        # blocks from mmap whatever the thresholds, unless it shares the main arena, where
+        # mia_utils.train.keep_freed_memory can keep them (DP-SGD spent 60 % in the kernel).
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,  # None: unset
+                              "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1"}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, silence_logs=logging.ERROR,
                                    scheduler_kwargs={"allowed_failures": 0})
@@ -159,6 +168,11 @@ class DaskExecutor:
                         "makes training about twice as slow; start them with a Dask config that sets "
                         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_ to null (see the README)",
                         len(slowed))
+        shared = [worker for worker, value in client.run(_malloc_arena_max).items() if value != "1"]
+        if shared:
+            log.warning("%d of the cluster's workers run without MALLOC_ARENA_MAX=1, so DP-SGD's large per-sample "
+                        "gradients are mapped afresh at every step (several times slower on a CPU); set "
+                        "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX to \"1\" (see the README)", len(shared))
         return cls(client, None, f"on the Dask cluster at {address}")
 
     def submit(self, function, *args):

@@ -65,9 +65,13 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     largest = 2 ** 31 - 1
-    _MALLOC_TUNED = bool(libc.mallopt(m_mmap_threshold, largest)) and bool(libc.mallopt(m_trim_threshold, largest))
+    # Threads created from now on share the main arena (a thread's own arena maps large blocks
+    # whatever the thresholds); a worker whose thread already has one needs MALLOC_ARENA_MAX=1
+    # in its environment (mia_utils.sweep sets it for the local cluster).
+    _MALLOC_TUNED = all(libc.mallopt(option, value) for option, value in
+                        ((m_mmap_threshold, largest), (m_trim_threshold, largest), (m_arena_max, 1)))
     return _MALLOC_TUNED
 
 

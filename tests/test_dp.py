@@ -1,16 +1,19 @@
-"""DP-SGD (mia_utils.dp): accounting, Opacus validation, clipping, noise, Poisson sampling,
-empty batches, determinism and configuration ranges."""
+"""DP-SGD (mia_utils.dp): accounting (RDP and PRV), certified against empirical epsilon, Opacus
+validation, clipping, noise, Poisson sampling, empty batches, determinism and configuration ranges."""
 
 import copy
+import logging
 import math
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.validators import ModuleValidator
 
-from mia_utils import dp  # registers dp_sgd (mechanisms.py imports it too, once wired in)
+from mia_utils import dp, metrics  # dp registers dp_sgd (mechanisms.py imports it too, once wired in)
 from mia_utils.config import ConfigError, RunConfig
 from mia_utils.data import load_dataset
 from mia_utils.mechanisms import REGISTRY, TrainingContext
@@ -31,6 +34,12 @@ def fmnist():
 
 def fresh_epsilon(sigma, q, steps, delta):
     accountant = RDPAccountant()
+    accountant.history = [(sigma, q, steps)]
+    return accountant.get_epsilon(delta)
+
+
+def fresh_prv_epsilon(sigma, q, steps, delta):
+    accountant = PRVAccountant()
     accountant.history = [(sigma, q, steps)]
     return accountant.get_epsilon(delta)
 
@@ -58,6 +67,9 @@ def test_reported_epsilon_is_opacus_rdp_epsilon_after_a_real_run(tiny_config, st
     assert facts["dp_epsilon"] == expected
     assert facts["dp_epsilon"] == dp.epsilon(1.0, q, facts["dp_steps"], facts["dp_delta"])
     assert 0 < facts["dp_epsilon"] < math.inf
+    prv = fresh_prv_epsilon(facts["dp_noise_multiplier"], facts["dp_sample_rate"], facts["dp_steps"], facts["dp_delta"])
+    assert facts["dp_epsilon_prv"] == prv == dp.epsilon_prv(1.0, q, facts["dp_steps"], facts["dp_delta"])
+    assert 0 < facts["dp_epsilon_prv"] < math.inf
     assert run(config, store).provenance["mechanisms"] == facts  # stored and read back as is
 
 
@@ -68,6 +80,132 @@ def test_epsilon_falls_strictly_as_sigma_grows():
     assert dp.epsilon(1.0, 0.01, 2_000, 1e-5) > dp.epsilon(1.0, 0.01, 1_000, 1e-5)  # more steps cost more
     with pytest.raises(ValueError, match="noise_multiplier"):
         dp.epsilon(0.0, 0.01, 10, 1e-5)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.5, 10.0])
+def test_prv_epsilon_is_opacus_prv_accountant_and_below_rdp(sigma):
+    q, steps, delta = 128 / 4_000, 620, 1 / 40_000  # the quick profile's 20 epochs
+    prv = dp.epsilon_prv(sigma, q, steps, delta)
+    assert prv == fresh_prv_epsilon(sigma, q, steps, delta)
+    assert 0 < prv < dp.epsilon(sigma, q, steps, delta)  # numerical composition is the tighter account
+
+
+def test_prv_epsilon_of_zero_steps_and_bad_input():
+    assert dp.epsilon_prv(1.0, 0.01, 0, 1e-5) == 0.0
+    for args, name in [((0.0, 0.01, 10, 1e-5), "noise_multiplier"), ((1.0, 0.0, 10, 1e-5), "sample_rate"),
+                       ((1.0, 0.01, -1, 1e-5), "steps"), ((1.0, 0.01, 10, 0.0), "delta")]:
+        with pytest.raises(ValueError, match=name):
+            dp.epsilon_prv(*args)
+
+
+def test_prv_epsilon_is_nan_with_a_logged_reason_for_tiny_noise(caplog):
+    q, steps, delta = 128 / 500, 6, 1 / 5_000  # the smoke profile; sigma = 0.01 needs a 4.8e7-point grid
+    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+        value = dp.epsilon_prv(0.01, q, steps, delta)
+    assert math.isnan(value)
+    assert "PRV epsilon is NaN for sigma_DP = 0.01" in caplog.text and "grid would have" in caplog.text
+    assert math.isfinite(dp.epsilon(0.01, q, steps, delta))  # the RDP epsilon still exists
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+        assert math.isnan(dp.epsilon_prv(1.0, q, steps, delta, max_grid=100))  # the limit is a parameter
+        assert dp.epsilon_prv(1.0, q, steps, delta) == fresh_prv_epsilon(1.0, q, steps, delta)
+    assert caplog.text.count("PRV epsilon is NaN") == 1
+
+
+@pytest.mark.parametrize("error,reason", [(RuntimeError("Cannot compute epsilon"), "PRV accountant failed"),
+                                          (RuntimeError("Discrete mean differs significantly from continuous mean."),
+                                           "PRV accountant failed"),
+                                          (ValueError("Floating point errors will dominate for such small values"),
+                                           "PRV accountant failed"),
+                                          (MemoryError("Unable to allocate 397. GiB"), "ran out of memory")])
+def test_opacus_prv_failures_give_nan_with_their_reason(monkeypatch, caplog, error, reason):
+    def failing(self, delta, **kwargs):
+        raise error
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", failing)
+    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+        assert math.isnan(dp.epsilon_prv(1.0, 0.01, 100, 1e-5))
+    assert reason in caplog.text and str(error)[:20] in caplog.text
+
+
+def test_other_prv_errors_are_not_swallowed(monkeypatch):
+    def failing(self, delta, **kwargs):
+        raise RuntimeError("something unexpected")
+
+    monkeypatch.setattr(PRVAccountant, "get_epsilon", failing)
+    with pytest.raises(RuntimeError, match="something unexpected"):
+        dp.epsilon_prv(1.0, 0.01, 100, 1e-5)
+
+
+def dp_facts(sigma, q=128 / 500, steps=6, delta=1 / 5_000, **extra):
+    return {"dp_epsilon": dp.epsilon(sigma, q, steps, delta), "dp_delta": delta, "dp_noise_multiplier": sigma,
+            "dp_sample_rate": q, "dp_steps": steps, **extra}
+
+
+def test_certified_epsilons_read_or_recompute_the_prv_epsilon():
+    old_run = dp_facts(1.0)  # stored before the PRV epsilon was reported
+    expected = {"rdp": old_run["dp_epsilon"], "prv": dp.epsilon_prv(1.0, 128 / 500, 6, 1 / 5_000), "prv_note": ""}
+    assert dp.certified_epsilons(old_run) == expected
+    assert dp.certified_epsilons({**old_run, "dp_epsilon_prv": 1.5})["prv"] == 1.5
+    facts = dp_facts(0.01, dp_epsilon_prv=math.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stray warning from Opacus' RDP bound for the grid check
+        tiny = dp.certified_epsilons(facts)
+    assert math.isnan(tiny["prv"]) and "grid would have" in tiny["prv_note"] and tiny["rdp"] > 1_000
+
+
+def fake_outputs(seed, separation, n=200, classes=10):
+    """Evaluation outputs: members' logits favour their label by ``separation`` more."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (2 * n,), generator=generator)
+    is_member = torch.arange(2 * n) < n
+    logits = torch.randn(2 * n, classes, generator=generator, dtype=torch.float64)
+    logits[torch.arange(2 * n), labels] += 1.0 + separation * is_member
+    return {"eval_logits": logits.float(), "eval_labels": labels, "eval_is_member": is_member}
+
+
+def fake_setting(sigma, seeds, separation, delta=1 / 5_000):
+    runs = [(SimpleNamespace(outputs=fake_outputs(seed, separation), config=SimpleNamespace(epochs=2)), None)
+            for seed in seeds]
+    return SimpleNamespace(value=sigma, seeds=tuple(seeds), facts=[dp_facts(sigma, delta=delta) for _ in seeds],
+                           runs=lambda store=None: runs)
+
+
+def test_empirical_epsilon_reads_the_loss_and_confidence_rocs():
+    outputs = fake_outputs(0, separation=3.0)
+    bounds = dp.empirical_epsilon(outputs, alpha=0.1, delta=1e-3)
+    assert set(bounds) == set(dp.EMPIRICAL_SCORES) == {"loss", "confidence"}
+    logits, labels, is_member = (outputs[k] for k in ("eval_logits", "eval_labels", "eval_is_member"))
+    loss = F.cross_entropy(logits.double(), labels, reduction="none")
+    assert bounds["loss"] == metrics.epsilon_lower_bound(-loss, is_member, alpha=0.1, delta=1e-3)
+    confidence = logits.double().softmax(1).max(1).values
+    assert bounds["confidence"] == metrics.epsilon_lower_bound(confidence, is_member, alpha=0.1, delta=1e-3)
+    assert bounds["loss"].epsilon > 0.5  # members' losses are far lower
+
+
+def test_epsilon_comparison_has_a_row_per_setting_and_seed():
+    settings = [fake_setting(10.0, (0, 1), separation=0.0), fake_setting(0.01, (0, 1), separation=4.0),
+                fake_setting(1.0, (0, 1), separation=1.0)]
+    table = dp.epsilon_comparison(settings)
+    assert list(table["sigma_dp"]) == [0.01, 0.01, 1.0, 1.0, 10.0, 10.0] and list(table["seed"]) == [0, 1] * 3
+    assert {"epsilon_rdp", "epsilon_prv", "prv_note", "epsilon_empirical", "attack", "tpr", "fpr",
+            "threshold", "delta"} <= set(table.columns)
+    first = table.iloc[2]  # sigma 1, seed 0
+    bounds = dp.empirical_epsilon(fake_outputs(0, 1.0), delta=1 / 5_000)
+    assert first["epsilon_empirical"] == max(b.epsilon for b in bounds.values())
+    assert first["attack"] in bounds and bounds[first["attack"]].epsilon == first["epsilon_empirical"]
+    assert first["epsilon_rdp"] == dp.epsilon(1.0, 128 / 500, 6, 1 / 5_000)
+    assert first["epsilon_prv"] == dp.epsilon_prv(1.0, 128 / 500, 6, 1 / 5_000) and first["prv_note"] == ""
+    tiny = table[table["sigma_dp"] == 0.01]
+    assert tiny["epsilon_prv"].isna().all() and tiny["prv_note"].str.contains("grid").all()
+    # the certified bound is never below what the attack showed; the separated runs show the most
+    assert (table["epsilon_empirical"] <= table["epsilon_rdp"]).all()
+    means = table.groupby("sigma_dp")["epsilon_empirical"].mean()
+    assert means[0.01] > means[1.0] > means[10.0] >= 0
+    chance = table[table["epsilon_empirical"] == 0]  # no separation: no point to report
+    assert len(chance) > 0 and (chance["attack"] == "none").all() and chance[["tpr", "fpr", "threshold"]].isna().all().all()
+    shown = table[table["epsilon_empirical"] > 0]
+    assert shown["attack"].isin(["loss", "confidence"]).all() and shown["tpr"].notna().all()
 
 
 @pytest.mark.parametrize("dataset", ["fmnist", "cifar10", "cifar100"])

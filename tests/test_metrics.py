@@ -460,3 +460,126 @@ def test_summarize_low_fpr_estimates_with_2000_non_members():
         # bootstrap replicates use the same strict inequality, so they straddle the value
         assert estimate.std > 0 and estimate.low < estimate.value < estimate.high, key
         assert estimate.low < high and low < estimate.high, key
+
+
+# ---------------------------------------------------------------------------------------------
+# Empirical lower bound on epsilon
+# ---------------------------------------------------------------------------------------------
+
+def hand_epsilon_bound(member_scores, nonmember_scores, alpha, delta=0.0):
+    """The bound enumerated directly: every threshold t (each score, and +inf), counts of scores
+    >= t, scipy's exact intervals of the TPR, FPR, TNR and FNR at confidence 1 - alpha."""
+    member_scores, nonmember_scores = np.asarray(member_scores), np.asarray(nonmember_scores)
+    n1, n0 = member_scores.size, nonmember_scores.size
+    best = -math.inf
+    for t in [math.inf, *np.unique(np.r_[member_scores, nonmember_scores])]:
+        tp, fp = int((member_scores >= t).sum()), int((nonmember_scores >= t).sum())
+        ci = {name: stats.binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="exact")
+              for name, k, n in (("tpr", tp, n1), ("fpr", fp, n0), ("tnr", n0 - fp, n0), ("fnr", n1 - tp, n1))}
+        for numerator, denominator in ((ci["tpr"].low - delta, ci["fpr"].high), (ci["tnr"].low - delta, ci["fnr"].high)):
+            if numerator > 0:
+                best = max(best, math.log(numerator / denominator))
+    return max(0.0, best)
+
+
+def labelled(member_scores, nonmember_scores):
+    scores = np.r_[member_scores, nonmember_scores].astype(float)
+    return scores, np.r_[np.ones(len(member_scores), bool), np.zeros(len(nonmember_scores), bool)]
+
+
+def test_epsilon_lower_bound_of_a_perfect_attack_in_closed_form():
+    # every member scores 1 and every non-member 0: at threshold 1, TP = n and FP = 0, whose exact
+    # limits are TPR_low = (alpha/2)^(1/n) and FPR_high = 1 - (alpha/2)^(1/n)
+    n, alpha = 100, 0.05
+    scores, is_member = labelled(np.ones(n), np.zeros(n))
+    bound = metrics.epsilon_lower_bound(scores, is_member, alpha=alpha)
+    c = (alpha / 2) ** (1 / n)
+    assert bound.epsilon == pytest.approx(math.log(c / (1 - c)), rel=1e-12)
+    assert (bound.threshold, bound.tpr, bound.fpr, bound.direction) == (1.0, 1.0, 0.0, "tpr/fpr")
+    assert (bound.alpha, bound.delta) == (alpha, 0.0)
+    # a wider interval (smaller alpha) gives a smaller bound
+    assert metrics.epsilon_lower_bound(scores, is_member, alpha=0.01).epsilon < bound.epsilon
+
+
+@pytest.mark.parametrize("alpha,delta", [(0.05, 0.0), (0.1, 0.0), (0.05, 0.01)])
+def test_epsilon_lower_bound_matches_a_direct_enumeration(alpha, delta):
+    members = [9, 8.5, 8, 8, 7, 7, 6, 6, 6, 5, 5, 4, 3, 2, 11, 10, 9.5, 9]
+    nonmembers = [4, 3, 1, 0, 0, -1, 2, 0.5, 1.5, -2, -3]
+    scores, is_member = labelled(members, nonmembers)
+    bound = metrics.epsilon_lower_bound(scores, is_member, alpha=alpha, delta=delta)
+    assert bound.epsilon > 0
+    assert bound.epsilon == pytest.approx(hand_epsilon_bound(members, nonmembers, alpha, delta), rel=1e-9)
+    # the reported point is a real threshold with its observed rates
+    assert bound.tpr == np.mean(np.array(members) >= bound.threshold)
+    assert bound.fpr == np.mean(np.array(nonmembers) >= bound.threshold)
+    rng = np.random.default_rng(7)
+    members, nonmembers = np.round(rng.normal(1.0, 1.0, 300), 1), np.round(rng.normal(0.0, 1.0, 250), 1)
+    expected = hand_epsilon_bound(members, nonmembers, alpha, delta)
+    assert metrics.epsilon_lower_bound(*labelled(members, nonmembers), alpha=alpha, delta=delta).epsilon == \
+        pytest.approx(expected, rel=1e-9)
+
+
+def test_epsilon_lower_bound_grows_with_separation():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=4000)
+    is_member = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    bounds = [metrics.epsilon_lower_bound(noise + shift * is_member, is_member).epsilon
+              for shift in (0.0, 0.5, 1.0, 2.0, 3.0)]
+    assert all(a < b for a, b in zip(bounds, bounds[1:])), bounds
+
+
+def test_epsilon_lower_bound_of_an_attack_at_chance_is_about_zero():
+    is_member = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    for seed in range(5):
+        scores = np.random.default_rng(seed).normal(size=4000)
+        assert metrics.epsilon_lower_bound(scores, is_member).epsilon < 0.05, seed
+    constant = metrics.epsilon_lower_bound(np.zeros(4000), is_member)  # one threshold: all or nobody
+    assert constant.epsilon == 0.0
+
+
+def test_epsilon_lower_bound_reads_both_directions():
+    # the same attack seen from the other side (labels swapped, scores negated) gives the same bound
+    # through the other inequality
+    rng = np.random.default_rng(3)
+    scores, is_member = labelled(rng.normal(1.0, 1.0, 500), rng.normal(0.0, 1.0, 400))
+    forward = metrics.epsilon_lower_bound(scores, is_member)
+    flipped = metrics.epsilon_lower_bound(-scores, ~is_member)
+    assert flipped.epsilon == pytest.approx(forward.epsilon, rel=1e-9)
+    assert {forward.direction, flipped.direction} == {"tpr/fpr", "tnr/fnr"}
+    as_tensors = metrics.epsilon_lower_bound(torch.from_numpy(scores), torch.from_numpy(is_member))
+    assert as_tensors == forward
+
+
+def test_epsilon_lower_bound_refuses_bad_input():
+    scores, is_member = labelled([3.0, 2.0], [1.0, 0.0])
+    for args, kwargs, message in [
+            ((scores[:3], is_member), {}, "different lengths: scores has 3, is_member has 4"),
+            ((scores, np.zeros(4, bool)), {}, r"is_member: needs both members and non-members \(no members"),
+            ((scores, np.ones(4, bool)), {}, r"is_member: needs both members and non-members \(no non-members"),
+            ((scores.reshape(2, 2), is_member), {}, "scores: must be 1-D"),
+            ((np.r_[scores[:3], np.nan], is_member), {}, "scores: contains 1 NaN"),
+            ((scores, is_member), {"alpha": 0.5}, r"alpha: must be in \(0, 0.5\)"),
+            ((scores, is_member), {"alpha": 0.0}, r"alpha: must be in \(0, 0.5\)"),
+            ((scores, is_member), {"delta": -0.1}, r"delta: must be in \[0, 1\)"),
+            ((scores, is_member), {"delta": 1.0}, r"delta: must be in \[0, 1\)")]:
+        with pytest.raises(ValueError, match=message):
+            metrics.epsilon_lower_bound(*args, **kwargs)
+
+
+@pytest.mark.parametrize("n1,n0,alpha,delta", [(100, 100, 0.05, 0.0), (2000, 2000, 0.05, 0.0), (30, 70, 0.1, 0.0),
+                                              (70, 30, 0.05, 0.01)])
+def test_epsilon_lower_bound_limit_is_the_bound_of_a_perfect_attack(n1, n0, alpha, delta):
+    limit = metrics.epsilon_lower_bound_limit(n1, n0, alpha, delta)
+    perfect = metrics.epsilon_lower_bound(*labelled(np.ones(n1), np.zeros(n0)), alpha=alpha, delta=delta)
+    assert limit == pytest.approx(perfect.epsilon, rel=1e-9) and limit > 0
+    assert limit == pytest.approx(hand_epsilon_bound(np.ones(n1), np.zeros(n0), alpha, delta), rel=1e-9)
+    rng = np.random.default_rng(0)
+    attack = metrics.epsilon_lower_bound(*labelled(rng.normal(2, 1, n1), rng.normal(0, 1, n0)), alpha=alpha, delta=delta)
+    assert attack.epsilon <= limit
+
+
+def test_epsilon_lower_bound_limit_refuses_bad_input():
+    for args, message in [((0, 10), "n_members: must be an integer >= 1"), ((10, 0), "n_nonmembers"),
+                          ((10, 10, 0.6), r"alpha: must be in \(0, 0.5\)"), ((10, 10, 0.05, -1.0), "delta")]:
+        with pytest.raises(ValueError, match=message):
+            metrics.epsilon_lower_bound_limit(*args)

@@ -85,8 +85,9 @@ def test_a_worker_killed_mid_sweep_is_survived_through_retries(tmp_path):
                 return
             time.sleep(0.05)
 
-    # Dask's MALLOC_TRIM_THRESHOLD_ would make training spend half its time in the kernel
+    # Dask's MALLOC_TRIM_THRESHOLD_ and per-thread arenas would make training spend half its time in the kernel
     assert set(executor.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+    assert set(executor.client.run(lambda: os.environ.get("MALLOC_ARENA_MAX")).values()) == {"1"}
     killer = threading.Thread(target=kill_a_busy_worker)
     killer.start()
     report = sweep("smoke", store, retries=2, progress=False, executor=executor, chapters=["01_baselines"])
@@ -145,8 +146,9 @@ def test_a_sweep_on_an_existing_scheduler(tmp_path):
         port = probe.getsockname()[1]
     config = tmp_path / "dask"
     config.mkdir()
-    (config / "no-malloc-trim.yaml").write_text(
-        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n")
+    (config / "malloc.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n"
+        "      MALLOC_ARENA_MAX: \"1\"\n")
     env = {**os.environ, "DASK_CONFIG": str(config)}
     dask = [str(Path(PYTHON).parent / "dask")]
     address = f"tcp://127.0.0.1:{port}"
@@ -168,6 +170,7 @@ def test_a_sweep_on_an_existing_scheduler(tmp_path):
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "MALLOC_TRIM_THRESHOLD_ set" not in result.stderr  # the configuration file unset it
+        assert "without MALLOC_ARENA_MAX=1" not in result.stderr  # ... and set this
         plan = book_plan("smoke", store=store, chapters=["00_primer"])
         assert stored_runs(store) == set(plan.runs) and all(store.verify(key) for key in plan.runs)
     finally:
