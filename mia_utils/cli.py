@@ -299,6 +299,15 @@ def command_sweep(args) -> int:
     if args.lockstep < 1:
         raise ValueError(f"--lockstep: must be >= 1, got {args.lockstep}")
     store = _store(args.store)
+    if args.workers is not None or args.cluster:
+        # Starting a cluster costs about a minute here; not worth it when nothing is missing.
+        from mia_utils.plan import book_plan
+
+        plan = book_plan(args.profile, seed=args.seed, store=store, chapters=chapters)
+        if not plan.missing(store) and not plan.pending:
+            print(f"[mia_utils] sweep {args.profile}: all {len(plan.runs)} planned runs are in the store; "
+                  "nothing to train", file=sys.stderr)
+            return 0
     threads = args.threads
     if args.workers is not None:
         threads = threads or default_threads(args.workers)

@@ -37,6 +37,11 @@ def test_in_process_sweep_trains_the_plan_then_submits_nothing(tmp_path):
         assert "device" not in entry["json"]["config"]
     second = sweep("smoke", store, progress=False, chapters=["01_baselines"])
     assert second.submitted == 0 and second.trained == []
+    # with nothing missing, the command line does not start a cluster
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "sweep", "--profile", "smoke", "--chapters", "01_baselines",
+                             "--workers", "2", "--store", str(store.root), "-q"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "nothing to train" in result.stderr, result.stderr[-2000:]
 
 
 def test_two_worker_cluster_completes_the_smoke_plan_with_the_in_process_results(smoke_book, tmp_path):
