@@ -295,6 +295,14 @@ class _Run:
                            mechanism_facts=facts, objective_loss=objective)
 
 
+def _optimizer_options(config: RunConfig, mechanisms) -> dict:
+    """Adam's keyword arguments: the configuration's, with the mechanisms' changes (weight decay)."""
+    options = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
+    for mechanism in mechanisms:
+        options.update(mechanism.optimizer_options())
+    return options
+
+
 def _prepare(config: RunConfig, data: ImageDataset, device: torch.device, teacher_logits) -> _Run:
     """Seed, build and prepare one run exactly as a run trained alone would be."""
     if data.info.name != config.dataset:
@@ -304,9 +312,7 @@ def _prepare(config: RunConfig, data: ImageDataset, device: torch.device, teache
     torch.manual_seed(config.training_seed())
     mechanisms = build(config.mechanisms)
     model = build_model(config.dataset, **config.model_options()).to(device)
-    optimizer_options = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
-    for mechanism in mechanisms:
-        optimizer_options.update(mechanism.optimizer_options())
+    optimizer_options = _optimizer_options(config, mechanisms)
     optimizer = torch.optim.Adam(model.parameters(), **optimizer_options)
     trained_on = training_indices(config, data.info, split)
     train_images, train_labels = gather(data, trained_on)
@@ -407,9 +413,7 @@ def lockstep_key(config: RunConfig) -> tuple | None:
     options = config.model_options()
     if alone or options.get("norm", "none") == "batch":
         return None
-    optimizer = {"lr": config.lr, "weight_decay": config.weight_decay, "amsgrad": config.amsgrad}
-    for mechanism in mechanisms:
-        optimizer.update(mechanism.optimizer_options())
+    optimizer = _optimizer_options(config, mechanisms)
     info = DATASETS[config.dataset]
     split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     return (config.dataset, tuple(sorted(options.items())), config.batch_size, config.epochs,
