@@ -146,8 +146,9 @@ CHAPTERS["05_distance_to_confident"] = Chapter(
     ))
 
 
-RELATED_SHADOWS = Param("shadow_models", "int", 0, "LiRA shadow models per configuration (even); 0 means half "
-                        "the profile's count", minimum=0, maximum=256)
+RELATED_SHADOWS = Param("shadow_models", "int", 0, "LiRA's population models per configuration (even, at least 4; "
+                        "each is a target in turn, the others its shadow models); 0 keeps the profile's count",
+                        minimum=0, maximum=256)
 
 CHAPTERS["06_generalization_lira"] = Chapter(
     "06_generalization_lira", "Generalization and LiRA: does the gap predict vulnerability?", COMMON + (
@@ -172,9 +173,10 @@ CHAPTERS["findings"] = Chapter("findings", "The paper's findings, one by one", C
 
 
 def related_shadow_count(params: dict) -> int:
-    """LiRA's shadow models per configuration in the related-work chapters: the ``shadow_models``
-    parameter, or half the profile's count (at least 2)."""
-    return params["shadow_models"] or max(2, get_profile(params["profile"]).shadow_models // 2)
+    """LiRA's population models per configuration in the related-work chapters (see
+    :func:`mia_utils.related.population_lira`): the ``shadow_models`` parameter, or the profile's
+    count, so that the baseline's population is chapter 01's shadow models."""
+    return params["shadow_models"] or get_profile(params["profile"]).shadow_models
 
 
 PRIMER_MEMBERS = {"smoke": 300, "quick": 1_000, "paper": 5_000}
@@ -222,6 +224,10 @@ def validate(chapter: str, params: dict, check_available: bool = True) -> dict:
     if values.get("shadow_models", 0) % 2:
         raise ParameterError(f"parameter 'shadow_models': got {values['shadow_models']}; allowed: 0 (the "
                              "profile's value) or an even number >= 2, so each example is IN for half of them")
+    if RELATED_SHADOWS in spec.params and values["shadow_models"] == 2:
+        raise ParameterError("parameter 'shadow_models': got 2; allowed: 0 (the profile's count) or an even number "
+                             ">= 4, so that each population model, as the target, keeps IN and OUT shadow models "
+                             "for every example")
     profile = get_profile(values["profile"])
     if "mechanisms" in values and not values["mechanisms"]:
         values["mechanisms"] = list(PAPER_MECHANISMS)

@@ -75,8 +75,9 @@ class Plan:
 def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
     """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
     ``profile_name`` with their default parameters and first seed ``seed``. Settings that enter a
-    verdict are planned for every seed of :func:`mia_utils.sweeps.seed_list`; LiRA's shadow
-    models and the related-work chapters' runs for the first seed only. ``store`` lets the plan
+    verdict are planned for every seed of :func:`mia_utils.sweeps.seed_list` (the baseline for
+    :func:`mia_utils.sweeps.baseline_seed_list`); LiRA's models for the first seed's population
+    pool (each population model is a replicate of its own). ``store`` lets the plan
     read chapter 02's results to plan chapter 04's pairs."""
     from mia_utils import related, sweeps
     from mia_utils.chapters import PAPER_MECHANISMS, primer_config, related_shadow_count, validate
@@ -103,8 +104,9 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
             if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident"):
                 add_setting(dataset, sweeps.BASELINE, None, chapter,
                             setting_seeds=sweeps.baseline_seed_list(profile, seeds))
-            if chapter in ("07_mmd_mixup", "08_prediction_scores_ood"):  # one seed: the chapter's
-                add_setting(dataset, sweeps.BASELINE, None, chapter, setting_seeds=(seed,))
+            if chapter in ("07_mmd_mixup", "08_prediction_scores_ood"):
+                add_setting(dataset, sweeps.BASELINE, None, chapter,
+                            setting_seeds=sweeps.baseline_seed_list(profile, seeds))
             if chapter == "01_baselines":
                 for i in range(profile.shadow_models):
                     plan.add(base.shadow(i, profile.shadow_models), chapter)
@@ -121,16 +123,18 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
                 _plan_combinations(plan, profile, dataset, seeds, store, chapter, add_setting)
             if chapter in ("06_generalization_lira", "07_mmd_mixup"):
                 count = related_shadow_count(params)
-                targets = ([base if crop == 0 else base.with_mechanisms(random_crop=crop)
-                            for crop in related.augmentation_strengths(profile)]
-                           if chapter == "06_generalization_lira"
-                           else [base, base.with_mechanisms(**related.mmd_defense(params))])
-                for target in targets:
-                    plan.add(target, chapter)
+                populations = ([base if crop == 0 else base.with_mechanisms(random_crop=crop)
+                                for crop in related.augmentation_strengths(profile)]
+                               if chapter == "06_generalization_lira"
+                               else [base, base.with_mechanisms(**related.mmd_defense(params))])
+                for config in populations:
                     for i in range(count):
-                        plan.add(target.shadow(i, count), chapter)
+                        plan.add(config.shadow(i, count), chapter)
+            if chapter == "07_mmd_mixup":
+                for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds):
+                    plan.add(config, chapter)
             if chapter == "08_prediction_scores_ood":
-                plan.add(sweeps.setting_config(base, "label_smoothing", related.calibration_smoothing(profile)), chapter)
+                add_setting(dataset, "label_smoothing", related.calibration_smoothing(profile), chapter)
     return plan
 
 

@@ -1,7 +1,8 @@
 """Experiments of the related-work chapters (06-08), kept out of the notebooks so they are tested.
 
-* :func:`lira_at_epochs`: LiRA against one configuration stopped at several epochs, with shadow
-  models trained by the same recipe and stopped at the same epochs (their snapshots).
+* :func:`population_lira`: LiRA against each model of a population trained by one recipe (each
+  on a random half of a pool, the others its shadow models), stopped at several epochs (their
+  snapshots); :func:`population_means` averages the models of each configuration.
 * :func:`spearman_interval`: a rank correlation with a bootstrap interval over the points.
 * :func:`confidence_attack_fprs`: the prediction-score attack's false-positive rate on
   out-of-distribution inputs, with its threshold set on the adversary's in-distribution data.
@@ -13,14 +14,13 @@ and the chapters' verdicts, each a :class:`RelatedFinding` that reads **holds**,
   test accuracy (:func:`gap_predicts_better`, a bootstrap interval of |rho_gap| - |rho_acc|),
   does LiRA's AUC rise with the gap (:func:`rank_finding`), and does the least vulnerable
   combination of cropping and early stopping lower LiRA's TPR at 1 % FPR
-  (:func:`difference_finding`, Bonferroni-adjusted for the choice);
-* chapter 07: does MMD + mix-up lower Adv_Yeom and the gap (:func:`mmd_versus_baseline`), and
-  does it leak less than each paper mechanism at matched accuracy
-  (:func:`matched_accuracy_comparison`);
+  (:func:`population_difference`, model by model, Bonferroni-adjusted for the choice);
+* chapter 07: does MMD + mix-up lower Adv_Yeom and the gap (:func:`mmd_versus_baseline`, seed by
+  seed) and LiRA's TPR (:func:`population_difference`), and does it leak less than each paper
+  mechanism at matched accuracy (:func:`matched_accuracy_comparison`);
 * chapter 08: does the uncalibrated attack flag OOD inputs more often than test non-members
-  (:func:`ood_exceeds_test`, Clopper-Pearson intervals combined by MOVER), and the trade-off
-  between OOD false positives and advantage (:func:`tradeoff_finding`: four versions are too
-  few for an interval, so it is inconclusive by design).
+  (:func:`ood_exceeds_test`, seed by seed), and the trade-off between OOD false positives and
+  advantage (:func:`tradeoff_finding`, a rank correlation over every version of every seed).
 """
 
 from __future__ import annotations
@@ -45,38 +45,147 @@ def outputs_at(run: experiment.Run, epoch: int) -> dict[str, torch.Tensor]:
     return run.outputs if epoch == run.config.epochs else run.snapshot_outputs(epoch)
 
 
-def lira_at_epochs(target: RunConfig, shadow_count: int, epochs, store=None, n_bootstrap: int = 200,
-                   seed: int = 0) -> list[dict]:
-    """One row per epoch E in ``epochs``: LiRA (online, fixed variance) against ``target``
-    stopped after E epochs, with ``shadow_count`` shadow models of the same recipe stopped
-    after E epochs too, and the target's accuracies at E.
+#: Shadow models per target below which the book labels a LiRA result underpowered: Carlini et
+#: al. show the attack growing stronger with more shadow models (they train up to 256), and the
+#: online attack needs several IN and OUT models per example to fit its Gaussians.
+ENOUGH_SHADOWS = 16
 
-    ``target`` must keep snapshots at every E below its final epoch. Row keys: ``epoch``,
-    ``train_acc``, ``test_acc``, ``gap`` (fractions), ``auc``, ``tpr_at_0.1%_fpr``,
-    ``tpr_at_1%_fpr`` (fractions) and their bootstrap standard deviations (``*_std``).
+
+def shadow_power_note(n_shadows: int) -> str:
+    """How a LiRA result with ``n_shadows`` shadow models per target should be read, in words."""
+    if n_shadows >= ENOUGH_SHADOWS:
+        return f"{n_shadows} shadow models per target"
+    return (f"underpowered: {n_shadows} shadow models per target, fewer than the {ENOUGH_SHADOWS} this book asks "
+            "for, so LiRA may be weaker here than with more")
+
+
+def population_runs(config: RunConfig, count: int, store=None) -> list[experiment.Run]:
+    """The ``count`` population models of ``config`` (its LiRA shadow runs,
+    ``config.shadow(i, count)``), trained or read back. Each trains on its own random half of
+    the population pool (:func:`mia_utils.data.lira_pool`), with its own seed, so each is a
+    target of its own membership split and training, and the others are its shadow models."""
+    if config.is_shadow:
+        raise ValueError("config: pass the configuration the population is drawn for, not one of its models")
+    if count < 4 or count % 2:
+        raise ValueError(f"count: a population needs an even number of at least 4 models (each target keeps "
+                         f"IN and OUT shadow models for every example), got {count}")
+    return [experiment.run(config.shadow(i, count), store) for i in range(count)]
+
+
+def held_out_test_accuracy(config: RunConfig, outputs: dict[str, torch.Tensor]) -> float:
+    """Accuracy (fraction) on the test images ``config`` did not train on: a population model's
+    pool holds some test images, so its accuracy on the whole test set would include images it
+    trained on. For a target, which trains on training images only, it is its test accuracy."""
+    from mia_utils.data import DATASETS, make_split
+    from mia_utils.train import training_indices
+
+    info = DATASETS[config.dataset]
+    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    trained = training_indices(config, info, split)
+    held_out = torch.ones(len(outputs["test_labels"]), dtype=torch.bool)
+    held_out[trained[trained >= info.n_train] - info.n_train] = False
+    correct = outputs["test_logits"].argmax(1) == outputs["test_labels"]
+    return correct[held_out].double().mean().item()
+
+
+def population_target(outputs: dict[str, torch.Tensor]) -> tuple[AttackInputs, torch.Tensor]:
+    """One population model's evaluation set as LiRA's target sees it: its members are the
+    evaluated examples it trained on (``eval_in_training``), its non-members the others, each
+    side cut to the smaller one's size (first in evaluation order, which is independent of
+    membership) so that the set is balanced. Returns the inputs and the indices kept (into the
+    evaluation set), to cut the shadow models' outputs alike."""
+    trained_in = outputs["eval_in_training"].bool()
+    members, nonmembers = torch.nonzero(trained_in).squeeze(1), torch.nonzero(~trained_in).squeeze(1)
+    size = min(len(members), len(nonmembers))
+    kept = torch.cat([members[:size], nonmembers[:size]])
+    inputs = AttackInputs(logits=outputs["eval_logits"][kept].double(), labels=outputs["eval_labels"][kept],
+                          is_member=trained_in[kept], average_train_loss=outputs["member_losses"].double().mean().item(),
+                          adv_logits=outputs["adv_logits"].double(), adv_labels=outputs["adv_labels"],
+                          adv_is_member=outputs["adv_is_member"].bool())
+    return inputs, kept
+
+
+def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstrap: int = 200,
+                    seed: int = 0) -> list[dict]:
+    """LiRA (online, fixed variance) against each of the ``count`` population models of
+    ``config`` in turn (:func:`population_runs`), with the other ``count - 1`` as its shadow
+    models, all stopped after each epoch E in ``epochs`` (their snapshots; E equal to
+    ``config.epochs`` is the final model). This is the leave-one-out design of Carlini et al.'s
+    reference code: targets and shadows train on equally many images, every model is a
+    replicate (its own split and seed), and each evaluated example is IN for about half of a
+    target's shadows.
+
+    One row per (``model``, ``epoch``) with the model's ``train_acc``, ``test_acc`` (on the test
+    images it did not train on, :func:`held_out_test_accuracy`) and ``gap`` (fractions), LiRA's
+    ``auc``, ``tpr_at_0.1%_fpr``, ``tpr_at_1%_fpr`` and ``advantage`` (fractions) with their
+    bootstrap standard deviations (``*_std``) over the target's evaluation samples, and
+    ``n_nonmembers``, the non-members it was evaluated on (:func:`population_target`).
     """
     epochs = sorted(set(int(e) for e in epochs))
-    missing = [e for e in epochs if e != target.epochs and e not in target.snapshot_epochs]
+    missing = [e for e in epochs if e != config.epochs and e not in config.snapshot_epochs]
     if missing:
-        raise ValueError(f"epochs: {missing} are not among the target's snapshot epochs "
-                         f"{list(target.snapshot_epochs)} (nor its final epoch {target.epochs})")
-    target_run = experiment.run(target, store)
-    shadow_runs = [experiment.run(target.shadow(i, shadow_count), store) for i in range(shadow_count)]
+        raise ValueError(f"epochs: {missing} are not among the configuration's snapshot epochs "
+                         f"{list(config.snapshot_epochs)} (nor its final epoch {config.epochs})")
+    runs = population_runs(config, count, store)
     rows = []
     for epoch in epochs:
-        outputs = outputs_at(target_run, epoch)
-        shadows = [outputs_at(r, epoch) for r in shadow_runs]
-        result = attacks.lira(AttackInputs.from_outputs(outputs), torch.stack([s["eval_logits"] for s in shadows]),
-                              torch.stack([s["eval_in_training"] for s in shadows]), online=True,
-                              fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed)
-        summary = experiment.summary_metrics(outputs)
-        row = {"epoch": epoch, "train_acc": summary["train_acc"], "test_acc": summary["test_acc"],
-               "gap": summary["gap"]}
-        for key in ("auc", "tpr_at_0.1%_fpr", "tpr_at_1%_fpr", "advantage"):
-            row[key] = result.metrics[key].value
-            row[f"{key}_std"] = result.metrics[key].std
-        rows.append(row)
+        outputs = [outputs_at(r, epoch) for r in runs]
+        logits = torch.stack([o["eval_logits"] for o in outputs])
+        trained_in = torch.stack([o["eval_in_training"] for o in outputs]).bool()
+        for index, (run, own) in enumerate(zip(runs, outputs)):
+            inputs, kept = population_target(own)
+            shadows = [i for i in range(count) if i != index]
+            result = attacks.lira(inputs, logits[shadows][:, kept], trained_in[shadows][:, kept], online=True,
+                                  fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed + index)
+            train_acc = own["member_correct"].double().mean().item()
+            test_acc = held_out_test_accuracy(run.config, own)
+            row = {"model": index, "epoch": epoch, "train_acc": train_acc, "test_acc": test_acc,
+                   "gap": train_acc - test_acc, "n_nonmembers": len(kept) // 2}
+            for key in ("auc", "tpr_at_0.1%_fpr", "tpr_at_1%_fpr", "advantage"):
+                row[key] = result.metrics[key].value
+                row[f"{key}_std"] = result.metrics[key].std
+            rows.append(row)
     return rows
+
+
+def population_means(points: pd.DataFrame, by=("crop", "epoch"),
+                     metrics_=("train_acc", "test_acc", "gap", "auc", "tpr_at_0.1%_fpr", "tpr_at_1%_fpr")) -> pd.DataFrame:
+    """One row per configuration (the columns ``by``) of ``points`` (one row per model, as
+    :func:`population_lira` gives them): the mean over its models of each of ``metrics_``, the
+    95 % interval bounds ``<metric>_low`` / ``<metric>_high`` across models with the bootstrap
+    variances as a floor (:func:`mia_utils.evidence.combine_seeds`), ``models`` (how many) and
+    ``n_nonmembers`` (the fewest any model was evaluated on)."""
+    rows = []
+    for values, group in points.groupby(list(by), sort=True):
+        row = dict(zip(by, values if isinstance(values, tuple) else (values,)))
+        row["models"] = len(group)
+        row["n_nonmembers"] = int(group["n_nonmembers"].min())
+        for metric in metrics_:
+            std = group.get(f"{metric}_std")
+            estimate = combine_seeds(group[metric].to_numpy(), None if std is None else std.to_numpy() ** 2)
+            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = estimate.mean, estimate.low, estimate.high
+            row[f"{metric}_estimate"] = estimate
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+POPULATION_COLUMNS = {"train_acc": "train acc (%)", "test_acc": "test acc (%)", "gap": "gap (pp)",
+                      "auc": "LiRA AUC (%)", "tpr_at_1%_fpr": "TPR @ 1 % FPR (%)",
+                      "tpr_at_0.1%_fpr": "TPR @ 0.1 % FPR (%)"}
+
+
+def population_table(means: pd.DataFrame, by=("crop", "epoch")) -> pd.DataFrame:
+    """:func:`population_means` for display: indexed by ``by``, one column per metric of
+    :data:`POPULATION_COLUMNS` reading "mean [95 % interval]" in percent (two digits for the low-FPR
+    rates), or "not resolvable at n = …" where a rate is not."""
+    rows = []
+    for _, row in means.iterrows():
+        out = {name: row[name] for name in by}
+        for metric, title in POPULATION_COLUMNS.items():
+            out[title] = estimate_text(row[f"{metric}_estimate"], int(row["n_nonmembers"]),
+                                       digits=2 if metric.startswith("tpr") else 1)
+        rows.append(out)
+    return pd.DataFrame(rows).set_index(list(by))
 
 
 def spearman_interval(x, y, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
@@ -126,6 +235,103 @@ def confidence_attack_fprs(eval_probs: torch.Tensor, eval_is_member: torch.Tenso
     return result
 
 
+#: Chapter 08's versions of the model, in the order it shows them.
+OOD_VARIANTS = ("no calibration (MAP)", "temperature scaling", "last-layer Laplace", "label smoothing")
+
+
+@dataclass(frozen=True)
+class OodSeed:
+    """Chapter 08's measurements on one seed: ``table`` has one row per version of the model
+    (:data:`OOD_VARIANTS`) with the columns of :func:`confidence_attack_fprs`; ``temperature``
+    is the fitted temperature; ``ood_images`` the OOD sets (uint8 images, ``n_ood`` each);
+    ``n_test`` the test non-members the in-distribution false-positive rate is measured on."""
+
+    seed: int
+    table: pd.DataFrame
+    temperature: float
+    ood_images: dict
+    n_ood: int
+    n_test: int
+
+
+def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) -> OodSeed:
+    """Chapter 08 on one seed: the profile's Fashion-MNIST baseline of ``seed`` and its label-smoothed
+    version (:func:`calibration_smoothing`), the baseline temperature-scaled and with a last-layer
+    Laplace approximation, each attacked by the prediction-score attack
+    (:func:`confidence_attack_fprs`) on the evaluation set and on every OOD set of
+    :func:`mia_utils.ood.ood_sets` (``n_ood`` images each; 0: the evaluation set's size per side).
+
+    The shuffled and inverted images come from test images in neither the evaluation nor the
+    adversary's set; the temperature is fitted on further such images (at most twice the evaluation
+    size per side). Raises ``ValueError`` naming ``ood_samples`` when too few are free."""
+    from mia_utils import ood
+    from mia_utils.data import gather, load_dataset, make_split
+    from mia_utils.train import predict_logits
+
+    base = profile.base_config("fmnist", seed=seed)
+    n_ood = n_ood or base.n_eval
+    data = data if data is not None else load_dataset("fmnist")
+    split = make_split(data.info, base.n_members, base.n_eval, base.n_adversary, base.split_seed)
+    used = torch.cat([split.eval_nonmembers, split.adv_nonmembers])
+    free = torch.tensor(sorted(set(range(data.info.n_test)) - set(used.tolist())), dtype=torch.long)
+    n_validation = min(len(free) - n_ood, 2 * base.n_eval)
+    if n_validation < 1 or n_ood > len(free):
+        raise ValueError(f"ood_samples: {n_ood} leaves too few free test images ({len(free)}); choose fewer")
+    ood_source, validation = free[:n_ood], free[n_ood:n_ood + n_validation]
+    ood_images = ood.ood_sets(data.test_images[ood_source], n_ood, seed=seed)
+
+    baseline_run = experiment.run(base, store)
+    smoothed_run = experiment.run(_smoothed_config(profile, base), store)
+    model, smoothed_model = baseline_run.model(), smoothed_run.model()
+    eval_images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
+    adv_images = torch.cat([data.train_images[split.adv_members], data.test_images[split.adv_nonmembers]])
+    temperature = ood.fit_temperature(predict_logits(model, data.test_images[validation]), data.test_labels[validation])
+    member_images, member_labels = gather(data, split.members)
+    laplace = ood.last_layer_laplace(model, member_images, member_labels)
+
+    def softmax_of(net, scale=1.0):
+        return lambda images: (predict_logits(net, images).double() / scale).softmax(1)
+
+    versions = dict(zip(OOD_VARIANTS, (softmax_of(model), softmax_of(model, temperature),
+                                       lambda images: ood.laplace_probabilities(laplace, images),
+                                       softmax_of(smoothed_model))))
+    rows = {name: confidence_attack_fprs(probabilities(eval_images), baseline_run.outputs["eval_is_member"].bool(),
+                                         probabilities(adv_images), baseline_run.outputs["adv_is_member"].bool(),
+                                         {k: probabilities(v) for k, v in ood_images.items()})
+            for name, probabilities in versions.items()}
+    return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval)
+
+
+def _smoothed_config(profile, base: RunConfig) -> RunConfig:
+    from mia_utils import sweeps
+
+    return sweeps.setting_config(base, "label_smoothing", calibration_smoothing(profile))
+
+
+def ood_summary(per_seed: list[OodSeed]) -> pd.DataFrame:
+    """One row per version of the model, one column per measure of :func:`confidence_attack_fprs`
+    (and ``mean_ood_fpr``, the mean over the OOD sets), each a
+    :class:`~mia_utils.evidence.SeedEstimate`: the mean over the seeds of ``per_seed`` with its
+    95 % interval across them."""
+    columns = [c for c in per_seed[0].table.columns if c != "threshold"]
+    out = {}
+    for variant in per_seed[0].table.index:
+        row = {}
+        for column in columns + ["mean_ood_fpr"]:
+            values = [ood_mean_fpr(r.table, variant) if column == "mean_ood_fpr" else float(r.table.loc[variant, column])
+                      for r in per_seed]
+            row[column] = combine_seeds(values)
+        out[variant] = row
+    return pd.DataFrame(out).T
+
+
+def ood_mean_fpr(table: pd.DataFrame, variant: str) -> float:
+    """The mean false-positive rate over the OOD sets of one version of the model (a fraction)."""
+    from mia_utils import ood
+
+    return float(np.mean([float(table.loc[variant, f"fpr_{k}"]) for k in ood.OOD_SETS]))
+
+
 # --- the settings the related-work chapters train (the book's plan reads these too) ----------
 
 def augmentation_strengths(profile) -> tuple:
@@ -138,6 +344,24 @@ def mmd_defense(params: dict) -> dict:
     return {"mixup": params["mixup_alpha"], "mmd": params["mmd_lambda"]}
 
 
+def mmd_setting_configs(profile, dataset: str, params: dict, seeds) -> list:
+    """Chapter 07's MMD + mix-up targets, one per seed in ``seeds``: the setting ``mmd = λ`` with
+    mix-up underneath (:func:`mia_utils.sweeps.setting_configs`), so that it pairs seed by seed
+    with the baseline and the regularization chapter's settings."""
+    from mia_utils import sweeps
+
+    defense = mmd_defense(params)
+    return sweeps.setting_configs(profile, dataset, "mmd", defense["mmd"], seeds, {"mixup": defense["mixup"]})
+
+
+def mmd_setting(profile, dataset: str, params: dict, seeds, store=None) -> Setting:
+    """Train (or read back) and evaluate :func:`mmd_setting_configs`, as a :class:`Setting`."""
+    from mia_utils import sweeps
+
+    defense = mmd_defense(params)
+    return sweeps.run_setting(profile, dataset, "mmd", defense["mmd"], seeds, store, {"mixup": defense["mixup"]})
+
+
 def calibration_smoothing(profile) -> float:
     """Chapter 08's label-smoothing alpha: the largest value of the profile's grid."""
     return max(profile.grids["label_smoothing"])
@@ -146,10 +370,11 @@ def calibration_smoothing(profile) -> float:
 # --- verdicts of the related-work chapters ----------------------------------------------------
 #
 # Every finding of chapters 06-08 reads **holds**, **contradicted** or **inconclusive** from a
-# 95 % interval (:func:`mia_utils.evidence.verdict`). These chapters train ONE seed (LiRA's
-# shadow models are expensive), so an interval of a difference between two models covers the
-# evaluation samples only (the bootstrap, or the binomial count), not the training noise; each
-# verdict's text says so (:data:`ONE_SEED`).
+# 95 % interval (:func:`mia_utils.evidence.verdict`). With several seeds (LiRA's population
+# models, or the profile's seeds) an interval of a difference pairs the seeds and covers the
+# training noise too; with one (a chapter re-run with a single seed) it covers the evaluation
+# samples only (the bootstrap, or the binomial count), and the verdict's text says so
+# (:data:`ONE_SEED`).
 
 ONE_SEED = "1 seed: the interval covers the evaluation samples only"
 #: Fewest points for a bootstrap interval of a rank correlation; below it the finding is
@@ -224,6 +449,14 @@ def rate_text(value: float, variance: float | None = None, n_nonmembers: int | N
     return combine_seeds([value], [variance]).format(scale=scale, digits=digits) + suffix
 
 
+def estimate_text(estimate: SeedEstimate, n_nonmembers: int | None = None, digits: int = 1, unit: str = "") -> str:
+    """An estimate over seeds in percent with its interval ("12.3 [10.1, 14.5]", then `` unit``),
+    or ``"not resolvable at n = …"`` when it is NaN (a rate the evaluation set cannot resolve)."""
+    if math.isnan(estimate.mean):
+        return rate_text(math.nan, None, n_nonmembers)
+    return estimate.format(digits=digits) + (f" {unit}" if unit else "")
+
+
 def false_positives_allowed(n_nonmembers: int, target: float) -> int:
     """How many false positives stay strictly below the false-positive rate ``target`` among
     ``n_nonmembers`` non-members: ``ceil(n * target) - 1`` (0: the rate is not resolvable)."""
@@ -248,6 +481,20 @@ def difference_finding(claim: str, after, before, after_variances, before_varian
     text = (f"change {change.format(scale=scale, digits=digits, signed=True)} {unit}, "
             f"{interval_name(level, candidates)}; {seeds_basis(len(after))}")
     return RelatedFinding(claim, state, change, text)
+
+
+def population_difference(claim: str, after: pd.DataFrame, before: pd.DataFrame, metric: str,
+                          expected: str = "decrease", candidates: int = 1, nan_text: str = "not measurable") -> RelatedFinding:
+    """:func:`difference_finding` of ``after - before`` on ``metric``, model by model: both are
+    rows of :func:`population_lira` for two configurations, and model ``i`` of one shares its
+    membership split and seed with model ``i`` of the other (they must hold the same models).
+    The bootstrap variances (``<metric>_std`` squared) are the within-model floor."""
+    after, before = after.sort_values("model"), before.sort_values("model")
+    if tuple(after["model"]) != tuple(before["model"]):
+        raise ValueError(f"after, before: models {tuple(after['model'])} and {tuple(before['model'])} differ")
+    return difference_finding(claim, after[metric].to_numpy(), before[metric].to_numpy(),
+                              after[f"{metric}_std"].to_numpy() ** 2, before[f"{metric}_std"].to_numpy() ** 2,
+                              expected, selection_level(candidates), candidates, nan_text)
 
 
 # --- chapter 06: generalization and LiRA ----------------------------------------------------
@@ -322,12 +569,13 @@ def _too_few(n_points: int, min_points: int) -> str:
 
 
 def gap_predicts_better(gap, test_acc, success, success_name: str = "LiRA's success", n_bootstrap: int = 2000,
-                        seed: int = 0, min_points: int = MIN_RANK_POINTS) -> RelatedFinding:
+                        seed: int = 0, min_points: int = MIN_RANK_POINTS, what: str = "models of 1 seed") -> RelatedFinding:
     """Rahmani et al.'s claim that the train-test gap predicts vulnerability (``success``, one
     value per model) better than test accuracy does. Judged on the bootstrap interval of
     ``|rho(gap, success)| - |rho(test_acc, success)|`` (Spearman, the same resampled models for
     both, :func:`rank_correlations`): holds when it excludes 0 above, contradicted below.
-    ``parts``: ``rho_gap`` and ``rho_acc`` with their intervals."""
+    ``what``: the points, in words, for the text. ``parts``: ``rho_gap`` and ``rho_acc`` with
+    their intervals."""
     claim = f"the train-test gap predicts {success_name} better than test accuracy does"
     rhos, diff = rank_correlations({"gap": gap, "test_acc": test_acc}, success, n_bootstrap, seed,
                                    min_points=min_points)
@@ -341,7 +589,7 @@ def gap_predicts_better(gap, test_acc, success, success_name: str = "LiRA's succ
         text = f"{rho_part}; {_too_few(n, min_points)}"
     else:
         text = (f"|ρ(gap)| − |ρ(test accuracy)| = {rho_text(diff)}; {rho_part}; 95 % bootstrap intervals over "
-                f"the {n} models of 1 seed")
+                f"the {n} {what}")
     return RelatedFinding(claim, state, diff, text, parts)
 
 
@@ -358,7 +606,7 @@ def rank_finding(claim: str, x, y, expected: str = "increase", n_bootstrap: int 
     elif math.isnan(rho.mean):
         text = "the rank correlation is undefined (a variable is constant or not resolvable)"
     else:
-        text = f"ρ = {rho_text(rho)}, 95 % bootstrap interval over the {n} {what} of {basis}"
+        text = f"ρ = {rho_text(rho)}, 95 % bootstrap interval over the {n} {what}" + (f" of {basis}" if basis else "")
     return RelatedFinding(claim, verdict(rho, expected), rho, text)
 
 
@@ -402,48 +650,59 @@ class GeneralizationFindings:
     """Chapter 06's verdicts. ``metric``: the measure of LiRA's success judged (its ``note``
     says why, when the AUC stands in for the TPR at 1 % FPR); ``predictor``: the gap predicts it
     better than test accuracy; ``auc``: LiRA's AUC rises with the gap; ``combination``: the least
-    vulnerable crop + early-stopping model lowers it below the baseline's; ``baseline`` and
-    ``combined``: the two models' rows; ``within_budget``: whether the combination kept 95 % of
-    the baseline's test accuracy."""
+    vulnerable crop + early-stopping configuration lowers it below the baseline's; ``means``:
+    one row per configuration (:func:`population_means`); ``baseline`` and ``combined``: the two
+    configurations' rows of it; ``within_budget``: whether the combination kept 95 % of the
+    baseline's test accuracy."""
 
     metric: str
     note: str
     predictor: RelatedFinding
     auc: RelatedFinding
     combination: RelatedFinding
+    means: pd.DataFrame
     baseline: pd.Series
     combined: pd.Series
     within_budget: bool
 
 
-def generalization_findings(points: pd.DataFrame, n_nonmembers: int, n_bootstrap: int = 2000, seed: int = 0,
+def generalization_findings(points: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
                             budget: float = 0.05) -> GeneralizationFindings:
-    """All of chapter 06's verdicts on the models of one dataset and seed. ``points``: one row per
-    (``crop``, ``epoch``) model with ``test_acc``, ``gap``, ``auc``, ``tpr_at_1%_fpr`` and their
-    bootstrap standard deviations ``<metric>_std`` (as :func:`lira_at_epochs` gives them).
+    """All of chapter 06's verdicts on the population models of one dataset. ``points``: one row
+    per (``crop``, ``epoch``, ``model``) with ``test_acc``, ``gap``, ``auc``, ``tpr_at_1%_fpr``,
+    their bootstrap standard deviations ``<metric>_std`` and ``n_nonmembers``, as
+    :func:`population_lira` gives them. Model ``i`` of every configuration shares its membership
+    split and seed with model ``i`` of the others, so differences pair them.
 
-    * predictor: :func:`gap_predicts_better` on the judged measure (:func:`lira_success_metric`);
-    * auc: :func:`rank_finding` of LiRA's AUC against the gap (expected to rise);
-    * combination: :func:`difference_finding` of the chosen combination's measure minus the
-      baseline's (:func:`least_vulnerable_combination`), with the bootstrap variances of both
-      (the two models share the seed's evaluation samples), at the Bonferroni level of
-      :func:`selection_level` for the number of combinations it was the best of.
+    * predictor: :func:`gap_predicts_better` over the configurations' means (each the mean of its
+      models, :func:`population_means`), on the judged measure (:func:`lira_success_metric`);
+    * auc: :func:`rank_finding` of LiRA's AUC against the gap over the same means;
+    * combination: the configuration chosen on its mean (:func:`least_vulnerable_combination`)
+      minus the baseline, model by model (:func:`difference_finding`, with the bootstrap
+      variances as a floor), at the Bonferroni level of :func:`selection_level` for the number of
+      combinations it was the best of.
     """
-    metric, note = lira_success_metric(points[LIRA_METRIC], n_nonmembers)
+    means = population_means(points)
+    n_nonmembers = int(means["n_nonmembers"].min())
+    n_models = int(means["models"].min())
+    metric, note = lira_success_metric(means[LIRA_METRIC], n_nonmembers)
     name = METRIC_NAMES[metric]
-    predictor = gap_predicts_better(points["gap"], points["test_acc"], points[metric], name, n_bootstrap, seed)
-    auc = rank_finding("LiRA's AUC rises with the train-test gap", points["gap"], points["auc"], "increase",
-                       n_bootstrap, seed)
-    baseline, combined, candidates, within = least_vulnerable_combination(points, metric, budget)
+    what = f"configurations (each the mean of its {n_models} models)"
+    predictor = gap_predicts_better(means["gap"], means["test_acc"], means[metric], name, n_bootstrap, seed, what=what)
+    auc = rank_finding("LiRA's AUC rises with the train-test gap", means["gap"], means["auc"], "increase",
+                       n_bootstrap, seed, what=what, basis="")
+    baseline, combined, candidates, within = least_vulnerable_combination(means, metric, budget)
     stop = int(combined["epoch"])
     where = f"within {100 * budget:g} % relative accuracy of the baseline" if within else "at any accuracy"
     claim = (f"the least vulnerable combination {where} (crop c = {combined['crop']:g}, stopped after {stop} "
              f"epoch{'s' if stop != 1 else ''}) lowers {name} below the baseline's")
-    level = selection_level(candidates)
-    combination = difference_finding(claim, [combined[metric]], [baseline[metric]], [combined[f"{metric}_std"] ** 2],
-                                     [baseline[f"{metric}_std"] ** 2], "decrease", level, candidates,
-                                     nan_text=f"not resolvable at n = {n_nonmembers:,} non-members per side")
-    return GeneralizationFindings(metric, note, predictor, auc, combination, baseline, combined, within)
+
+    def models_of(row):
+        return points[(points["crop"] == row["crop"]) & (points["epoch"] == row["epoch"])]
+
+    combination = population_difference(claim, models_of(combined), models_of(baseline), metric, "decrease",
+                                        candidates, nan_text=f"not resolvable at n = {n_nonmembers:,} non-members per side")
+    return GeneralizationFindings(metric, note, predictor, auc, combination, means, baseline, combined, within)
 
 
 # --- chapter 07: MMD + mix-up -----------------------------------------------------------------
@@ -548,37 +807,52 @@ def proportion_difference(successes_a: int, trials_a: int, successes_b: int, tri
     return SeedEstimate(d, low, high, se, (d,))
 
 
-def ood_exceeds_test(fpr_ood: dict[str, float], n_ood: int, fpr_test: float, n_test: int,
+def ood_exceeds_test(fpr_ood: dict, n_ood: int, fpr_test, n_test: int,
                      titles: dict[str, str] | None = None) -> tuple[RelatedFinding, dict[str, RelatedFinding]]:
     """Hintersdorf et al.'s claim that the prediction-score attack calls out-of-distribution
     inputs members more often than real non-members: the rate on OOD inputs minus the rate on the
-    test non-members, with :func:`proportion_difference` (independent binomials: the threshold
-    is set on the adversary's data, so each input is an independent trial). ``fpr_ood``: rates
-    per OOD set of ``n_ood`` inputs each; ``fpr_test``: the rate on ``n_test`` test non-members.
-    Returns the finding pooled over all OOD sets (their counts added) and one per set."""
-    titles = titles or {}
-    k_test = int(round(fpr_test * n_test))
+    test non-members. ``fpr_ood``: per OOD set of ``n_ood`` inputs, its rate, or one rate per seed;
+    ``fpr_test``: the rate on ``n_test`` test non-members, or one per seed (the same seeds in the
+    same order). Returns the finding pooled over all OOD sets (their counts added) and one per set.
 
-    def finding(claim_of, k, n):
-        diff = proportion_difference(k, n, k_test, n_test)
-        text = (f"{100 * k / n:.1f} % of {n:,} OOD inputs against {100 * k_test / n_test:.1f} % of {n_test:,} test "
-                f"non-members, difference {diff.format(signed=True)} pp, 95 % interval (Clopper-Pearson, "
-                f"MOVER); {ONE_SEED}")
-        return RelatedFinding(claim_of, verdict(diff, "increase"), diff, text)
+    With one seed the interval is :func:`proportion_difference` (independent binomials: the
+    threshold is set on the adversary's data, so each input is an independent trial). With several,
+    the difference is taken seed by seed and combined over seeds (:func:`difference_finding`),
+    with each rate's binomial variance p (1 - p) / n as the within-seed floor."""
+    titles = titles or {}
+    tests = np.atleast_1d(np.asarray(fpr_test, dtype=float))
+    rates = {name: np.atleast_1d(np.asarray(rate, dtype=float)) for name, rate in fpr_ood.items()}
+    if any(r.shape != tests.shape for r in rates.values()):
+        raise ValueError(f"fpr_ood, fpr_test: need one rate per seed for every set, got {len(tests)} test rates and "
+                         f"{sorted({len(r) for r in rates.values()})} per OOD set")
+
+    def finding(claim_of, ood_rates, n):
+        if len(tests) == 1:
+            k, k_test = int(round(ood_rates[0] * n)), int(round(tests[0] * n_test))
+            diff = proportion_difference(k, n, k_test, n_test)
+            text = (f"{100 * k / n:.1f} % of {n:,} OOD inputs against {100 * k_test / n_test:.1f} % of {n_test:,} test "
+                    f"non-members, difference {diff.format(signed=True)} pp, 95 % interval (Clopper-Pearson, "
+                    f"MOVER); {ONE_SEED}")
+            return RelatedFinding(claim_of, verdict(diff, "increase"), diff, text)
+        result = difference_finding(claim_of, ood_rates, tests, ood_rates * (1 - ood_rates) / n,
+                                    tests * (1 - tests) / n_test, "increase")
+        text = (f"{100 * ood_rates.mean():.1f} % of {n:,} OOD inputs against {100 * tests.mean():.1f} % of "
+                f"{n_test:,} test non-members (means over seeds); {result.text}")
+        return RelatedFinding(claim_of, result.verdict, result.estimate, text)
 
     per_set = {name: finding(f"OOD set '{titles.get(name, name)}': called members more often than test non-members",
-                             int(round(rate * n_ood)), n_ood) for name, rate in fpr_ood.items()}
-    k_all = sum(int(round(rate * n_ood)) for rate in fpr_ood.values())
+                             rate, n_ood) for name, rate in rates.items()}
     pooled = finding("the uncalibrated attack calls OOD inputs members more often than test non-members",
-                     k_all, n_ood * len(fpr_ood))
+                     np.mean(list(rates.values()), axis=0), n_ood * len(rates))
     return pooled, per_set
 
 
 def tradeoff_finding(mean_ood_fpr, advantage, min_points: int = MIN_RANK_POINTS, n_bootstrap: int = 2000,
-                     seed: int = 0) -> RelatedFinding:
+                     seed: int = 0, what: str = "versions of the model") -> RelatedFinding:
     """Hintersdorf et al.'s trade-off: versions of a model that are fooled less by OOD inputs
     (lower mean OOD false-positive rate) leak more (higher advantage), i.e. Spearman's rho of the
-    two is negative. With fewer than ``min_points`` versions (the chapter has 4) no interval can be
-    given, and the finding is inconclusive by design (:func:`rank_finding`)."""
+    two is negative. One point per version (and seed); with fewer than ``min_points`` points no
+    interval can be given, and the finding is inconclusive by design (:func:`rank_finding`).
+    ``what``: the points, in words."""
     return rank_finding("versions of the model fooled less by OOD inputs leak more", mean_ood_fpr, advantage,
-                        "decrease", n_bootstrap, seed, what="versions of the model", min_points=min_points)
+                        "decrease", n_bootstrap, seed, what=what, basis="", min_points=min_points)

@@ -43,19 +43,90 @@ def test_confidence_attack_threshold_and_ood_false_positives():
 
 
 @pytest.mark.slow
-def test_lira_at_epochs_uses_snapshots_of_target_and_shadows(tiny_config, store):
-    target = tiny_config.replace(epochs=2, snapshot_epochs=(1,))
-    rows = related.lira_at_epochs(target, 2, [1, 2], store, n_bootstrap=10)
-    assert [r["epoch"] for r in rows] == [1, 2]
+def test_population_lira_attacks_each_model_with_the_others(tiny_config, store):
+    from mia_utils import experiment
+    from mia_utils.data import DATASETS, make_split
+    from mia_utils.train import training_indices
+
+    config = tiny_config.replace(epochs=2, snapshot_epochs=(1,))
+    rows = related.population_lira(config, 4, [1, 2], store, n_bootstrap=10)
+    assert [(r["epoch"], r["model"]) for r in rows] == [(e, m) for e in (1, 2) for m in range(4)]
+    info = DATASETS[config.dataset]
+    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     for row in rows:
-        # too few non-members in the tiny evaluation set to resolve 0.1 % or 1 % FPR: NaN
-        assert math.isnan(row["tpr_at_0.1%_fpr"]) and math.isnan(row["tpr_at_1%_fpr"])
-        assert 0 <= row["auc"] <= 1
-        assert math.isfinite(row["gap"]) and 0 < row["test_acc"] <= 1
-    # shadows keep the target's snapshots, so every run was trained once
-    assert all(store.exists(c.key()) for c in (target, target.shadow(0, 2), target.shadow(1, 2)))
-    with pytest.raises(ValueError, match=r"epochs: \[3\] are not among the target's snapshot epochs"):
-        related.lira_at_epochs(target.replace(epochs=4), 2, [3], store)
+        run = experiment.run(config.shadow(row["model"], 4), store)
+        outputs = related.outputs_at(run, row["epoch"])
+        # the target's members are the evaluated examples it trained on, balanced against its non-members
+        in_training = outputs["eval_in_training"]
+        assert row["n_nonmembers"] == min(int(in_training.sum()), int((~in_training).sum()))
+        assert 0 <= row["auc"] <= 1 and math.isnan(row["tpr_at_1%_fpr"])  # too few non-members for 1 %
+        # test accuracy leaves out the test images the model trained on
+        trained = training_indices(run.config, info, split)
+        held_out = torch.ones(info.n_test, dtype=torch.bool)
+        held_out[trained[trained >= info.n_train] - info.n_train] = False
+        assert held_out.sum() < info.n_test  # the pool holds test images
+        correct = outputs["test_logits"].argmax(1) == outputs["test_labels"]
+        assert row["test_acc"] == pytest.approx(correct[held_out].double().mean().item())
+        assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
+    # every population model was trained once, and no target run was needed
+    assert all(store.exists(config.shadow(i, 4).key()) for i in range(4)) and not store.exists(config.key())
+    with pytest.raises(ValueError, match=r"epochs: \[3\] are not among"):
+        related.population_lira(config.replace(epochs=4), 4, [3], store)
+    with pytest.raises(ValueError, match="count: a population needs an even number of at least 4"):
+        related.population_lira(config, 2, [2], store)
+
+
+def test_population_target_is_balanced_on_the_models_own_membership():
+    trained_in = torch.tensor([1, 0, 1, 1, 0, 1, 1, 0], dtype=torch.bool)
+    outputs = {"eval_in_training": trained_in, "eval_logits": torch.arange(16.0).reshape(8, 2),
+               "eval_labels": torch.zeros(8, dtype=torch.long), "member_losses": torch.tensor([0.1, 0.3]),
+               "adv_logits": torch.zeros(2, 2), "adv_labels": torch.zeros(2, dtype=torch.long),
+               "adv_is_member": torch.tensor([True, False])}
+    inputs, kept = related.population_target(outputs)
+    assert kept.tolist() == [0, 2, 3, 1, 4, 7]  # the first three members, then the three non-members
+    assert inputs.is_member.tolist() == [True] * 3 + [False] * 3
+    assert torch.equal(inputs.logits, outputs["eval_logits"][kept].double())
+    assert inputs.average_train_loss == pytest.approx(0.2)
+
+
+def _population_points(values_by_crop, epochs=(1, 2), std=0.005):
+    """Rows of population_lira: per crop, per epoch, per model; ``values_by_crop[crop]`` gives
+    (tpr at the last epoch per model, test accuracy); without cropping earlier epochs leak less,
+    with it every epoch leaks alike."""
+    rows = []
+    for crop, (tprs, test_acc) in values_by_crop.items():
+        for epoch in epochs:
+            for model, tpr in enumerate(tprs):
+                scale = epoch / max(epochs) if crop == 0 else 1.0
+                rows.append({"crop": crop, "epoch": epoch, "model": model, "test_acc": test_acc, "train_acc": 0.99,
+                             "gap": 0.99 - test_acc, "auc": 0.5 + tpr * scale, "auc_std": 0.01,
+                             "tpr_at_1%_fpr": tpr * scale, "tpr_at_1%_fpr_std": std, "tpr_at_0.1%_fpr": math.nan,
+                             "tpr_at_0.1%_fpr_std": math.nan, "n_nonmembers": 2000})
+    return pd.DataFrame(rows)
+
+
+def test_population_means_and_table():
+    points = _population_points({0: ([0.10, 0.12, 0.14], 0.85)})
+    means = related.population_means(points)
+    last = means[means["epoch"] == 2].iloc[0]
+    assert last["models"] == 3 and last["tpr_at_1%_fpr"] == pytest.approx(0.12)
+    # t interval across the three models (sd 0.02), the bootstrap variance below it
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)
+    assert last["tpr_at_1%_fpr_high"] - last["tpr_at_1%_fpr"] == pytest.approx(half)
+    table = related.population_table(means)
+    assert table.loc[(0, 2), "TPR @ 1 % FPR (%)"].startswith("12.00 [")
+    assert table.loc[(0, 2), "TPR @ 0.1 % FPR (%)"] == "not resolvable at n = 2,000 non-members per side"
+
+
+def test_population_difference_pairs_models_and_checks_them():
+    before = _population_points({0: ([0.10, 0.12, 0.14], 0.85)})
+    lower = _population_points({0: ([0.05, 0.06, 0.07], 0.85)})
+    finding = related.population_difference("lowers", lower[lower.epoch == 2], before[before.epoch == 2],
+                                            "tpr_at_1%_fpr")
+    assert finding.verdict == HOLDS and finding.estimate.mean == pytest.approx(-0.06) and "3 seeds" in finding.text
+    with pytest.raises(ValueError, match="models"):
+        related.population_difference("x", lower[(lower.epoch == 2) & (lower.model < 2)], before[before.epoch == 2],
+                                      "tpr_at_1%_fpr")
 
 
 # --- verdicts: synthetic cases whose truth is known ------------------------------------------
@@ -142,34 +213,33 @@ def test_rate_text_and_rho_text():
     assert related.rho_text(related.nan_estimate(0.5)) == "0.50 (no interval)"
 
 
-def _lira_points(tpr_baseline, tpr_combined, std=0.005, n_epochs=3):
-    """crop 0 and crop 4, each at epochs 1..n_epochs; the baseline is crop 0 at the last epoch."""
-    rows = []
-    for crop in (0, 4):
-        for epoch in range(1, n_epochs + 1):
-            final = crop == 0 and epoch == n_epochs
-            tpr = tpr_baseline if final else (tpr_combined if crop else tpr_baseline * epoch / n_epochs)
-            gap = 0.02 * epoch + (0.0 if crop else 0.05)
-            rows.append({"crop": crop, "epoch": epoch, "test_acc": 0.85, "gap": gap, "auc": 0.5 + gap, "auc_std": 0.01,
-                         "tpr_at_1%_fpr": tpr, "tpr_at_1%_fpr_std": std})
-    return pd.DataFrame(rows)
+def _three_crops(tpr_baseline, tpr_combined):
+    """Populations of 4 models at crop 0, 4 and 12; crop 4 stopped early leaks ``tpr_combined``."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.004, 4)
+    return _population_points({0: (tpr_baseline + noise, 0.85), 4: (tpr_combined + noise, 0.84),
+                               12: ((tpr_baseline + tpr_combined) / 2 + noise, 0.83)}, epochs=(1, 2, 3))
 
 
-def test_generalization_findings_on_synthetic_models():
-    clear = related.generalization_findings(_lira_points(0.10, 0.02), n_nonmembers=2000, n_bootstrap=300)
+def test_generalization_findings_on_synthetic_populations():
+    clear = related.generalization_findings(_three_crops(0.10, 0.02), n_bootstrap=300)
     assert clear.metric == "tpr_at_1%_fpr" and clear.note == ""
-    assert clear.combination.verdict == HOLDS and "best of 2" in clear.combination.text
+    assert clear.combination.verdict == HOLDS and "best of" in clear.combination.text
+    assert "4 seeds" in clear.combination.text  # paired model by model
     assert clear.combined["crop"] == 4 and clear.within_budget
-    assert clear.auc.verdict == HOLDS  # the AUC is the gap plus 0.5 here
-    assert related.generalization_findings(_lira_points(0.10, 0.10), 2000, n_bootstrap=300).combination.verdict \
+    assert "configurations (each the mean of its 4 models)" in clear.predictor.text
+    assert len(clear.means) == 9
+    assert related.generalization_findings(_three_crops(0.10, 0.10), n_bootstrap=300).combination.verdict \
         == INCONCLUSIVE
-    assert related.generalization_findings(_lira_points(0.02, 0.10), 2000, n_bootstrap=300).combination.verdict \
+    # every combination leaks more than the baseline: contradicted
+    assert related.generalization_findings(_three_crops(0.02, 0.30), n_bootstrap=300).combination.verdict \
         == CONTRADICTED
 
 
 def test_generalization_findings_fall_back_to_the_auc_when_the_tpr_is_not_resolvable():
-    points = _lira_points(math.nan, math.nan)
-    result = related.generalization_findings(points, n_nonmembers=100, n_bootstrap=300)
+    points = _three_crops(0.10, 0.02)
+    points["n_nonmembers"] = 100
+    result = related.generalization_findings(points, n_bootstrap=300)
     assert result.metric == "auc" and "not resolvable at n = 100" in result.note
     assert "LiRA's AUC" in result.combination.claim
     for finding in (result.predictor, result.auc, result.combination):
@@ -236,3 +306,30 @@ def test_proportion_difference_and_ood_findings():
     assert per_set["inverted"].verdict == CONTRADICTED
     assert pooled.estimate.mean == pytest.approx((300 + 50 + 5) / 3000 - 0.05)
     assert "Clopper-Pearson" in pooled.text and related.ONE_SEED in pooled.text
+    # several seeds: the difference is taken within each seed and combined across seeds
+    pooled, per_set = related.ood_exceeds_test({"noise": [0.30, 0.28, 0.33], "digits": [0.05, 0.07, 0.04]}, 1000,
+                                               [0.05, 0.06, 0.04], 1000)
+    assert per_set["noise"].verdict == HOLDS and "3 seeds" in per_set["noise"].text
+    assert per_set["noise"].estimate.mean == pytest.approx(np.mean([0.25, 0.22, 0.29]))
+    assert per_set["digits"].verdict == INCONCLUSIVE
+    assert pooled.estimate.mean == pytest.approx(np.mean([(0.30 + 0.05) / 2 - 0.05, (0.28 + 0.07) / 2 - 0.06,
+                                                          (0.33 + 0.04) / 2 - 0.04]))
+    with pytest.raises(ValueError, match="one rate per seed"):
+        related.ood_exceeds_test({"noise": [0.3, 0.2]}, 1000, [0.05, 0.06, 0.04], 1000)
+
+
+def test_ood_summary_and_mean_fpr():
+    from mia_utils import ood
+
+    def table(shift):
+        rows = {v: {"advantage": 0.1 + shift, "auc": 0.6, "fpr": 0.05, "tpr": 0.15, "threshold": 0.9,
+                    **{f"fpr_{k}": 0.1 * (i + 1) + shift for i, k in enumerate(ood.OOD_SETS)}}
+                for v in related.OOD_VARIANTS}
+        return pd.DataFrame(rows).T
+
+    per_seed = [related.OodSeed(s, table(0.01 * s), 1.0, {}, 100, 100) for s in range(3)]
+    summary = related.ood_summary(per_seed)
+    assert list(summary.index) == list(related.OOD_VARIANTS) and "threshold" not in summary.columns
+    assert summary.loc["last-layer Laplace", "advantage"].mean == pytest.approx(0.11)
+    assert related.ood_mean_fpr(per_seed[0].table, "no calibration (MAP)") == pytest.approx(0.25)
+    assert summary.loc["no calibration (MAP)", "mean_ood_fpr"].mean == pytest.approx(0.26)
