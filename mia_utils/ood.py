@@ -18,6 +18,10 @@ Calibration (each maps a model's logits to calibrated class probabilities):
   log-likelihood (a 1-D convex problem in log T, solved by bounded scalar minimisation).
 * :func:`last_layer_laplace`: a last-layer Laplace approximation through the ``laplace-torch``
   package (KFAC Hessian, prior precision by marginal likelihood, probit predictive).
+* :func:`expected_calibration_error`: how far the top-class probability is from the accuracy,
+  the measure by which chapter 08 picks the label-smoothing strength a practitioner would.
+
+:func:`free_test_split` chooses which test images feed the OOD sets and the calibration.
 """
 
 from __future__ import annotations
@@ -76,9 +80,45 @@ def ood_sets(test_images: torch.Tensor, n: int, seed: int = 0) -> dict[str, torc
             "inverted": inverted_images(test_images[:n]), "uniform_noise": uniform_noise(n, seed)}
 
 
+def free_test_split(n_test: int, used: torch.Tensor, n_ood: int, max_validation: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test images for chapter 08 among the ``n_test`` test images that are not in ``used`` (the
+    evaluation and adversary non-members): the first ``n_ood`` free ones (in index order) are the
+    source of the shuffled and inverted OOD sets, the next at most ``max_validation`` the
+    calibration set. Returns both as index tensors; raises ``ValueError`` naming ``ood_samples``
+    when fewer than ``n_ood + 1`` images are free."""
+    free_mask = torch.ones(n_test, dtype=torch.bool)
+    free_mask[used] = False
+    free = torch.nonzero(free_mask).squeeze(1)
+    n_validation = min(len(free) - n_ood, max_validation)
+    if n_ood < 1 or n_validation < 1:
+        raise ValueError(f"ood_samples: {n_ood} leaves too few free test images ({len(free)} are in neither the "
+                         f"evaluation nor the adversary's set; at least ood_samples + 1 are needed); choose fewer")
+    return free[:n_ood], free[n_ood:n_ood + n_validation]
+
+
 # ---------------------------------------------------------------------------------------------
 # Calibration
 # ---------------------------------------------------------------------------------------------
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """Expected calibration error (a fraction) of class ``probabilities`` (N, classes) against
+    ``labels`` (N,): the top-class probability is put in ``bins`` equal-width bins over (0, 1]
+    (bin b holds (b/bins, (b+1)/bins]), and the gaps |accuracy - mean confidence| of the bins
+    are averaged with weights (share of the N inputs in the bin) (Guo et al. 2017)."""
+    if len(labels) == 0 or probabilities.shape[0] != len(labels):
+        raise ValueError(f"probabilities, labels: need N > 0 rows each, got {tuple(probabilities.shape)} and "
+                         f"{len(labels)}")
+    confidence, predicted = probabilities.double().max(1)
+    correct = (predicted == labels).double()
+    which = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.double().mean().item() * abs(correct[members].mean().item()
+                                                          - confidence[members].mean().item())
+    return total
+
 
 def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood (nats) of ``labels`` under softmax(logits / T)."""

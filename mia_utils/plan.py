@@ -104,9 +104,11 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
             if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident"):
                 add_setting(dataset, sweeps.BASELINE, None, chapter,
                             setting_seeds=sweeps.baseline_seed_list(profile, seeds))
-            if chapter in ("07_mmd_mixup", "08_prediction_scores_ood"):
+            if chapter == "07_mmd_mixup":  # compared with the baseline as chapter 02 is
                 add_setting(dataset, sweeps.BASELINE, None, chapter,
                             setting_seeds=sweeps.baseline_seed_list(profile, seeds))
+            if chapter == "08_prediction_scores_ood":
+                add_setting(dataset, sweeps.BASELINE, None, chapter)
             if chapter == "01_baselines":
                 for i in range(profile.shadow_models):
                     plan.add(base.shadow(i, profile.shadow_models), chapter)
@@ -134,7 +136,8 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
                 for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds):
                     plan.add(config, chapter)
             if chapter == "08_prediction_scores_ood":
-                add_setting(dataset, "label_smoothing", related.calibration_smoothing(profile), chapter)
+                for value in related.calibration_smoothings(profile):
+                    add_setting(dataset, "label_smoothing", value, chapter)
     return plan
 
 

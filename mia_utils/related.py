@@ -242,9 +242,15 @@ OOD_VARIANTS = ("no calibration (MAP)", "temperature scaling", "last-layer Lapla
 @dataclass(frozen=True)
 class OodSeed:
     """Chapter 08's measurements on one seed: ``table`` has one row per version of the model
-    (:data:`OOD_VARIANTS`) with the columns of :func:`confidence_attack_fprs`; ``temperature``
-    is the fitted temperature; ``ood_images`` the OOD sets (uint8 images, ``n_ood`` each);
-    ``n_test`` the test non-members the in-distribution false-positive rate is measured on."""
+    (:data:`OOD_VARIANTS`) with the columns of :func:`confidence_attack_fprs` and
+    ``validation_ece`` (:func:`mia_utils.ood.expected_calibration_error` on the calibration set);
+    ``temperature`` is the fitted temperature; ``ood_images`` the OOD sets (uint8 images,
+    ``n_ood`` each); ``n_test`` the test non-members the in-distribution false-positive rate is
+    measured on; ``smoothing`` the label-smoothing strength picked by validation ECE
+    (:func:`calibrating_smoothing`) and ``smoothing_eces`` every candidate's ECE;
+    ``temperature_rank_correlation`` Spearman's rho between the top-class probability before and
+    after temperature scaling over the evaluation and OOD inputs (1: scaling reorders nothing, so
+    a threshold re-set on the adversary's data flags the same inputs)."""
 
     seed: int
     table: pd.DataFrame
@@ -252,18 +258,22 @@ class OodSeed:
     ood_images: dict
     n_ood: int
     n_test: int
+    smoothing: float = math.nan
+    smoothing_eces: dict = field(default_factory=dict)
+    temperature_rank_correlation: float = math.nan
 
 
 def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) -> OodSeed:
     """Chapter 08 on one seed: the profile's Fashion-MNIST baseline of ``seed`` and its label-smoothed
-    version (:func:`calibration_smoothing`), the baseline temperature-scaled and with a last-layer
+    version (:func:`calibrating_smoothing`), the baseline temperature-scaled and with a last-layer
     Laplace approximation, each attacked by the prediction-score attack
     (:func:`confidence_attack_fprs`) on the evaluation set and on every OOD set of
     :func:`mia_utils.ood.ood_sets` (``n_ood`` images each; 0: the evaluation set's size per side).
 
     The shuffled and inverted images come from test images in neither the evaluation nor the
-    adversary's set; the temperature is fitted on further such images (at most twice the evaluation
-    size per side). Raises ``ValueError`` naming ``ood_samples`` when too few are free."""
+    adversary's set; the temperature and the smoothing strength are fitted on further such images
+    (at most twice the evaluation size per side; :func:`mia_utils.ood.free_test_split`, which
+    raises ``ValueError`` naming ``ood_samples`` when too few are free)."""
     from mia_utils import ood
     from mia_utils.data import gather, load_dataset, make_split
     from mia_utils.train import predict_logits
@@ -272,20 +282,18 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     n_ood = n_ood or base.n_eval
     data = data if data is not None else load_dataset("fmnist")
     split = make_split(data.info, base.n_members, base.n_eval, base.n_adversary, base.split_seed)
-    used = torch.cat([split.eval_nonmembers, split.adv_nonmembers])
-    free = torch.tensor(sorted(set(range(data.info.n_test)) - set(used.tolist())), dtype=torch.long)
-    n_validation = min(len(free) - n_ood, 2 * base.n_eval)
-    if n_validation < 1 or n_ood > len(free):
-        raise ValueError(f"ood_samples: {n_ood} leaves too few free test images ({len(free)}); choose fewer")
-    ood_source, validation = free[:n_ood], free[n_ood:n_ood + n_validation]
+    ood_source, validation = ood.free_test_split(data.info.n_test, torch.cat([split.eval_nonmembers,
+                                                                               split.adv_nonmembers]),
+                                                 n_ood, 2 * base.n_eval)
     ood_images = ood.ood_sets(data.test_images[ood_source], n_ood, seed=seed)
+    validation_images, validation_labels = data.test_images[validation], data.test_labels[validation]
 
     baseline_run = experiment.run(base, store)
-    smoothed_run = experiment.run(_smoothed_config(profile, base), store)
-    model, smoothed_model = baseline_run.model(), smoothed_run.model()
+    model = baseline_run.model()
+    smoothing, smoothed_model, eces = calibrating_smoothing(profile, base, validation_images, validation_labels, store)
     eval_images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
     adv_images = torch.cat([data.train_images[split.adv_members], data.test_images[split.adv_nonmembers]])
-    temperature = ood.fit_temperature(predict_logits(model, data.test_images[validation]), data.test_labels[validation])
+    temperature = ood.fit_temperature(predict_logits(model, validation_images), validation_labels)
     member_images, member_labels = gather(data, split.members)
     laplace = ood.last_layer_laplace(model, member_images, member_labels)
 
@@ -295,17 +303,35 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     versions = dict(zip(OOD_VARIANTS, (softmax_of(model), softmax_of(model, temperature),
                                        lambda images: ood.laplace_probabilities(laplace, images),
                                        softmax_of(smoothed_model))))
-    rows = {name: confidence_attack_fprs(probabilities(eval_images), baseline_run.outputs["eval_is_member"].bool(),
-                                         probabilities(adv_images), baseline_run.outputs["adv_is_member"].bool(),
-                                         {k: probabilities(v) for k, v in ood_images.items()})
-            for name, probabilities in versions.items()}
-    return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval)
+    rows = {}
+    for name, probabilities in versions.items():
+        rows[name] = confidence_attack_fprs(probabilities(eval_images), baseline_run.outputs["eval_is_member"].bool(),
+                                            probabilities(adv_images), baseline_run.outputs["adv_is_member"].bool(),
+                                            {k: probabilities(v) for k, v in ood_images.items()})
+        rows[name]["validation_ece"] = ood.expected_calibration_error(probabilities(validation_images), validation_labels)
+    every_input = torch.cat([eval_images, *ood_images.values()])
+    order_kept = _spearman(max_probability(versions[OOD_VARIANTS[0]](every_input)).numpy(),
+                           max_probability(versions[OOD_VARIANTS[1]](every_input)).numpy())
+    return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval,
+                   smoothing, eces, order_kept)
 
 
-def _smoothed_config(profile, base: RunConfig) -> RunConfig:
-    from mia_utils import sweeps
+def calibrating_smoothing(profile, base: RunConfig, validation_images: torch.Tensor, validation_labels: torch.Tensor,
+                          store=None) -> tuple[float, torch.nn.Module, dict[float, float]]:
+    """The label-smoothing strength a practitioner calibrating ``base`` would pick: the value of
+    the profile's grid whose model (``base`` with it, trained or read back) has the lowest
+    expected calibration error (:func:`mia_utils.ood.expected_calibration_error`) on the held-out
+    ``validation_images``. Returns the value, its model and every value's ECE."""
+    from mia_utils import ood, sweeps
+    from mia_utils.train import predict_logits
 
-    return sweeps.setting_config(base, "label_smoothing", calibration_smoothing(profile))
+    models, eces = {}, {}
+    for value in calibration_smoothings(profile):
+        models[value] = experiment.run(sweeps.setting_config(base, "label_smoothing", value), store).model()
+        eces[value] = ood.expected_calibration_error(predict_logits(models[value], validation_images).softmax(1),
+                                                     validation_labels)
+    best = min(eces, key=eces.get)
+    return best, models[best], eces
 
 
 def ood_summary(per_seed: list[OodSeed]) -> pd.DataFrame:
@@ -362,9 +388,10 @@ def mmd_setting(profile, dataset: str, params: dict, seeds, store=None) -> Setti
     return sweeps.run_setting(profile, dataset, "mmd", defense["mmd"], seeds, store, {"mixup": defense["mixup"]})
 
 
-def calibration_smoothing(profile) -> float:
-    """Chapter 08's label-smoothing alpha: the largest value of the profile's grid."""
-    return max(profile.grids["label_smoothing"])
+def calibration_smoothings(profile) -> tuple:
+    """Chapter 08's candidate label-smoothing strengths: the profile's grid (the regularization
+    chapter trains them already); :func:`calibrating_smoothing` picks one per seed."""
+    return tuple(profile.grids["label_smoothing"])
 
 
 # --- verdicts of the related-work chapters ----------------------------------------------------

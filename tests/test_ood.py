@@ -99,3 +99,29 @@ def test_laplace_confidence_falls_far_from_the_data():
     assert map_far > 0.99  # the ReLU network is overconfident far away
     assert laplace_near > 0.9  # still confident on the data
     assert laplace_far < map_far - 0.05  # and less confident far from it
+
+
+def test_expected_calibration_error_by_hand():
+    # top probabilities 0.95 (right), 0.95 (wrong), 0.55 (right), 0.62 (right) with 10 bins:
+    # bin (0.9, 1]: accuracy 1/2, confidence 0.95 -> gap 0.45, weight 2/4
+    # bin (0.5, 0.6]: accuracy 1, confidence 0.55 -> gap 0.45, weight 1/4
+    # bin (0.6, 0.7]: accuracy 1, confidence 0.62 -> gap 0.38, weight 1/4
+    probabilities = torch.tensor([[0.95, 0.05], [0.95, 0.05], [0.45, 0.55], [0.62, 0.38]], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 1, 0])
+    expected = 0.5 * 0.45 + 0.25 * 0.45 + 0.25 * 0.38
+    assert ood.expected_calibration_error(probabilities, labels, bins=10) == pytest.approx(expected)
+    # perfectly calibrated: confidence 0.75 and three of four right
+    calibrated = torch.tensor([[0.75, 0.25]] * 4, dtype=torch.float64)
+    assert ood.expected_calibration_error(calibrated, torch.tensor([0, 0, 0, 1]), bins=10) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="probabilities, labels"):
+        ood.expected_calibration_error(calibrated, torch.tensor([0, 1]))
+
+
+def test_free_test_split_avoids_the_used_images():
+    used = torch.tensor([0, 2, 4, 6])
+    source, validation = ood.free_test_split(10, used, n_ood=2, max_validation=3)
+    assert source.tolist() == [1, 3] and validation.tolist() == [5, 7, 8]
+    _, validation = ood.free_test_split(10, used, n_ood=5, max_validation=3)
+    assert validation.tolist() == [9]
+    with pytest.raises(ValueError, match="ood_samples: 6 leaves too few free test images"):
+        ood.free_test_split(10, used, n_ood=6, max_validation=3)
