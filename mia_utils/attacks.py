@@ -342,10 +342,12 @@ def _gaussian_logpdf(x, mean, std):
 
 
 def _first_selected(phi: torch.Tensor, selected: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, size): for each example n, phi[k, n] of the first ``size`` shadow models k (in the
-    order given) that ``selected[k, n]`` marks; plot.py's ``x[:in_size]`` / ``x[:out_size]``."""
+    """(N, size, A): for each example n, phi[k, n, :] of the first ``size`` shadow models k (in
+    the order given) that ``selected[k, n]`` marks; plot.py's ``x[:in_size]`` / ``x[:out_size]``.
+    ``phi``: (K, N, A), one statistic per shadow model, example and query."""
     order = torch.argsort((~selected).to(torch.int64), dim=0, stable=True)  # selected ones first, in order
-    return phi.gather(0, order[:size]).T
+    index = order[:size].unsqueeze(-1).expand(-1, -1, phi.shape[2])
+    return phi.gather(0, index).permute(1, 0, 2)
 
 
 def _median(table: torch.Tensor) -> torch.Tensor:
@@ -357,10 +359,13 @@ def _median(table: torch.Tensor) -> torch.Tensor:
 
 
 def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Tensor, online: bool = True,
-         fixed_variance: bool = False, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
+         fixed_variance: bool = False, n_bootstrap: int = 200, seed: int = 0,
+         queries: torch.Tensor | None = None) -> AttackResult:
     """The likelihood-ratio attack, with the scores of Carlini et al.'s reference code.
 
-    ``shadow_logits``: (K, N, classes), the K shadow models' logits on the evaluation set;
+    ``shadow_logits``: (K, N, classes), the K shadow models' logits on the evaluation set, or
+    (K, N, A, classes) on A augmented queries of each example, with ``queries`` (N, A, classes)
+    the target's logits on the same queries (see :func:`shifted_queries`);
     ``shadow_in``: bool (K, N), whether shadow k trained on example n. Each example needs at
     least one OUT shadow model, and online at least one IN shadow model.
 
@@ -398,8 +403,9 @@ def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
       per-example spreads it adds log sigma_out, ranking examples with wide OUT distributions
       higher at equal |z|.
     * Augmentations: the reference queries every model on several augmentations of each image
-      (the image and its mirror), fits the Gaussians per augmentation and averages the scores
-      over them; here each model is queried once, so that average is over one query.
+      (``inference.py``: the image and its mirror by default, optionally shifted copies), fits
+      the Gaussians per query and averages the scores over the queries. With ``queries`` this
+      does the same; without, each model is queried once, on the clean image.
 
     Hard guesses (the reference has none; it only sweeps a ROC curve): online, member when the
     score is positive (likelihood ratio above 1; ``threshold`` 0). Offline, member when
@@ -410,19 +416,25 @@ def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
     ``threshold`` is NaN.
     """
     k, n = shadow_in.shape
-    if (shadow_logits.ndim != 3 or shadow_logits.shape[:2] != (k, n) or n != len(inputs.labels)
-            or shadow_logits.shape[2] != inputs.logits.shape[1]):
+    target_logits = inputs.logits[:, None] if queries is None else queries
+    shadow_queries = shadow_logits[:, :, None] if queries is None else shadow_logits
+    a, classes = target_logits.shape[1], inputs.logits.shape[1]
+    if (target_logits.shape != (len(inputs.labels), a, classes) or shadow_queries.ndim != 4
+            or shadow_queries.shape != (k, n, a, classes) or n != len(inputs.labels)):
         raise AttackInputError(f"shadow_logits {tuple(shadow_logits.shape)} and shadow_in {tuple(shadow_in.shape)} "
                                f"must be (K, N, classes) and (K, N) with N = {len(inputs.labels)} "
-                               f"and classes = {inputs.logits.shape[1]}")
+                               f"and classes = {classes}" + ("" if queries is None else
+                               f", or (K, N, A, classes) with queries (N, A, classes), got queries "
+                               f"{tuple(queries.shape)}"))
     shadow_in = shadow_in.bool()
     need_in = 1 if online else 0
     if int(shadow_in.sum(0).min()) < need_in or int((~shadow_in).sum(0).min()) < 1:
         raise AttackInputError("shadow_in: every example needs at least one OUT shadow model"
                                + (" and one IN shadow model" if online else ""))
-    labels = inputs.labels.expand(k, n).reshape(-1)
-    phi = lira_statistic(shadow_logits.reshape(k * n, -1), labels).reshape(k, n)
-    target_phi = lira_statistic(inputs.logits, inputs.labels)
+    phi = lira_statistic(shadow_queries.reshape(-1, classes),
+                         inputs.labels[None, :, None].expand(k, n, a).reshape(-1)).reshape(k, n, a)
+    target_phi = lira_statistic(target_logits.reshape(-1, classes),
+                                inputs.labels[:, None].expand(n, a).reshape(-1)).reshape(n, a)
 
     dat_out = _first_selected(phi, ~shadow_in, int((~shadow_in).sum(0).min()))
     mean_out = _median(dat_out)
@@ -434,16 +446,31 @@ def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
         else:
             std_in, std_out = dat_in.std(dim=1, correction=0), dat_out.std(dim=1, correction=0)
         scores = (_gaussian_logpdf(target_phi, mean_in, std_in + LIRA_STD_EPSILON)
-                  - _gaussian_logpdf(target_phi, mean_out, std_out + LIRA_STD_EPSILON))
+                  - _gaussian_logpdf(target_phi, mean_out, std_out + LIRA_STD_EPSILON)).mean(1)
         cut = torch.zeros_like(scores)
         threshold = 0.0
     else:
         std_out = (dat_out.std(correction=0) if fixed_variance else dat_out.std(dim=1, correction=0)) + LIRA_STD_EPSILON
-        scores = -_gaussian_logpdf(target_phi, mean_out, std_out)
-        cut = (0.5 * LIRA_OFFLINE_Z ** 2 + _HALF_LOG_2PI + torch.log(std_out)).expand(n)
+        scores = -_gaussian_logpdf(target_phi, mean_out, std_out).mean(1)
+        cut = (0.5 * LIRA_OFFLINE_Z ** 2 + _HALF_LOG_2PI + torch.log(std_out)).expand(n, a).mean(1)
         threshold = float(cut[0]) if fixed_variance else float("nan")
     name = f"lira_{'online' if online else 'offline'}{'_fixed_variance' if fixed_variance else ''}"
     return _result(name, scores, scores > cut, threshold, inputs.is_member, n_bootstrap, seed)
+
+
+def shifted_queries(images: torch.Tensor, shift: int) -> torch.Tensor:
+    """LiRA's augmented queries for a model trained with random cropping of ``shift`` pixels
+    (:class:`mia_utils.mechanisms.RandomCrop`): uint8 or float images (N, C, H, W) shifted by
+    every offset (dy, dx) in {-shift, 0, shift}^2, the uncovered border filled with zeros as in
+    training, so (N, 9, C, H, W), the unshifted image at index 4. This is the reference's
+    ``inference.py`` shift grid with stride ``shift`` (3 x 3 shifts instead of every one)."""
+    if shift < 1:
+        raise ValueError(f"shift: must be >= 1, got {shift}")
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (shift, shift, shift, shift))
+    out = [padded[:, :, shift + dy: shift + dy + h, shift + dx: shift + dx + w]
+           for dy in (-shift, 0, shift) for dx in (-shift, 0, shift)]
+    return torch.stack(out, dim=1)
 
 
 BLACK_BOX_ATTACKS = {

@@ -171,7 +171,10 @@ def validation_indices(info: DatasetInfo, split: MembershipSplit, size: int, see
 def validation_set(config, data=None, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The validation set of a run configuration: float images (N, C, H, W) in [0, 1] and labels
     (N,), on ``device``. N = min(n_members, free images) (see :func:`validation_indices`), drawn
-    with seed ``split_seed + 17``; a LiRA shadow model's own training images are excluded too."""
+    with seed ``split_seed + 17``; a LiRA shadow model's own training images are excluded too.
+    Where every training image is a member (the ``paper`` profile) the free images are the test
+    images outside the evaluation and adversary sets: 4,000 for a target, and those of them a
+    shadow model does not train on (about half) for a shadow model (see the setup page)."""
     from mia_utils.train import training_indices  # the training loop imports the mechanisms
 
     data = data if data is not None else load_dataset(config.dataset)

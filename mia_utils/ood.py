@@ -84,15 +84,22 @@ def free_test_split(n_test: int, used: torch.Tensor, n_ood: int, max_validation:
     """Test images for chapter 08 among the ``n_test`` test images that are not in ``used`` (the
     evaluation and adversary non-members): the first ``n_ood`` free ones (in index order) are the
     source of the shuffled and inverted OOD sets, the next at most ``max_validation`` the
-    calibration set. Returns both as index tensors; raises ``ValueError`` naming ``ood_samples``
-    when fewer than ``n_ood + 1`` images are free."""
+    calibration set. Returns both as index tensors; raises ``ValueError`` naming ``ood_samples``,
+    and the largest value that fits, when fewer than ``n_ood + 1`` images are free.
+
+    Members are training images, so when every training image is a member the free test images
+    are the only held-out images: the ``paper`` profile's evaluation and adversary sets of 3,000
+    per side leave 4,000 of them, the default ``n_ood`` = 3,000 and 1,000 calibration images
+    (see the setup page)."""
     free_mask = torch.ones(n_test, dtype=torch.bool)
     free_mask[used] = False
     free = torch.nonzero(free_mask).squeeze(1)
     n_validation = min(len(free) - n_ood, max_validation)
     if n_ood < 1 or n_validation < 1:
+        remedy = (f"choose fewer (at most {len(free) - 1})" if len(free) > 1 else
+                  "no value fits: the evaluation and adversary sets must leave at least 2 test images free")
         raise ValueError(f"ood_samples: {n_ood} leaves too few free test images ({len(free)} are in neither the "
-                         f"evaluation nor the adversary's set; at least ood_samples + 1 are needed); choose fewer")
+                         f"evaluation nor the adversary's set; at least ood_samples + 1 are needed); {remedy}")
     return free[:n_ood], free[n_ood:n_ood + n_validation]
 
 

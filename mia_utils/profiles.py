@@ -8,7 +8,10 @@
   3 seeds for every setting that carries a verdict and 8 for the baseline they are compared with.
 * ``paper``: the paper's setup on all three datasets: the whole training set as members,
   Adam with AMSGrad, lr 0.0002, weight decay 1e-6, batch 128, 30 epochs, full-width networks,
-  3 seeds. Needs a GPU (hours).
+  3 seeds. Needs a GPU (hours). Its evaluation and adversary sets take 3,000 test images per
+  side each (:data:`PAPER_PER_SIDE`). That leaves 4,000 test images in no set, the only images
+  that are neither members nor evaluated: chapter 07's MMD validation set and chapter 08's
+  out-of-distribution sources and calibration set are drawn from them.
 
 ``seeds`` is the number of seeds of every setting that enters a verdict (see
 :func:`mia_utils.sweeps.seed_list`); ``baseline_seeds`` the number of the unregularized baseline,
@@ -141,6 +144,16 @@ QUICK_WIDTH = 0.125
 QUICK_EPOCHS = 20
 QUICK_LR = 3e-3
 
+# The paper profile's evaluation and adversary sets, per side. Every training image is a member, so
+# the test images these two sets leave unused are the only images outside every set: chapter 07
+# draws its MMD validation set from them (mmd.validation_indices) and chapter 08 its OOD sources and
+# calibration set (ood.free_test_split, with n_eval OOD sources by default and at least one calibration
+# image). 3,000 per side leaves 10,000 - 2 x 3,000 = 4,000 of them: 3,000 OOD sources and 1,000
+# calibration images for chapter 08, and all 4,000 as the MMD validation set. One size for every
+# chapter, so that all share one base configuration per dataset (chapter 07 pairs MMD + mix-up seed by
+# seed with chapter 02's settings). The paper does not state its evaluation size.
+PAPER_PER_SIDE = 3_000
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
@@ -153,9 +166,9 @@ PROFILES: dict[str, Profile] = {
         grids=QUICK_GRIDS),
     "paper": Profile(
         name="paper", purpose="the paper's exact setup on all three datasets (GPU, hours)",
-        sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=5_000, n_adversary=5_000),
-               "cifar10": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000),
-               "cifar100": DatasetSizes(n_members=50_000, n_eval=5_000, n_adversary=5_000)},
+        sizes={"fmnist": DatasetSizes(n_members=60_000, n_eval=PAPER_PER_SIDE, n_adversary=PAPER_PER_SIDE),
+               "cifar10": DatasetSizes(n_members=50_000, n_eval=PAPER_PER_SIDE, n_adversary=PAPER_PER_SIDE),
+               "cifar100": DatasetSizes(n_members=50_000, n_eval=PAPER_PER_SIDE, n_adversary=PAPER_PER_SIDE)},
         width=1.0, epochs=30, lr=2e-4, seeds=3, shadow_models=18, grids=PAPER_GRIDS),
 }
 

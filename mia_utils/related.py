@@ -106,7 +106,7 @@ def population_target(outputs: dict[str, torch.Tensor]) -> tuple[AttackInputs, t
 
 
 def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstrap: int = 200,
-                    seed: int = 0) -> list[dict]:
+                    seed: int = 0, augmented: bool = False) -> list[dict]:
     """LiRA (online, fixed variance) against each of the ``count`` population models of
     ``config`` in turn (:func:`population_runs`), with the other ``count - 1`` as its shadow
     models, all stopped after each epoch E in ``epochs`` (their snapshots; E equal to
@@ -119,7 +119,12 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     images it did not train on, :func:`held_out_test_accuracy`) and ``gap`` (fractions), LiRA's
     ``auc``, ``tpr_at_0.1%_fpr``, ``tpr_at_1%_fpr`` and ``advantage`` (fractions) with their
     bootstrap standard deviations (``*_std``) over the target's evaluation samples, and
-    ``n_nonmembers``, the non-members it was evaluated on (:func:`population_target`).
+    ``n_nonmembers``, the non-members it was evaluated on (:func:`population_target`), and
+    ``queries``, how many queries of each image LiRA scored.
+
+    ``augmented``: query every model on the augmentations its recipe trains with, as the
+    reference does (:func:`augmented_queries`; for a recipe without random cropping, the clean
+    image only), and average the per-query scores; otherwise one clean query.
     """
     epochs = sorted(set(int(e) for e in epochs))
     missing = [e for e in epochs if e != config.epochs and e not in config.snapshot_epochs]
@@ -127,25 +132,56 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
         raise ValueError(f"epochs: {missing} are not among the configuration's snapshot epochs "
                          f"{list(config.snapshot_epochs)} (nor its final epoch {config.epochs})")
     runs = population_runs(config, count, store)
+    query_images = augmented_queries(config) if augmented else None
     rows = []
     for epoch in epochs:
         outputs = [outputs_at(r, epoch) for r in runs]
         logits = torch.stack([o["eval_logits"] for o in outputs])
         trained_in = torch.stack([o["eval_in_training"] for o in outputs]).bool()
+        queries = None if query_images is None else torch.stack([_query_logits(r, epoch, query_images) for r in runs])
         for index, (run, own) in enumerate(zip(runs, outputs)):
             inputs, kept = population_target(own)
             shadows = [i for i in range(count) if i != index]
-            result = attacks.lira(inputs, logits[shadows][:, kept], trained_in[shadows][:, kept], online=True,
-                                  fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed + index)
+            if queries is None:
+                result = attacks.lira(inputs, logits[shadows][:, kept], trained_in[shadows][:, kept], online=True,
+                                      fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed + index)
+            else:
+                result = attacks.lira(inputs, queries[shadows][:, kept], trained_in[shadows][:, kept], online=True,
+                                      fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed + index,
+                                      queries=queries[index][kept])
             train_acc = own["member_correct"].double().mean().item()
             test_acc = held_out_test_accuracy(run.config, own)
             row = {"model": index, "epoch": epoch, "train_acc": train_acc, "test_acc": test_acc,
-                   "gap": train_acc - test_acc, "n_nonmembers": len(kept) // 2}
+                   "gap": train_acc - test_acc, "n_nonmembers": len(kept) // 2,
+                   "queries": 1 if queries is None else queries.shape[2]}
             for key in ("auc", "tpr_at_0.1%_fpr", "tpr_at_1%_fpr", "advantage"):
                 row[key] = result.metrics[key].value
                 row[f"{key}_std"] = result.metrics[key].std
             rows.append(row)
     return rows
+
+
+def augmented_queries(config: RunConfig) -> torch.Tensor:
+    """The evaluation images of ``config``'s split (members first, uint8 (N, C, H, W)) as LiRA
+    queries them when it follows the training augmentations: shifted by every offset of
+    :func:`mia_utils.attacks.shifted_queries` for a recipe with random cropping, (N, 9, C, H, W);
+    the clean images alone otherwise, (N, 1, C, H, W)."""
+    from mia_utils.data import load_dataset, make_split
+
+    data = load_dataset(config.dataset)
+    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
+    crop = dict(config.mechanisms).get("random_crop")
+    return attacks.shifted_queries(images, int(crop)) if crop else images[:, None]
+
+
+def _query_logits(run: experiment.Run, epoch: int, queries: torch.Tensor) -> torch.Tensor:
+    """Logits (N, A, classes) of ``run``'s model after ``epoch`` on ``queries`` (N, A, C, H, W)."""
+    from mia_utils.train import predict_logits
+
+    n, a = queries.shape[:2]
+    model = run.model(None if epoch == run.config.epochs else epoch)
+    return predict_logits(model, queries.reshape(n * a, *queries.shape[2:])).reshape(n, a, -1)
 
 
 def population_means(points: pd.DataFrame, by=("crop", "epoch"),
@@ -524,6 +560,31 @@ def population_difference(claim: str, after: pd.DataFrame, before: pd.DataFrame,
                               expected, selection_level(candidates), candidates, nan_text)
 
 
+def query_comparison(one: pd.DataFrame, augmented: pd.DataFrame, metrics_=("auc", "tpr_at_1%_fpr")) -> pd.DataFrame:
+    """LiRA with one clean query against LiRA with the training augmentations as queries, on the
+    same population models: for every (``crop``, ``epoch``) of ``augmented`` (rows of
+    :func:`population_lira` with ``augmented=True``; ``one`` holds the same models with one
+    query), per metric the mean and 95 % interval across models of each, and their difference
+    model by model (:func:`population_difference`, the bootstrap variances as floor). Values in
+    percent, formatted for display; indexed by crop and epoch."""
+    rows = []
+    for (crop, epoch), group in augmented.groupby(["crop", "epoch"], sort=True):
+        single = one[(one["crop"] == crop) & (one["epoch"] == epoch)]
+        n = int(min(group["n_nonmembers"].min(), single["n_nonmembers"].min()))
+        row = {"crop c": crop, "epoch E": epoch, "queries": int(group["queries"].iloc[0])}
+        for metric in metrics_:
+            name = METRIC_NAMES.get(metric, metric).replace("LiRA's ", "")
+            for label, frame in (("one query", single), ("augmented", group)):
+                estimate = population_means(frame, by=("epoch",), metrics_=(metric,)).iloc[0][f"{metric}_estimate"]
+                row[f"{name}, {label} (%)"] = estimate_text(estimate, n, 2 if metric.startswith("tpr") else 1)
+            change = population_difference("", group, single, metric, "increase")
+            row[f"{name}, augmented − one (pp)"] = ("not resolvable" if math.isnan(change.estimate.mean) else
+                                                    change.estimate.format(signed=True,
+                                                                           digits=2 if metric.startswith("tpr") else 1))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["crop c", "epoch E"])
+
+
 # --- chapter 06: generalization and LiRA ----------------------------------------------------
 
 def _rank_estimate(rho: float, replicates: np.ndarray, level: float) -> SeedEstimate:
@@ -680,7 +741,7 @@ class GeneralizationFindings:
     vulnerable crop + early-stopping configuration lowers it below the baseline's; ``means``:
     one row per configuration (:func:`population_means`); ``baseline`` and ``combined``: the two
     configurations' rows of it; ``within_budget``: whether the combination kept 95 % of the
-    baseline's test accuracy."""
+    baseline's test accuracy; ``candidates``: how many combinations it was chosen from."""
 
     metric: str
     note: str
@@ -691,6 +752,7 @@ class GeneralizationFindings:
     baseline: pd.Series
     combined: pd.Series
     within_budget: bool
+    candidates: int = 1
 
 
 def generalization_findings(points: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
@@ -729,7 +791,8 @@ def generalization_findings(points: pd.DataFrame, n_bootstrap: int = 2000, seed:
 
     combination = population_difference(claim, models_of(combined), models_of(baseline), metric, "decrease",
                                         candidates, nan_text=f"not resolvable at n = {n_nonmembers:,} non-members per side")
-    return GeneralizationFindings(metric, note, predictor, auc, combination, means, baseline, combined, within)
+    return GeneralizationFindings(metric, note, predictor, auc, combination, means, baseline, combined, within,
+                                  candidates)
 
 
 # --- chapter 07: MMD + mix-up -----------------------------------------------------------------

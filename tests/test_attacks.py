@@ -330,6 +330,48 @@ def test_lira_scores_equal_a_port_of_the_reference_code(online, fixed_variance):
     assert result.name == "lira_" + ("online" if online else "offline") + ("_fixed_variance" if fixed_variance else "")
 
 
+@pytest.mark.parametrize("online, fixed_variance", list(itertools.product([True, False], [False, True])))
+def test_augmented_lira_equals_the_reference_with_several_queries(online, fixed_variance):
+    import numpy as np
+
+    shadow_logits, keep, labels, target_logits, target_member = _reference_case()
+    rng = np.random.default_rng(7)
+    # three queries per example: the logits plus query-specific noise (as shifted images give)
+    shadow_queries = shadow_logits[:, :, None, :] + rng.normal(0, 0.5, size=shadow_logits.shape[:2] + (3, 3))
+    target_queries = target_logits[:, None, :] + rng.normal(0, 0.5, size=(6, 3, 3))
+    scores = np.array([_reference_score_py(model[:, None, :, :], labels) for model in shadow_queries])
+    check_scores = _reference_score_py(target_queries[:, None, :, :], labels)[None]
+    assert scores.shape == (8, 6, 3)
+    generate = _reference_generate_ours if online else _reference_generate_ours_offline
+    prediction, _ = generate(keep, scores, target_member[None], check_scores, fix_variance=fixed_variance)
+    inputs = AttackInputs(torch.tensor(target_logits), torch.tensor(labels), torch.tensor(target_member), 0.5,
+                          torch.tensor(target_logits), torch.tensor(labels), torch.tensor(target_member))
+    result = attacks.lira(inputs, torch.tensor(shadow_queries), torch.tensor(keep), online=online,
+                          fixed_variance=fixed_variance, n_bootstrap=0, queries=torch.tensor(target_queries))
+    np.testing.assert_allclose(result.scores.numpy(), -np.array(prediction), rtol=1e-9, atol=0)
+    # one query repeated three times scores as the single query does
+    repeated = attacks.lira(inputs, torch.tensor(shadow_logits)[:, :, None].expand(-1, -1, 3, -1), torch.tensor(keep),
+                            online=online, fixed_variance=fixed_variance, n_bootstrap=0,
+                            queries=torch.tensor(target_logits)[:, None].expand(-1, 3, -1))
+    single = attacks.lira(inputs, torch.tensor(shadow_logits), torch.tensor(keep), online=online,
+                          fixed_variance=fixed_variance, n_bootstrap=0)
+    np.testing.assert_allclose(repeated.scores.numpy(), single.scores.numpy(), rtol=1e-12)
+    with pytest.raises(attacks.AttackInputError, match="queries"):
+        attacks.lira(inputs, torch.tensor(shadow_queries), torch.tensor(keep), queries=torch.tensor(target_queries)[:, :2])
+
+
+def test_shifted_queries_move_the_image_and_fill_zeros():
+    image = torch.arange(1, 17, dtype=torch.uint8).reshape(1, 1, 4, 4)
+    queries = attacks.shifted_queries(image, 1)
+    assert queries.shape == (1, 9, 1, 4, 4) and queries.dtype == torch.uint8
+    assert torch.equal(queries[0, 4], image[0])  # the middle offset is the image itself
+    down_right = queries[0, 0, 0]  # offset (-1, -1): content moves down and right by one pixel
+    assert down_right[0].tolist() == [0, 0, 0, 0] and down_right[:, 0].tolist() == [0, 0, 0, 0]
+    assert torch.equal(down_right[1:, 1:], image[0, 0, :3, :3])
+    with pytest.raises(ValueError, match="shift: must be >= 1"):
+        attacks.shifted_queries(image, 0)
+
+
 def test_lira_statistic_is_score_py_and_the_logit_scaled_confidence_until_it_saturates():
     import numpy as np
 

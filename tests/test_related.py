@@ -74,6 +74,14 @@ def test_population_lira_attacks_each_model_with_the_others(tiny_config, store):
         related.population_lira(config.replace(epochs=4), 4, [3], store)
     with pytest.raises(ValueError, match="count: a population needs an even number of at least 4"):
         related.population_lira(config, 2, [2], store)
+    # augmented queries: none beyond the clean image without cropping, the nine shifts with it
+    assert {r["queries"] for r in related.population_lira(config, 4, [2], store, n_bootstrap=10, augmented=True)} == {1}
+    cropped = config.replace(epochs=1, snapshot_epochs=()).with_mechanisms(random_crop=2)
+    rows = related.population_lira(cropped, 4, [1], store, n_bootstrap=10, augmented=True)
+    assert {r["queries"] for r in rows} == {9} and all(0 <= r["auc"] <= 1 for r in rows)
+    one = pd.DataFrame([dict(r, crop=2) for r in related.population_lira(cropped, 4, [1], store, n_bootstrap=10)])
+    table = related.query_comparison(one, pd.DataFrame([dict(r, crop=2) for r in rows]))
+    assert list(table.index) == [(2, 1)] and table.loc[(2, 1), "queries"] == 9
 
 
 def test_population_target_is_balanced_on_the_models_own_membership():
@@ -116,6 +124,18 @@ def test_population_means_and_table():
     table = related.population_table(means)
     assert table.loc[(0, 2), "TPR @ 1 % FPR (%)"].startswith("12.00 [")
     assert table.loc[(0, 2), "TPR @ 0.1 % FPR (%)"] == "not resolvable at n = 2,000 non-members per side"
+
+
+def test_query_comparison_pairs_the_same_models():
+    one = _population_points({4: ([0.02, 0.03, 0.04], 0.84)})
+    augmented = _population_points({4: ([0.05, 0.06, 0.07], 0.84)})
+    augmented["queries"] = 9
+    table = related.query_comparison(one, augmented[augmented["epoch"] == 2])
+    assert list(table.index) == [(4, 2)]
+    row = table.loc[(4, 2)]
+    assert row["queries"] == 9 and row["TPR at 1 % FPR, one query (%)"].startswith("3.00 [")
+    assert row["TPR at 1 % FPR, augmented (%)"].startswith("6.00 [")
+    assert row["TPR at 1 % FPR, augmented − one (pp)"].startswith("+3.00 [")
 
 
 def test_population_difference_pairs_models_and_checks_them():
