@@ -8,6 +8,8 @@ of them combines. Each :class:`Mechanism` may change one or more of:
 * each training batch (``transform``: images and soft targets, on whole batches),
 * the loss (``extra_loss``), or the model and optimiser wholesale (``wrap``, for DP-SGD),
 * how each epoch is cut into batches (``batches``, Poisson sampling for DP-SGD),
+* what happens between epochs (``after_epoch``: a pass of its own with the run's optimiser, as in
+  Li et al.'s code for MMD + mix-up),
 
 and prepares once per run in ``prepare`` (distillation computes its teacher's soft labels there,
 once for the whole training set). The training loop calls the hooks in the order of
@@ -80,6 +82,10 @@ class Mechanism:
         """One epoch's batches as index tensors into the training set, or None for the default
         (a shuffled partition into batches of ``batch_size``). DP-SGD uses Poisson sampling."""
         return None
+
+    def after_epoch(self, model, optimizer, epoch: int, epochs: int) -> None:
+        """Called after each of the ``epochs`` training epochs (``epoch`` counts from 1), before
+        the epoch's learning curves and snapshot are recorded; may step ``optimizer`` itself."""
 
     def report(self) -> dict:
         """Facts to store with the run (e.g. DP's epsilon)."""
@@ -166,21 +172,40 @@ class LabelSmoothing(Mechanism):
 
 # --- (ii) training data perturbations ----------------------------------------------------------
 
-def add_gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """images + N(0, sigma^2) noise (images in [0, 1]), clamped back to [0, 1]."""
+def add_gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generator,
+                       clamp: bool = True) -> torch.Tensor:
+    """images + N(0, sigma^2) noise (images in [0, 1]), clamped back to [0, 1] unless ``clamp`` is
+    false."""
     noise = torch.randn(images.shape, generator=generator, device=images.device) * sigma
-    return (images + noise).clamp_(0.0, 1.0)
+    noisy = images + noise
+    return noisy.clamp_(0.0, 1.0) if clamp else noisy
 
 
 @register
 class GaussianNoise(Mechanism):
-    """Gaussian noise with standard deviation sigma on training inputs in [0, 1], clamped."""
+    """Gaussian noise with standard deviation sigma on training inputs in [0, 1], clamped.
+
+    The paper does not say whether noisy images are clamped back to [0, 1]; the authors' public
+    code for their follow-up study does clamp (``yigitcankaya/augmentation_mia``: ``models.py``
+    and ``aux_funcs.py``), so this does. On Fashion-MNIST's black background that cuts off the
+    negative half of the noise on most pixels. :class:`GaussianNoiseUnclamped` is the other
+    reading; ``benchmarks/noise_clamp.py`` measures both."""
 
     name, symbol, low, high, stage = "gaussian_noise", "sigma", 0.01, 0.25, 30
     description = "noise added to every training image"
+    clamp: ClassVar[bool] = True
 
     def transform(self, images, targets, indices, generator):
-        return add_gaussian_noise(images, self.value, generator), targets
+        return add_gaussian_noise(images, self.value, generator, self.clamp), targets
+
+
+@register
+class GaussianNoiseUnclamped(GaussianNoise):
+    """Gaussian noise as :class:`GaussianNoise`, without clamping: inputs may leave [0, 1]."""
+
+    name = "gaussian_noise_unclamped"
+    description = "noise added to every training image, not clamped to [0, 1]"
+    clamp = False
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Mix-up training and the MMD set regularizer (Li, Li & Ribeiro, "Membership Inference
 Attacks and Defenses in Classification Models", CODASPY 2021).
 
-Two registered mechanisms (see :mod:`mia_utils.mechanisms`); they combine, as in the paper:
+Three registered mechanisms (see :mod:`mia_utils.mechanisms`); mix-up combines with either MMD,
+as in the paper:
 
 * ``mixup`` (alpha): every batch is replaced by a convex combination of itself and a shuffled
   copy of itself, images and soft targets alike, with one weight
@@ -10,6 +11,9 @@ Two registered mechanisms (see :mod:`mia_utils.mechanisms`); they combine, as in
   training batch and on a class-matched batch drawn from a held-out *validation set*
   (:func:`validation_indices`), which pulls the distribution of outputs on members towards
   the distribution on non-members, class by class (:func:`classwise_mmd_squared`).
+* ``mmd_gated`` (lambda): the same regularizer on the schedule of the authors' code, a pass of
+  its own between epochs while the train-validation accuracy gap is at least 3 points
+  (:class:`GatedMMD`).
 
 Choices (fixed here, so that every run of a configuration means the same thing):
 
@@ -38,9 +42,10 @@ Choices (fixed here, so that every run of a configuration means the same thing):
 * Validation outputs are computed without gradient (``torch.no_grad``), as in the authors' code:
   they are the target distribution, and the model is not trained through them. Both forward
   passes run in training mode (dropout active), like the training batch itself.
-* Unlike the authors' code, the MMD term is added to every step's loss (no separate MMD pass per
-  epoch, no "only while the train-validation accuracy gap exceeds 3 points" switch), and it is
-  applied in the last epoch too: one hook, one loss, the same in every epoch.
+* Unlike the authors' code, the MMD term of ``mmd`` is added to every step's loss (no separate
+  MMD pass per epoch, no "only while the train-validation accuracy gap exceeds 3 points" switch),
+  and it is applied in the last epoch too: one hook, one loss, the same in every epoch.
+  ``mmd_gated`` (:class:`GatedMMD`) is the code's schedule, for comparison.
 
 The validation set is disjoint from the members, from the evaluation and adversary non-members
 (and, for a LiRA shadow model, from the images it trains on): see :func:`validation_indices`.
@@ -310,3 +315,75 @@ class MMD(Mechanism):
 
     def report(self):
         return {"mmd_validation_size": int(len(self.validation_labels)), "mmd_bandwidth": self.bandwidth}
+
+
+#: Li et al.'s code takes its MMD pass only while the training and validation accuracies differ
+#: by at least this many percentage points.
+GATE_POINTS = 3.0
+
+
+@register
+class GatedMMD(MMD):
+    """MMD as Li et al.'s public code schedules it (``colaalex111/MMD-mixup-Defense``,
+    ``attack_exp.py``): not a term of every step's loss, but a pass of its own after each epoch.
+
+    After the epoch's ordinary steps it measures the accuracy on the whole training set and on
+    the validation set (:func:`validation_set`), the model in evaluation mode. When they differ
+    by at least :data:`GATE_POINTS` points and the epoch is not the last, it walks the training
+    set sorted by class, in order, in batches of the recipe's size, and for each batch takes one
+    step of the run's optimiser on lambda * MMD^2 (biased, Gaussian kernel, sigma = 1) between the
+    softmax outputs on the batch and on as many validation images of the same classes (drawn
+    with replacement, without gradient). The MMD is taken over the whole batch, as there; since
+    the batches come in class order, most hold one class. The model stays in evaluation mode
+    during the pass, as in that code. Two things are not copied: its SGD with momentum (the run's
+    optimiser is used, so the schedule is the only difference from ``mmd``), and its off-by-one
+    class ranges in the validation draw.
+    """
+
+    name = "mmd_gated"
+    description = "a pass pulling outputs on training data towards held-out data, run between epochs while the gap lasts"
+
+    def prepare(self, context: TrainingContext):
+        super().prepare(context)
+        order = context.labels.argsort(stable=True)
+        self.train_images, self.train_labels = context.images[order], context.labels[order]
+        self.batch_size = context.config.batch_size
+        self.passes, self.gaps = 0, []
+
+    def transform(self, images, targets, indices, generator):
+        return images, targets
+
+    def extra_loss(self, model, logits, images, targets):
+        return None
+
+    def after_epoch(self, model, optimizer, epoch, epochs):
+        from mia_utils.train import predict_logits
+
+        if self.value == 0:
+            return
+        was_training = model.training
+        model.eval()
+        accuracy = [(predict_logits(model, images).argmax(1) == labels.cpu()).double().mean().item()
+                    for images, labels in ((self.train_images, self.train_labels),
+                                           (self.validation_images, self.validation_labels))]
+        gap = 100 * (accuracy[0] - accuracy[1])
+        self.gaps.append(round(gap, 2))
+        if epoch < epochs and abs(gap) >= GATE_POINTS:
+            self.passes += 1
+            model.eval()  # predict_logits restores the mode it found
+            for start in range(0, len(self.train_labels), self.batch_size):
+                labels = self.train_labels[start:start + self.batch_size]
+                positions, usable = self.draw_validation(labels)
+                if len(positions) == 0:
+                    continue
+                train_probs = model(self.train_images[start:start + self.batch_size][usable.to(labels.device)]).softmax(1)
+                with torch.no_grad():
+                    validation_probs = model(self.validation_images[positions.to(self.validation_images.device)]).softmax(1)
+                loss = self.value * mmd_squared(train_probs.float(), validation_probs.float(), self.bandwidth)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        model.train(was_training)
+
+    def report(self):
+        return {**super().report(), "mmd_gated_passes": self.passes, "mmd_gated_gaps": list(self.gaps)}

@@ -133,8 +133,9 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
                     for i in range(count):
                         plan.add(config.shadow(i, count), chapter)
             if chapter == "07_mmd_mixup":
-                for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds):
-                    plan.add(config, chapter)
+                for schedule in related.MMD_SCHEDULES:
+                    for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds, schedule):
+                        plan.add(config, chapter)
             if chapter == "08_prediction_scores_ood":
                 for value in related.calibration_smoothings(profile):
                     add_setting(dataset, "label_smoothing", value, chapter)

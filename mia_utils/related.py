@@ -406,22 +406,30 @@ def mmd_defense(params: dict) -> dict:
     return {"mixup": params["mixup_alpha"], "mmd": params["mmd_lambda"]}
 
 
-def mmd_setting_configs(profile, dataset: str, params: dict, seeds) -> list:
-    """Chapter 07's MMD + mix-up targets, one per seed in ``seeds``: the setting ``mmd = λ`` with
-    mix-up underneath (:func:`mia_utils.sweeps.setting_configs`), so that it pairs seed by seed
-    with the baseline and the regularization chapter's settings."""
+#: Chapter 07's two MMD schedules: the MMD term in every step's loss (the book's headline), and
+#: Li et al.'s code's gated pass between epochs (:class:`mia_utils.mmd.GatedMMD`).
+MMD_SCHEDULES = {"every step": "mmd", "authors' code": "mmd_gated"}
+
+
+def mmd_setting_configs(profile, dataset: str, params: dict, seeds, schedule: str = "every step") -> list:
+    """Chapter 07's MMD + mix-up targets, one per seed in ``seeds``: the setting ``mmd = λ`` (or
+    ``mmd_gated = λ`` for ``schedule`` "authors' code", :data:`MMD_SCHEDULES`) with mix-up
+    underneath (:func:`mia_utils.sweeps.setting_configs`), so that it pairs seed by seed with the
+    baseline and the regularization chapter's settings."""
     from mia_utils import sweeps
 
     defense = mmd_defense(params)
-    return sweeps.setting_configs(profile, dataset, "mmd", defense["mmd"], seeds, {"mixup": defense["mixup"]})
+    return sweeps.setting_configs(profile, dataset, MMD_SCHEDULES[schedule], defense["mmd"], seeds,
+                                  {"mixup": defense["mixup"]})
 
 
-def mmd_setting(profile, dataset: str, params: dict, seeds, store=None) -> Setting:
+def mmd_setting(profile, dataset: str, params: dict, seeds, store=None, schedule: str = "every step") -> Setting:
     """Train (or read back) and evaluate :func:`mmd_setting_configs`, as a :class:`Setting`."""
     from mia_utils import sweeps
 
     defense = mmd_defense(params)
-    return sweeps.run_setting(profile, dataset, "mmd", defense["mmd"], seeds, store, {"mixup": defense["mixup"]})
+    return sweeps.run_setting(profile, dataset, MMD_SCHEDULES[schedule], defense["mmd"], seeds, store,
+                              {"mixup": defense["mixup"]})
 
 
 def calibration_smoothings(profile) -> tuple:

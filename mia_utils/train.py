@@ -402,14 +402,15 @@ class _Lockstep:
 def lockstep_key(config: RunConfig) -> tuple | None:
     """Runs with equal keys can train together in :func:`train_many` (same architecture, data
     size, schedule and optimiser; only seeds, splits and batch-level mechanisms differ). None:
-    this run must train alone (a mechanism wraps the model or optimiser, draws its own batches
-    or adds a loss term that reads the model; or the network has BatchNorm, whose running
+    this run must train alone (a mechanism wraps the model or optimiser, draws its own batches,
+    adds a loss term that reads the model or runs a pass of its own between epochs; or the
+    network has BatchNorm, whose running
     statistics a vectorised forward pass cannot update)."""
     from mia_utils.mechanisms import Mechanism
 
     mechanisms = build(config.mechanisms)
-    alone = any(type(m).wrap is not Mechanism.wrap or type(m).batches is not Mechanism.batches
-                or type(m).extra_loss is not Mechanism.extra_loss for m in mechanisms)
+    alone = any(getattr(type(m), hook) is not getattr(Mechanism, hook) for m in mechanisms
+                for hook in ("wrap", "batches", "extra_loss", "after_epoch"))
     options = config.model_options()
     if alone or options.get("norm", "none") == "batch":
         return None
@@ -464,6 +465,8 @@ def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | No
                 stepper.step([run.batch(indices) for run, indices in zip(runs, step)])
             stepper.sync()
             for run in runs:
+                for mechanism in run.mechanisms:
+                    mechanism.after_epoch(run.model, run.optimizer, epoch, config.epochs)
                 run.end_epoch(epoch, data, epoch_start)
             if bar is not None:
                 last = runs[0].history[-1]

@@ -212,6 +212,16 @@ def test_gaussian_noise_stays_in_unit_interval():
     assert noisy.min() >= 0 and noisy.max() <= 1
 
 
+def test_unclamped_gaussian_noise_keeps_both_halves_of_the_noise():
+    black = torch.zeros(4, 1, 28, 28)  # Fashion-MNIST's background
+    clamped = REGISTRY["gaussian_noise"](0.2).transform(black, None, None, generator(5))[0]
+    unclamped = REGISTRY["gaussian_noise_unclamped"](0.2).transform(black, None, None, generator(5))[0]
+    assert clamped.min() == 0 and (clamped == 0).float().mean() > 0.45  # the negative half is cut off
+    assert torch.equal(clamped, unclamped.clamp(0, 1))  # the same draw, clamped or not
+    assert unclamped.min() < -0.4 and abs(unclamped.mean().item()) < 0.01
+    assert abs(clamped.mean().item() - 0.2 / math.sqrt(2 * math.pi)) < 0.005  # E[max(0, X)] = sigma / sqrt(2 pi)
+
+
 def test_gaussian_noise_is_reproducible_with_a_seeded_generator():
     clean = torch.rand(5, 1, 28, 28, generator=generator(4))
     a = add_gaussian_noise(clean, 0.1, generator(7))

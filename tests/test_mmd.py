@@ -273,3 +273,54 @@ def test_the_mmd_term_pulls_training_outputs_towards_validation_outputs(tiny_con
 
     without, with_mmd = discrepancy(0.0), discrepancy(100.0)
     assert with_mmd < without / 3, (without, with_mmd)  # about 11x smaller here; 6-11x over seeds 0-3
+
+
+def _gated(gap_points, epoch=1, epochs=3, lam=5.0):
+    """A GatedMMD prepared on a tiny linear model whose training and validation accuracies differ
+    by about ``gap_points`` (labels chosen so that the model, which predicts class 0 for every
+    input, is right on that share of each set)."""
+    from mia_utils.mmd import GatedMMD
+
+    torch.manual_seed(0)
+    n = 100
+    right_train = round(n * (0.5 + gap_points / 100))
+    train_labels = torch.tensor([0] * right_train + [1] * (n - right_train))
+    validation_labels = torch.tensor([0] * 50 + [1] * 50)
+    model = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.mul_(0.5)  # outputs vary with the input, so MMD^2 has a gradient
+        model.bias.copy_(torch.tensor([5.0, 0.0]))  # but class 0 wins for every input
+    config = SimpleNamespace(mechanisms=(("mmd_gated", lam),), training_seed=lambda: 0, batch_size=32)
+    context = TrainingContext(config, torch.rand(n, 4), train_labels, 2, torch.device("cpu"),
+                              validation=(torch.rand(100, 4), validation_labels))
+    mechanism = GatedMMD(lam)
+    mechanism.prepare(context)
+    return mechanism, model, torch.optim.SGD(model.parameters(), lr=0.5)
+
+
+def test_gated_mmd_runs_its_pass_only_while_the_gap_lasts_and_never_in_the_last_epoch():
+    for gap, epoch, passes in ((10.0, 1, 1), (2.0, 1, 0), (10.0, 3, 0)):
+        mechanism, model, optimizer = _gated(gap, epoch)
+        before = [p.detach().clone() for p in model.parameters()]
+        mechanism.after_epoch(model, optimizer, epoch, 3)
+        changed = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        assert mechanism.passes == passes and changed == bool(passes), (gap, epoch)
+        assert mechanism.gaps == [pytest.approx(gap, abs=1.0)]
+        assert model.training  # the mode it found
+    # no per-step term: the regularizer lives in the pass only
+    assert mechanism.extra_loss(model, torch.zeros(2, 2), None, None) is None
+    assert mechanism.report()["mmd_gated_passes"] == 0
+
+
+def test_gated_mmd_trains_alone_and_reports_its_passes(tiny_config):
+    from mia_utils.train import lockstep_key, train
+
+    data = load_dataset("fmnist")
+    config = tiny_config.replace(n_members=64, n_eval=20, n_adversary=20, epochs=3, lr=3e-3, batch_size=16,
+                                 snapshot_epochs=()).with_mechanisms(mixup=1.0, mmd_gated=1.0)
+    assert lockstep_key(config) is None and lockstep_key(config.replace(mechanisms=(("mixup", 1.0),))) is not None
+    first = train(config, data, progress=False)
+    facts = first.mechanism_facts
+    assert len(facts["mmd_gated_gaps"]) == 3 and 0 <= facts["mmd_gated_passes"] <= 2
+    again = train(config, data, progress=False)  # deterministic, pass included
+    assert all(torch.equal(first.state_dict[k], again.state_dict[k]) for k in first.state_dict)
