@@ -49,7 +49,7 @@ def main(argv=None) -> int:
              f"--seeds {args.seeds}`. Seed means with 95 % intervals; the last columns are unclamped minus clamped, "
              "paired by seed (same split, same noise draws before clamping).", "",
              "| sigma | reading | " + " | ".join(METRICS.values()) + " | " +
-             " | ".join(f"Δ {name}" for name in METRICS.values()) + " |",
+             " | ".join(f"Δ {name.replace('(%)', '(pp)')}" for name in METRICS.values()) + " |",
              "|---|---|" + "---|" * (2 * len(METRICS))]
     for value in profile.grids["gaussian_noise"]:
         clamped = sweeps.run_setting(profile, "fmnist", "gaussian_noise", value, seeds, store)

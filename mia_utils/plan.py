@@ -203,11 +203,18 @@ def measured_seconds_per_flop(store: ResultStore) -> float | None:
 
 def training_images(config: RunConfig) -> int:
     """How many images ``config`` trains on: its members, or half the LiRA pool for a shadow."""
+    if not config.is_shadow:
+        return config.n_members
+    return _shadow_training_images(config.replace(mechanisms=(), snapshot_epochs=()))
+
+
+@functools.lru_cache(maxsize=None)
+def _shadow_training_images(config: RunConfig) -> int:
+    """:func:`training_images` of a shadow run, cached: the count depends on the split and the
+    shadow's index only, and the paper plan asks it for hundreds of shadow runs."""
     from mia_utils.data import DATASETS, make_split
     from mia_utils.train import training_indices
 
-    if not config.is_shadow:
-        return config.n_members
     info = DATASETS[config.dataset]
     split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     return len(training_indices(config, info, split))
