@@ -574,23 +574,27 @@ def query_comparison(one: pd.DataFrame, augmented: pd.DataFrame, metrics_=("auc"
     :func:`population_lira` with ``augmented=True``; ``one`` holds the same models with one
     query), per metric the mean and 95 % interval across models of each, and their difference
     model by model (:func:`population_difference`, the bootstrap variances as floor). Values in
-    percent, formatted for display; indexed by crop and epoch."""
-    rows = []
+    percent, formatted for display; indexed by crop and epoch, with two levels of columns
+    (metric; one query, the augmented queries, their difference)."""
+    rows, index = [], []
     for (crop, epoch), group in augmented.groupby(["crop", "epoch"], sort=True):
         single = one[(one["crop"] == crop) & (one["epoch"] == epoch)]
         n = int(min(group["n_nonmembers"].min(), single["n_nonmembers"].min()))
-        row = {"crop c": crop, "epoch E": epoch, "queries": int(group["queries"].iloc[0])}
+        row = {}
         for metric in metrics_:
-            name = METRIC_NAMES.get(metric, metric).replace("LiRA's ", "")
-            for label, frame in (("one query", single), ("augmented", group)):
+            name = METRIC_NAMES.get(metric, metric).replace("LiRA's ", "") + " (%)"
+            digits = 2 if metric.startswith("tpr") else 1
+            for label, frame in (("one query", single), (f"{int(group['queries'].iloc[0])} queries", group)):
                 estimate = population_means(frame, by=("epoch",), metrics_=(metric,)).iloc[0][f"{metric}_estimate"]
-                row[f"{name}, {label} (%)"] = estimate_text(estimate, n, 2 if metric.startswith("tpr") else 1)
+                row[(name, label)] = estimate_text(estimate, n, digits)
             change = population_difference("", group, single, metric, "increase")
-            row[f"{name}, augmented − one (pp)"] = ("not resolvable" if math.isnan(change.estimate.mean) else
-                                                    change.estimate.format(signed=True,
-                                                                           digits=2 if metric.startswith("tpr") else 1))
+            row[(name, "difference (pp)")] = ("not resolvable" if math.isnan(change.estimate.mean) else
+                                              change.estimate.format(signed=True, digits=digits))
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["crop c", "epoch E"])
+        index.append((crop, epoch))
+    table = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["crop c", "epoch E"]))
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
 
 
 # --- chapter 06: generalization and LiRA ----------------------------------------------------

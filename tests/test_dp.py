@@ -355,3 +355,27 @@ def test_in_range_sigma_is_accepted_and_nothing_reported_before_training():
     for sigma in (0.01, 1, 10):
         assert dict(RunConfig().with_mechanisms(dp_sgd=sigma).mechanisms) == {"dp_sgd": sigma}
     assert dp.DPSGD(1.0).report() == {}
+
+
+def test_closest_accountant_compares_ratios_and_skips_missing_values():
+    assert dp.closest_accountant(100.0, {"RDP": 110.0, "PRV": 50.0}) == "RDP"
+    assert dp.closest_accountant(0.15, {"RDP": 0.152, "PRV": 0.098}) == "RDP"
+    assert dp.closest_accountant(1.0, {"RDP": 3.0, "PRV": 0.4}) == "PRV"  # log scale: 0.4 is nearer than 3
+    assert dp.closest_accountant(1.0, {"RDP": float("nan"), "PRV": 5.0}) == "PRV"
+    assert dp.closest_accountant(1.0, {"RDP": float("nan")}) == "none"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_paper_epsilons_put_the_papers_figures_beside_both_accountants():
+    from opacus.accountants import RDPAccountant
+
+    frame = dp.paper_epsilons()
+    assert list(frame["sigma_dp"]) == [0.1, 0.25, 10.0] and list(frame["paper"]) == [3000.0, 200.0, 0.15]
+    assert frame["rdp"].is_monotonic_decreasing  # more noise, smaller epsilon
+    n, q = 60_000, 128 / 60_000
+    accountant = RDPAccountant()
+    accountant.history = [(10.0, q, int(1 / q) * 30)]
+    assert frame["rdp"].iloc[2] == pytest.approx(accountant.get_epsilon(1 / (10 * n)))
+    assert frame["prv"].iloc[2] < frame["rdp"].iloc[2]  # PRV is the tighter accountant
+    assert frame["prv"].iloc[:2].isna().all()  # its grid would be too large at sigma 0.1 and 0.25
+    assert set(frame["closest"]) <= {"RDP", "PRV", "none"}
