@@ -33,6 +33,9 @@ from mia_utils import related  # noqa: E402
 from mia_utils.profiles import get_profile  # noqa: E402
 from mia_utils.store import ResultStore  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_throughput import write_markdown  # noqa: E402
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,10 +63,7 @@ def main(argv=None) -> int:
                  for m in ("auc", "tpr_at_1%_fpr", "tpr_at_0.1%_fpr")]
         lines.append(f"| {count} ({count - 1}) | " + " | ".join(cells) + f" | {n:,} |")
         print(lines[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lira_shadows.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'lira_shadows.md'}")
+    write_markdown(Path(args.out), "lira_shadows", lines)
     return 0
 
 

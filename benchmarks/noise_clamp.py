@@ -31,6 +31,9 @@ from mia_utils import sweeps  # noqa: E402
 from mia_utils.profiles import get_profile  # noqa: E402
 from mia_utils.store import ResultStore  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_throughput import write_markdown  # noqa: E402
+
 METRICS = {"test_acc": "test accuracy (%)", "adv_yeom": "Adv_Yeom (%)", "auc": "loss AUC (%)"}
 
 
@@ -59,10 +62,7 @@ def main(argv=None) -> int:
             changes = ["" if setting is clamped else setting.change(clamped, m).format(signed=True) for m in METRICS]
             lines.append(f"| {value:g} | {name} | " + " | ".join(cells) + " | " + " | ".join(changes) + " |")
         print(lines[-2], lines[-1], sep="\n", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "noise_clamp.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'noise_clamp.md'}")
+    write_markdown(Path(args.out), "noise_clamp", lines)
     return 0
 
 

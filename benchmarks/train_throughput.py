@@ -238,5 +238,12 @@ def write_results(out: Path, name: str, markdown, meta: dict, rows: list[dict], 
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out / f'{name}.md'} and {out / f'{name}.json'}")
 
+def write_markdown(out: Path, name: str, lines: list[str]) -> None:
+    """Write ``lines`` as ``out/<name>.md`` (a benchmark that has no JSON rows) and say where."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / f'{name}.md'}")
+
+
 if __name__ == "__main__":
     main()
