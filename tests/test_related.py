@@ -353,3 +353,23 @@ def test_ood_summary_and_mean_fpr():
     assert summary.loc["last-layer Laplace", "advantage"].mean == pytest.approx(0.11)
     assert related.ood_mean_fpr(per_seed[0].table, "no calibration (MAP)") == pytest.approx(0.25)
     assert summary.loc["no calibration (MAP)", "mean_ood_fpr"].mean == pytest.approx(0.26)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_lira_chapters_targets_and_shadows_train_on_equally_many_images(profile):
+    """Chapters 06 and 07 attack population models only: every LiRA target there is itself one
+    of the population, so targets and shadows train on about as many images (half the pool)."""
+    from mia_utils.plan import book_plan, training_images
+
+    plan = book_plan(profile, chapters=["06_generalization_lira", "07_mmd_mixup"])
+    populations = {}
+    for planned in plan.runs.values():
+        config = planned.config
+        if config.is_shadow:
+            populations.setdefault(config.replace(shadow_count=0, shadow_index=0, snapshot_epochs=()).key(),
+                                   []).append(training_images(config))
+    assert populations  # every configuration of both chapters has one
+    for sizes in populations.values():
+        assert len(sizes) >= 4 and max(sizes) <= 1.1 * min(sizes), sizes
+    # chapter 06 trains no target of its own: its LiRA targets are the population models
+    assert all(p.config.is_shadow for p in book_plan(profile, chapters=["06_generalization_lira"]).runs.values())
