@@ -190,7 +190,9 @@ def population_means(points: pd.DataFrame, by=("crop", "epoch"),
     :func:`population_lira` gives them): the mean over its models of each of ``metrics_``, the
     95 % interval bounds ``<metric>_low`` / ``<metric>_high`` across models with the bootstrap
     variances as a floor (:func:`mia_utils.evidence.combine_seeds`), ``models`` (how many) and
-    ``n_nonmembers`` (the fewest any model was evaluated on)."""
+    ``n_nonmembers`` (the fewest any model was evaluated on). The models of a population share
+    their shadow models (any two share K - 2), so they are not fully independent replicates and
+    the interval is somewhat too narrow."""
     rows = []
     for values, group in points.groupby(list(by), sort=True):
         row = dict(zip(by, values if isinstance(values, tuple) else (values,)))
