@@ -61,6 +61,12 @@ class SeedEstimate:
     def excludes_zero(self) -> bool:
         return self.low > 0 or self.high < 0
 
+    def within(self, lowest: float, highest: float) -> "SeedEstimate":
+        """This estimate with its interval cut to the range the quantity can take (a rate to
+        [0, 1]): a Student-t interval over few seeds can reach past it. The mean, the standard
+        error and the values are unchanged."""
+        return SeedEstimate(self.mean, max(self.low, lowest), min(self.high, highest), self.se, self.values)
+
     def format(self, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
         """``"12.3 [10.1, 14.5]"`` (times ``scale``: percent by default); ``"n/a"`` when NaN."""
         if math.isnan(self.mean):

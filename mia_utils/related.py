@@ -376,7 +376,8 @@ def ood_summary(per_seed: list[OodSeed]) -> pd.DataFrame:
     """One row per version of the model, one column per measure of :func:`confidence_attack_fprs`
     (and ``mean_ood_fpr``, the mean over the OOD sets), each a
     :class:`~mia_utils.evidence.SeedEstimate`: the mean over the seeds of ``per_seed`` with its
-    95 % interval across them."""
+    95 % interval across them, cut to the range of the measure (rates and the AUC in [0, 1], the
+    advantage in [-1, 1])."""
     columns = [c for c in per_seed[0].table.columns if c != "threshold"]
     out = {}
     for variant in per_seed[0].table.index:
@@ -384,7 +385,7 @@ def ood_summary(per_seed: list[OodSeed]) -> pd.DataFrame:
         for column in columns + ["mean_ood_fpr"]:
             values = [ood_mean_fpr(r.table, variant) if column == "mean_ood_fpr" else float(r.table.loc[variant, column])
                       for r in per_seed]
-            row[column] = combine_seeds(values)
+            row[column] = combine_seeds(values).within(-1.0 if column == "advantage" else 0.0, 1.0)
         out[variant] = row
     return pd.DataFrame(out).T
 

@@ -202,3 +202,12 @@ def test_the_baseline_gets_more_seeds_and_pairs_on_the_shared_ones():
         baseline.on_seeds((0, 5))
     with pytest.raises(ValueError, match="were not trained"):
         setting.change(make_setting("baseline", None, **BASE, seeds=(0, 1), seed=1), "adv_yeom")
+
+
+def test_within_cuts_only_the_interval():
+    wide = combine_seeds([0.01, 0.5, 0.02])
+    assert wide.low < 0
+    cut = wide.within(0.0, 1.0)
+    assert cut.low == 0.0 and cut.high == wide.high and cut.mean == wide.mean and cut.se == wide.se
+    assert combine_seeds([0.4, 0.5, 0.45]).within(0.0, 1.0) == combine_seeds([0.4, 0.5, 0.45])
+

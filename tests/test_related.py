@@ -353,6 +353,10 @@ def test_ood_summary_and_mean_fpr():
     assert summary.loc["last-layer Laplace", "advantage"].mean == pytest.approx(0.11)
     assert related.ood_mean_fpr(per_seed[0].table, "no calibration (MAP)") == pytest.approx(0.25)
     assert summary.loc["no calibration (MAP)", "mean_ood_fpr"].mean == pytest.approx(0.26)
+    # a rate's interval over three seeds stays within [0, 1]
+    spread = [related.OodSeed(s, table(shift), 1.0, {}, 100, 100) for s, shift in enumerate((0.0, 0.6, -0.05))]
+    fpr = related.ood_summary(spread).loc["no calibration (MAP)", "fpr_uniform_noise"]
+    assert fpr.low == 0.0 and fpr.high <= 1.0 and fpr.mean == pytest.approx(np.mean([0.4, 1.0, 0.35]))
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
