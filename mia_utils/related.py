@@ -331,25 +331,28 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     smoothing, smoothed_model, eces = calibrating_smoothing(profile, base, validation_images, validation_labels, store)
     eval_images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
     adv_images = torch.cat([data.train_images[split.adv_members], data.test_images[split.adv_nonmembers]])
-    temperature = ood.fit_temperature(predict_logits(model, validation_images), validation_labels)
+    inputs = {"eval": eval_images, "adv": adv_images, "validation": validation_images,
+              **{f"ood_{k}": v for k, v in ood_images.items()}}
+    # Each network sees each set once; temperature scaling reuses the baseline's logits.
+    logits = {k: predict_logits(model, v).double() for k, v in inputs.items()}
+    smoothed_logits = {k: predict_logits(smoothed_model, v).double() for k, v in inputs.items()}
+    temperature = ood.fit_temperature(logits["validation"], validation_labels)
     member_images, member_labels = gather(data, split.members)
     laplace = ood.last_layer_laplace(model, member_images, member_labels)
-
-    def softmax_of(net, scale=1.0):
-        return lambda images: (predict_logits(net, images).double() / scale).softmax(1)
-
-    versions = dict(zip(OOD_VARIANTS, (softmax_of(model), softmax_of(model, temperature),
-                                       lambda images: ood.laplace_probabilities(laplace, images),
-                                       softmax_of(smoothed_model))))
+    probabilities = dict(zip(OOD_VARIANTS, (
+        {k: v.softmax(1) for k, v in logits.items()},
+        {k: (v / temperature).softmax(1) for k, v in logits.items()},
+        {k: ood.laplace_probabilities(laplace, v) for k, v in inputs.items()},
+        {k: v.softmax(1) for k, v in smoothed_logits.items()})))
     rows = {}
-    for name, probabilities in versions.items():
-        rows[name] = confidence_attack_fprs(probabilities(eval_images), baseline_run.outputs["eval_is_member"].bool(),
-                                            probabilities(adv_images), baseline_run.outputs["adv_is_member"].bool(),
-                                            {k: probabilities(v) for k, v in ood_images.items()})
-        rows[name]["validation_ece"] = ood.expected_calibration_error(probabilities(validation_images), validation_labels)
-    every_input = torch.cat([eval_images, *ood_images.values()])
-    order_kept = _spearman(max_probability(versions[OOD_VARIANTS[0]](every_input)).numpy(),
-                           max_probability(versions[OOD_VARIANTS[1]](every_input)).numpy())
+    for name, probs in probabilities.items():
+        rows[name] = confidence_attack_fprs(probs["eval"], baseline_run.outputs["eval_is_member"].bool(),
+                                            probs["adv"], baseline_run.outputs["adv_is_member"].bool(),
+                                            {k: probs[f"ood_{k}"] for k in ood_images})
+        rows[name]["validation_ece"] = ood.expected_calibration_error(probs["validation"], validation_labels)
+    shown = ["eval", *(f"ood_{k}" for k in ood_images)]
+    order_kept = _spearman(*(torch.cat([max_probability(probabilities[v][k]) for k in shown]).numpy()
+                             for v in OOD_VARIANTS[:2]))
     return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval,
                    smoothing, eces, order_kept)
 
