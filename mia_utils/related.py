@@ -72,20 +72,19 @@ def population_runs(config: RunConfig, count: int, store=None) -> list[experimen
     return [experiment.run(config.shadow(i, count), store) for i in range(count)]
 
 
-def held_out_test_accuracy(config: RunConfig, outputs: dict[str, torch.Tensor]) -> float:
-    """Accuracy (fraction) on the test images ``config`` did not train on: a population model's
+def held_out_test_images(config: RunConfig) -> torch.Tensor:
+    """Bool (test images,): the test images ``config`` did not train on. A population model's
     pool holds some test images, so its accuracy on the whole test set would include images it
-    trained on. For a target, which trains on training images only, it is its test accuracy."""
+    trained on; a target trains on training images only, so for it every test image counts."""
     from mia_utils.data import DATASETS, make_split
     from mia_utils.train import training_indices
 
     info = DATASETS[config.dataset]
     split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     trained = training_indices(config, info, split)
-    held_out = torch.ones(len(outputs["test_labels"]), dtype=torch.bool)
+    held_out = torch.ones(info.n_test, dtype=torch.bool)
     held_out[trained[trained >= info.n_train] - info.n_train] = False
-    correct = outputs["test_logits"].argmax(1) == outputs["test_labels"]
-    return correct[held_out].double().mean().item()
+    return held_out
 
 
 def population_target(outputs: dict[str, torch.Tensor]) -> tuple[AttackInputs, torch.Tensor]:
@@ -116,7 +115,7 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     target's shadows.
 
     One row per (``model``, ``epoch``) with the model's ``train_acc``, ``test_acc`` (on the test
-    images it did not train on, :func:`held_out_test_accuracy`) and ``gap`` (fractions), LiRA's
+    images it did not train on, :func:`held_out_test_images`) and ``gap`` (fractions), LiRA's
     ``auc``, ``tpr_at_0.1%_fpr``, ``tpr_at_1%_fpr`` and ``advantage`` (fractions) with their
     bootstrap standard deviations (``*_std``) over the target's evaluation samples, and
     ``n_nonmembers``, the non-members it was evaluated on (:func:`population_target`), and
@@ -132,6 +131,7 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
         raise ValueError(f"epochs: {missing} are not among the configuration's snapshot epochs "
                          f"{list(config.snapshot_epochs)} (nor its final epoch {config.epochs})")
     runs = population_runs(config, count, store)
+    held_out = [held_out_test_images(run.config) for run in runs]  # per model, the same at every epoch
     query_images = augmented_queries(config) if augmented else None
     rows = []
     for epoch in epochs:
@@ -150,7 +150,8 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
                                       fixed_variance=True, n_bootstrap=n_bootstrap, seed=seed + index,
                                       queries=queries[index][kept])
             train_acc = own["member_correct"].double().mean().item()
-            test_acc = held_out_test_accuracy(run.config, own)
+            correct = own["test_logits"].argmax(1) == own["test_labels"]
+            test_acc = correct[held_out[index]].double().mean().item()
             row = {"model": index, "epoch": epoch, "train_acc": train_acc, "test_acc": test_acc,
                    "gap": train_acc - test_acc, "n_nonmembers": len(kept) // 2,
                    "queries": 1 if queries is None else queries.shape[2]}
