@@ -170,20 +170,33 @@ def per_sample_outputs(model: nn.Module, data: ImageDataset, split: MembershipSp
     the adversary's "average training loss" is the true one. ``test_logits`` / ``test_labels``:
     the whole test set.
     """
+    # Each image is seen once: the whole test set (the non-members are test images) and every
+    # training image that any of the sets uses; the sets' logits are read from those two.
+    n_train = data.train_images.shape[0]
+    test_logits = predict_logits(model, data.test_images)
+    seen = torch.cat([split.eval_members, split.adv_members, trained_on[trained_on < n_train]]).unique()
+    seen_logits = predict_logits(model, data.train_images[seen])
+
+    def logits_at(global_indices: torch.Tensor) -> torch.Tensor:
+        in_train = global_indices < n_train
+        logits = torch.empty((len(global_indices), test_logits.shape[1]), dtype=test_logits.dtype)
+        logits[in_train] = seen_logits[torch.searchsorted(seen, global_indices[in_train])]
+        logits[~in_train] = test_logits[global_indices[~in_train] - n_train]
+        return logits
+
     outputs = {}
     for prefix, members, nonmembers in (("eval", split.eval_members, split.eval_nonmembers),
                                         ("adv", split.adv_members, split.adv_nonmembers)):
-        images = torch.cat([data.train_images[members], data.test_images[nonmembers]])
-        outputs[f"{prefix}_logits"] = predict_logits(model, images)
+        outputs[f"{prefix}_logits"] = logits_at(torch.cat([members, n_train + nonmembers]))
         outputs[f"{prefix}_labels"] = torch.cat([data.train_labels[members], data.test_labels[nonmembers]])
         outputs[f"{prefix}_is_member"] = torch.cat([torch.ones(len(members), dtype=torch.bool),
                                                     torch.zeros(len(nonmembers), dtype=torch.bool)])
     outputs["eval_in_training"] = torch.isin(evaluation_indices(data.info, split), trained_on)
-    train_images, train_labels = gather(data, trained_on)
-    member_logits = predict_logits(model, train_images)
+    member_logits = logits_at(trained_on)
+    _, train_labels = gather(data, trained_on)
     outputs["member_losses"] = F.cross_entropy(member_logits, train_labels, reduction="none")
     outputs["member_correct"] = member_logits.argmax(1) == train_labels
-    outputs["test_logits"] = predict_logits(model, data.test_images)
+    outputs["test_logits"] = test_logits
     outputs["test_labels"] = data.test_labels.clone()
     return outputs
 

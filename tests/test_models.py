@@ -641,3 +641,18 @@ def test_pool_before_relu_is_exactly_the_textbook_order(dataset):
     assert torch.equal(model(x), textbook(x))
     for (name, a), (_, b) in zip(model.named_parameters(), textbook.named_parameters()):
         assert torch.equal(a.grad, b.grad), name
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_element_dropout_is_the_textbook_formula_bit_for_bit(p):
+    """x * (u >= p) / (1 - p) with u uniform from the same stream: forward and gradient equal."""
+    x = torch.randn(4, 3, 5, 5).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(4, 3, 5, 5)
+    results = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        inputs = x.clone().requires_grad_()
+        out = models.Dropout(p)(inputs) if fast else inputs * (torch.rand_like(inputs) >= p) / (1.0 - p)
+        out.backward(grad)
+        results.append((out.detach(), inputs.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
