@@ -9,12 +9,13 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 .PHONY: book test setup data browser executed clean clean-all
 
 # Training first, on one single-thread worker per core (about 10 % faster than one process with
-# every thread: benchmarks/results/sweep.md); the chapters then read their runs from the store.
+# every thread: benchmarks/results/sweep.md); the chapters then read their runs from the store,
+# as many at once as there are workers (the findings page last).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 book: setup data
 	$(PY) -m mia_utils sweep --profile $(PROFILE) --workers $(WORKERS)
-	$(PY) -m mia_utils run --profile $(PROFILE)
+	$(PY) -m mia_utils run --profile $(PROFILE) --jobs $(WORKERS)
 	$(PY) -m mia_utils build
 
 test: setup data browser

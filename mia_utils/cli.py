@@ -78,10 +78,10 @@ class _QuietCellMarkers(logging.Filter):
 
 
 def command_run(args) -> int:
-    import papermill
-
     from mia_utils.chapters import get_chapter, validate
 
+    if args.jobs < 1:
+        raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
     chapters = args.chapters or toc_chapters()
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / EXECUTED
     plans = []
@@ -93,36 +93,71 @@ def command_run(args) -> int:
         plans.append((spec, params))
     plans.sort(key=lambda plan: plan[0].summary)  # the findings page reads every other chapter's runs
     out_dir.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("papermill").addFilter(_QuietCellMarkers())
     os.environ.setdefault("MIA_STORE", str((PROJECT_ROOT / ".mia_store").resolve()))
     os.environ.setdefault("MIA_PROGRESS", "1")
     store_root = Path(os.environ["MIA_STORE"])
+    pending = []
     for spec, params in plans:
         target = out_dir / f"{spec.name}.ipynb"
-        partial = out_dir / f".{spec.name}.partial.ipynb"
-        fingerprint = execution_fingerprint(PROJECT_ROOT / spec.notebook, params, store_root)
-        if not args.force and _stored_fingerprint(target) == fingerprint:
+        if not args.force and _stored_fingerprint(target) == execution_fingerprint(PROJECT_ROOT / spec.notebook,
+                                                                                   params, store_root):
             print(f"[mia_utils] {spec.name}: kept {target} (same notebook, parameters, package and stored runs "
                   "as when it was executed; --force re-executes it)", file=sys.stderr, flush=True)
             continue
-        print(f"[mia_utils] executing {spec.notebook} with {params} -> {target}", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(PROJECT_ROOT / spec.notebook), str(partial), parameters=params,
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                       log_output=args.verbose, request_save_on_cell_execute=False)
-        except Exception as error:
-            partial.unlink(missing_ok=True)
-            print(f"[mia_utils] {spec.name} failed; {target} was left as it was.\n{error}", file=sys.stderr)
-            return 1
-        _finish_executed(partial, execution_fingerprint(PROJECT_ROOT / spec.notebook, params, store_root))
-        os.replace(partial, target)
-        print(f"[mia_utils] {spec.name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        pending.append((spec.name, spec.notebook, params, str(out_dir), str(store_root), args.verbose))
+    jobs = min(args.jobs, len(pending)) or 1
+    # The summary reads every other chapter's runs and measurements, so it comes last, alone.
+    first = [job for job in pending if not get_chapter(job[0]).summary]
+    last = [job for job in pending if get_chapter(job[0]).summary]
+    if jobs == 1:
+        failed = next((job[0] for job in first + last if not _execute_chapter(*job)), None)
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, initializer=_limit_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(_execute_chapter, *job) for job in first]
+            failed = next((job[0] for job, future in zip(first, futures) if not future.result()), None)
+        if failed is None:
+            failed = next((job[0] for job in last if not _execute_chapter(*job)), None)
+    if failed is not None:
+        return 1
     if args.build:
         if args.out:
             raise ValueError("--build: builds the project's book, so it cannot be combined with --out")
         return command_build(argparse.Namespace(dir=str(PROJECT_ROOT)))
     return 0
+
+
+def _limit_threads(threads: int) -> None:
+    """In a ``run --jobs`` worker: the kernels it starts use ``threads`` threads each."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def _execute_chapter(name: str, notebook: str, params: dict, out_dir: str, store_root: str, verbose: bool) -> bool:
+    """Execute one chapter's notebook into ``out_dir/<name>.ipynb`` through a hidden partial file,
+    so that a failure or an interruption leaves the previous page as it was. Returns success."""
+    import papermill
+
+    target, partial = Path(out_dir) / f"{name}.ipynb", Path(out_dir) / f".{name}.partial.ipynb"
+    papermill_log = logging.getLogger("papermill")
+    if not any(isinstance(f, _QuietCellMarkers) for f in papermill_log.filters):
+        papermill_log.addFilter(_QuietCellMarkers())
+    print(f"[mia_utils] executing {notebook} with {params} -> {target}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(PROJECT_ROOT / notebook), str(partial), parameters=params,
+                                   kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                   log_output=verbose, request_save_on_cell_execute=False)
+    except Exception as error:
+        partial.unlink(missing_ok=True)
+        print(f"[mia_utils] {name} failed; {target} was left as it was.\n{error}", file=sys.stderr, flush=True)
+        return False
+    _finish_executed(partial, execution_fingerprint(PROJECT_ROOT / notebook, params, Path(store_root)))
+    os.replace(partial, target)
+    print(f"[mia_utils] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return True
 
 
 def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str:
@@ -354,6 +389,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
     run.add_argument("--out", help="output folder (default book/executed)")
     run.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="do not stream cell output")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="chapters executed at once, each kernel with cores / jobs threads (default 1); the "
+                          "findings page still runs last, alone")
     run.add_argument("--force", action="store_true",
                      help="execute every chapter, even one whose inputs have not changed since it was executed")
     run.add_argument("--build", action="store_true",

@@ -214,8 +214,11 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
     batching (exactly so in float64; in float32 a near-zero gradient's sign may differ).
     ``return_images``: also return the final points (on the CPU).
     """
+    from mia_utils.train import keep_freed_memory
+
     convert, labels, threshold, step, max_steps, batch_size = _prepare(model, images, labels, threshold, step,
                                                                       max_steps, batch_size)
+    keep_freed_memory()  # each step frees and re-allocates ~25 MB blocks: 67 -> 40 ms per quick step
     n = images.shape[0]
     distance = torch.zeros(n, dtype=torch.float64)
     steps = torch.zeros(n, dtype=torch.int64)

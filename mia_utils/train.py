@@ -133,6 +133,7 @@ def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Logits (N, classes) in eval mode for uint8 or [0, 1] float images (N, C, H, W)."""
+    keep_freed_memory()
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

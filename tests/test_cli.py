@@ -155,3 +155,19 @@ def test_an_unchanged_chapter_is_kept_and_force_executes_it_again(cli_env, tmp_p
     forced = cli("run", "00_primer", "--profile", "smoke", "--out", str(out), "-q", "-p", "seed", "1", "--force",
                  env=cli_env, timeout=600)
     assert forced.returncode == 0 and "executing" in forced.stderr
+
+
+def test_jobs_must_be_positive(cli_env, tmp_path):
+    result = cli("run", "00_primer", "--profile", "smoke", "--out", str(tmp_path), "--jobs", "0", env=cli_env)
+    assert result.returncode == 2 and "--jobs: must be >= 1, got 0" in result.stderr
+
+
+def test_chapters_execute_side_by_side_with_jobs(cli_env, tmp_path):
+    out = tmp_path / "executed"
+    result = cli("run", "00_primer", "01_baselines", "--profile", "smoke", "--out", str(out), "-q", "--jobs", "2",
+                 env=cli_env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(" done in ") == 2
+    assert sorted(p.name for p in out.iterdir()) == ["00_primer.ipynb", "01_baselines.ipynb"]  # no partial left
+    for name in ("00_primer", "01_baselines"):
+        assert json.loads((out / f"{name}.ipynb").read_text())["metadata"]["mia_utils"]["fingerprint"]
