@@ -286,37 +286,37 @@ def _empty_safe(gsm_class):
     return EmptySafe
 
 
+#: PyTorch warns when a module's full backward hook fires without an input gradient, which is
+#: always so for the first layer (the images need none); ghost clipping expects it.
+_FIRST_LAYER_HOOK_WARNING = "Full backward hook is firing when gradients are computed with respect to module outputs"
+
+
 def _ghost_clipping_class():
-    """Opacus' fast gradient clipping module (``GradSampleModuleFastGradientClipping``, ghost
-    clipping on), fitted to a training loop that calls ``loss.backward()`` once on a batch-mean
-    loss and never sees per-example losses.
+    """Opacus' fast gradient clipping module (``GradSampleModuleFastGradientClipping``) with ghost
+    norms for the linear layers and book-keeping for the clipped sum: one backward pass per step.
 
-    Ghost clipping (Li et al. 2022; Bu et al. 2023) never forms a linear layer's per-example
-    gradients: for a layer without a sequence dimension the norm of example i's weight gradient is
-    ||a_i|| ||g_i|| (its input activation times its output gradient), which is what Opacus' norm
-    sampler computes. Convolutions still get per-example gradients (from unfolded activations),
-    only to take their norms. The clipped sum then comes from a second backward pass in which
-    example i's output gradient is scaled by its clipping factor c_i = min(1, C / ||grad_i||).
+    * Ghost norms (Goodfellow 2015; Li et al. 2022): for a linear layer without a sequence
+      dimension, example i's weight gradient is the outer product g_i a_i^T of its output gradient
+      and its input, so its norm is ||g_i|| ||a_i||, found without forming the gradient (Opacus'
+      norm sampler for ``nn.Linear`` computes the same).
+    * Other layers (convolutions, GroupNorm) get their per-example gradients from Opacus' grad
+      samplers (convolutions from unfolded activations), and their norms from those.
+    * Book-keeping (Bu et al. 2023): the clipped sum sum_i c_i grad_i, c_i = min(1, C / (||grad_i||
+      + 1e-6)) over all layers at once, is formed from what the one backward pass left behind:
+      (c * G)^T A for a linear layer, sum_i c_i grad_i for the others. Opacus instead runs a second
+      backward pass with each example's loss weighted by c_i; the two agree to float rounding
+      (tests/test_dp.py checks both against plain autograd).
 
-    Opacus runs the two passes from per-example losses (``DPLossFastGradientClipping``). Here the
-    forward pass instead hands the loop a detached copy of the logits, so ``loss.backward()`` only
-    reaches the logits; :meth:`clipped_backward` (run by the optimiser before its step) then runs
-    the first pass from that gradient with the norm hooks on, and the second with them off. A
-    batch-mean loss gives example i's logits the gradient (1/B) dL_i/dlogits_i, which is also
-    what Opacus' first pass gets, so both passes see exactly what Opacus' own would.
+    The loop's ``loss.backward()`` on its batch-mean loss is the one pass: Opacus' hooks multiply
+    each output gradient by the batch size, which gives every example's own gradient.
     """
     from opacus.grad_sample import GradSampleModuleFastGradientClipping
+    from opacus.utils.module_utils import trainable_parameters
 
     class GhostClipping(_empty_safe(GradSampleModuleFastGradientClipping)):
-        _pending = None  # (logits with the network's graph, their detached copy)
-
-        def forward(self, x, *args, **kwargs):
-            logits = super().forward(x, *args, **kwargs)
-            if not (self.training and torch.is_grad_enabled()) or x.shape[0] == 0:
-                return logits  # evaluation, or an empty batch (clipped_backward gives zeros)
-            leaf = logits.detach().requires_grad_()
-            self._pending = (logits, leaf)
-            return leaf
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._kept = {}  # module -> what its clipped gradient is formed from
 
         def capture_activations_hook(self, module, forward_input, forward_output):
             # The network stays channels-last (twice as fast on the CPU); Opacus' convolution
@@ -324,31 +324,50 @@ def _ghost_clipping_class():
             inputs = [t.contiguous() if t.dim() == 4 else t for t in forward_input]
             return super().capture_activations_hook(module, inputs, forward_output)
 
-        def clipped_backward(self) -> None:
-            """Leave the sum over the batch of clipped per-example gradients in every ``p.grad``
-            (zeros for an empty batch)."""
-            pending, self._pending = self._pending, None
-            params = [p for p in self.parameters() if p.requires_grad]
-            if pending is None or pending[1].grad is None:
-                for p in params:
-                    p.grad = torch.zeros_like(p)
+        def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
+            if not self.hooks_enabled:
                 return
-            logits, leaf = pending
-            grad = leaf.grad
-            with warnings.catch_warnings():
-                # PyTorch notes that the first layer's hook fires with no input gradient (the
-                # images need none); that is expected here.
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                logits.backward(grad, retain_graph=True)  # hooks: per-example gradient norms
-                factors = self.get_clipping_coef().to(grad.device)
-                for p in params:
-                    p.grad = None
-                self.disable_hooks()
-                try:  # the gradient of sum_i c_i L_i: undo the batch mean, weight example i by c_i
-                    logits.backward(grad * (grad.shape[0] * factors).unsqueeze(1))
-                finally:
-                    self.enable_hooks()
+            activations, backprops = self.rearrange_grad_samples(
+                module=module, backprops=forward_output[0].detach(), loss_reduction=loss_reduction,
+                batch_first=batch_first)
+            params = [p for _, p in trainable_parameters(module)]
+            if type(module) is nn.Linear and backprops.dim() == 2:
+                inputs = activations[0].to(backprops.dtype)
+                output_norms = backprops.pow(2).sum(1)
+                module.weight._norm_sample = (output_norms * inputs.pow(2).sum(1)).sqrt()
+                if module.bias is not None:
+                    module.bias._norm_sample = output_norms.sqrt()
+                self._kept[module] = (inputs, backprops)
+            else:
+                samples = self.GRAD_SAMPLERS[type(module)](module, activations, backprops)
+                for p, sample in samples.items():
+                    p._norm_sample = sample.reshape(len(sample), -1).norm(2, dim=1)
+                self._kept[module] = samples
+            for p in params:
+                p._forward_counter -= 1
+            if not module.activations and hasattr(module, "max_batch_len"):
+                del module.max_batch_len
 
+        def clipped_backward(self) -> None:
+            """Replace every ``p.grad`` by the sum over the batch of the clipped per-example
+            gradients (zeros for an empty batch)."""
+            kept, self._kept = self._kept, {}
+            params = [p for p in self.parameters() if p.requires_grad]
+            factors = self.get_clipping_coef() if kept else None
+            for p in params:
+                p.grad = torch.zeros_like(p) if factors is None else None
+            for module, saved in kept.items():
+                if isinstance(saved, tuple):
+                    inputs, backprops = saved
+                    weighted = backprops * factors.unsqueeze(1)
+                    module.weight.grad = (weighted.T @ inputs).view_as(module.weight)
+                    if module.bias is not None:
+                        module.bias.grad = weighted.sum(0)
+                else:
+                    for p, sample in saved.items():
+                        p.grad = torch.einsum("n,n...->...", factors, sample).view_as(p)
+
+    warnings.filterwarnings("ignore", message=_FIRST_LAYER_HOOK_WARNING)
     return GhostClipping
 
 
@@ -359,7 +378,7 @@ def _dp_optimizer_class(ghost: bool = False):
         class _GhostOptimizer(DPOptimizerFastGradientClipping):
             """Opacus' optimiser for fast gradient clipping (``p.grad`` holds the clipped sum; noise
             is added and the sum divided by the expected batch size), which first has the module
-            run its two backward passes."""
+            form that clipped sum."""
 
             private_module = None  # the GhostClipping module, set by DPSGD.wrap
 
