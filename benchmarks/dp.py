@@ -1,4 +1,4 @@
-"""DP-SGD training speed: Opacus' per-sample-gradient modes against non-private training.
+"""DP-SGD training speed: each way of clipping per-example gradients against non-private training.
 
 Run from the repository root:
 
@@ -7,9 +7,10 @@ Run from the repository root:
 
 Trains the quick profile's Fashion-MNIST baseline (``get_profile("quick").base_config("fmnist")``,
 ``n_members`` capped at ``--max-members``) through the real loop, :func:`mia_utils.train.train`,
-once without a mechanism and once with ``dp_sgd`` (sigma_DP = 1) for each of Opacus' modes
-"hooks", "ew" (expanded weights) and "functorch" (:attr:`mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE` is
-switched for the run). A mode that fails is reported with its error. The rows are trained in
+once without a mechanism and once with ``dp_sgd`` (sigma_DP = 1) for each mode of
+:data:`mia_utils.defenses.dp.GRAD_SAMPLE_MODES`: "ghost" (Opacus' fast gradient clipping, ghost
+norms and one backward pass), and Opacus' "hooks", "ew" (expanded weights) and "functorch"
+(:attr:`mia_utils.defenses.dp.DPSGD.GRAD_SAMPLE_MODE` is switched for the run). A mode that fails is reported with its error. The rows are trained in
 turn, ``--rounds`` times over (interleaved, so that a shared machine's load drifts over all rows
 alike). Seconds per epoch are the minimum, over rounds and over the epochs after each run's
 first (a warm-up), of the loop's per-epoch ``seconds`` (the median is shown too): on a shared
@@ -37,11 +38,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
 
-from mia_utils import dp  # noqa: E402  (registers dp_sgd)
+from mia_utils.defenses import dp  # noqa: E402  (registers dp_sgd)
 from mia_utils.data import load_dataset  # noqa: E402
 from mia_utils.profiles import get_profile  # noqa: E402
 from mia_utils.train import default_device, epoch_batches, train  # noqa: E402
-from mia_utils.mechanisms import build  # noqa: E402
+from mia_utils.defenses import build  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import device_name  # noqa: E402
@@ -93,7 +94,7 @@ def markdown(meta: dict, rows: list[dict], failures: dict) -> str:
         f"- seconds/epoch: minimum over {meta['rounds']} interleaved rounds x {meta['epochs'] - 1} measured epochs of "
         f"the loop's per-epoch seconds (median in brackets; includes an evaluation pass of 2 x {EVAL_PER_SIDE} "
         "images); images/s: examples drawn in that epoch / its seconds; slowdown: seconds / non-private seconds",
-        f"- default mode in `mia_utils.dp.DPSGD.GRAD_SAMPLE_MODE`: **{dp.DPSGD.GRAD_SAMPLE_MODE}**",
+        f"- default mode in `mia_utils.defenses.dp.DPSGD.GRAD_SAMPLE_MODE`: **{dp.DPSGD.GRAD_SAMPLE_MODE}**",
         f"- run time: {meta['run_seconds']:.0f} s",
         "",
         "| mode | seconds/epoch (median) | images/s | slowdown vs non-private |",

@@ -42,7 +42,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mia_utils.dtc import (confidence_threshold, distance_to_confident, distance_to_confident_loop,  # noqa: E402
+from mia_utils.dtc import (confident_loss, distance_to_confident, distance_to_confident_loop,  # noqa: E402
                            run_images)
 from mia_utils.experiment import run  # noqa: E402
 from mia_utils.models import forward_flops  # noqa: E402
@@ -124,7 +124,7 @@ def main(argv=None) -> None:
     target = run(get_profile("quick").base_config("fmnist"), progress=False)
     print(f"model: run {target.key} ({'read from the store' if target.from_store else 'trained now'})", flush=True)
     model = target.model().to(device)
-    threshold = confidence_threshold(target.outputs["member_losses"])
+    threshold = confident_loss(target.outputs["member_losses"])
     images, labels, is_member = pick_samples(*run_images(target, "eval"), args.samples)
     n = len(labels)
     flops_per_forward = forward_flops(target.model())  # on the CPU: forward_flops feeds a CPU tensor

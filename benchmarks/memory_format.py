@@ -1,18 +1,25 @@
-"""Channels-last vs NCHW: training-step time of the book's networks, side by side in one run.
+"""Training-step choices of the book's networks, each measured side by side in one run.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/memory_format.py                 # quick and paper-fmnist models, ~1 min
+    .venv/bin/python benchmarks/memory_format.py                 # about 2 minutes on 2 cores
     .venv/bin/python benchmarks/memory_format.py --steps 40 --rounds 5
 
-For each model (the quick profile's half-width Fashion-MNIST network, the full-width one, and
-the quick network with dropout p = 0.5) the script times full training steps (forward, soft
-cross-entropy, backward, Adam with AMSGrad) on batches of 128 random images, once with the model
-in the plain NCHW layout (``set_channels_last(False)``) and once channels-last (the default).
-The two layouts alternate for ``--rounds`` rounds so that drifting machine load hits both
-alike; the table gives the median images/s of each and their ratio. Dropout is timed twice:
-``torch.nn.Dropout`` (``bernoulli_`` masks) against :class:`mia_utils.models.Dropout` (masks from
-``torch.rand``), both channels-last.
+Each row times full training steps (forward, soft cross-entropy, backward, Adam with AMSGrad) on
+batches of 128 random images, once the old way and once the new way; the two alternate for
+``--rounds`` rounds so that drifting machine load hits both alike, and the table gives the median
+images/s of each and their ratio. The rows:
+
+* channels-last against the plain NCHW layout (the quick profile's old width 0.5, and the paper's
+  full width);
+* :class:`mia_utils.models.Dropout` (a ``torch.rand`` mask used in place) against
+  ``torch.nn.Dropout`` (``bernoulli_`` masks);
+* at the quick width (0.125), max-pooling before the ReLU (the book's network) against the
+  textbook order, ReLU then pool (the two compute the same function and gradients bit for bit;
+  tests/test_models.py);
+* at the quick width, PyTorch's deterministic mode with and without its NaN fill of every newly
+  allocated tensor (``torch.utils.deterministic.fill_uninitialized_memory``; the training loop
+  turns the fill off, :func:`mia_utils.train.deterministic`).
 
 Writes ``<out>/memory_format.md``.
 """
@@ -20,6 +27,7 @@ Writes ``<out>/memory_format.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import platform
 import statistics
@@ -33,8 +41,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mia_utils.models import Dropout, build_model  # noqa: E402
-from mia_utils.train import soft_cross_entropy  # noqa: E402
+from mia_utils.models import Dropout, build_model, textbook_order  # noqa: E402
+from mia_utils.train import keep_freed_memory, soft_cross_entropy  # noqa: E402
 
 
 def images_per_second(model: nn.Module, steps: int, batch: int = 128) -> float:
@@ -68,12 +76,26 @@ def with_torch_dropout(model: nn.Module) -> nn.Module:
     return model
 
 
+@contextlib.contextmanager
+def deterministic_mode(fill: bool):
+    """PyTorch's deterministic mode, with or without its NaN fill of new tensors."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = fill
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per pair")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args()
+    keep_freed_memory()  # as the training loop does
 
     cases = [
         ("quick fmnist (width 0.5)", lambda: build_model("fmnist", width=0.5).set_channels_last(False),
@@ -82,19 +104,29 @@ def main() -> None:
          lambda: build_model("fmnist", width=1.0), "NCHW", "channels-last"),
         ("quick fmnist, dropout 0.5", lambda: with_torch_dropout(build_model("fmnist", width=0.5, dropout=0.5)),
          lambda: build_model("fmnist", width=0.5, dropout=0.5), "nn.Dropout", "mia_utils Dropout"),
+        ("quick fmnist (width 0.125)", lambda: textbook_order(build_model("fmnist", width=0.125)),
+         lambda: build_model("fmnist", width=0.125), "ReLU, then pool", "pool, then ReLU"),
     ]
-    lines = [f"# Channels-last and dropout masks: training step speed ({datetime.date.today()})", "",
+    fill_cases = [("quick fmnist (width 0.125), deterministic mode", lambda: build_model("fmnist", width=0.125),
+                   "NaN fill of new tensors", "no fill")]
+    lines = [f"# Training-step choices, side by side ({datetime.date.today()})", "",
              f"Device: CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads, "
              f"torch {torch.__version__}. Median of {args.rounds} alternating rounds of {args.steps} steps "
              "(batch 128). Ratio = new / old images/s.", "",
              "| model | old | old images/s | new | new images/s | ratio |", "|---|---|---|---|---|---|"]
-    for name, old_factory, new_factory, old_label, new_label in cases:
+    rows = [(name, old_factory, new_factory, contextlib.nullcontext, contextlib.nullcontext, old_label, new_label)
+            for name, old_factory, new_factory, old_label, new_label in cases]
+    rows += [(name, factory, factory, lambda: deterministic_mode(True), lambda: deterministic_mode(False),
+              old_label, new_label) for name, factory, old_label, new_label in fill_cases]
+    for name, old_factory, new_factory, old_mode, new_mode, old_label, new_label in rows:
         old_rates, new_rates = [], []
         for _ in range(args.rounds):
             torch.manual_seed(0)
-            old_rates.append(images_per_second(old_factory(), args.steps))
+            with old_mode():
+                old_rates.append(images_per_second(old_factory(), args.steps))
             torch.manual_seed(0)
-            new_rates.append(images_per_second(new_factory(), args.steps))
+            with new_mode():
+                new_rates.append(images_per_second(new_factory(), args.steps))
         old, new = statistics.median(old_rates), statistics.median(new_rates)
         lines.append(f"| {name} | {old_label} | {old:,.0f} | {new_label} | {new:,.0f} | {new / old:.2f}x |")
         print(lines[-1], flush=True)

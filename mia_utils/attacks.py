@@ -460,7 +460,7 @@ def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
 
 def shifted_queries(images: torch.Tensor, shift: int) -> torch.Tensor:
     """LiRA's augmented queries for a model trained with random cropping of ``shift`` pixels
-    (:class:`mia_utils.mechanisms.RandomCrop`): uint8 or float images (N, C, H, W) shifted by
+    (:class:`mia_utils.defenses.RandomCrop`): uint8 or float images (N, C, H, W) shifted by
     every offset (dy, dx) in {-shift, 0, shift}^2, the uncovered border filled with zeros as in
     training, so (N, 9, C, H, W), the unshifted image at index 4. This is the reference's
     ``inference.py`` shift grid with stride ``shift`` (3 x 3 shifts instead of every one)."""

@@ -11,9 +11,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from mia_utils.data import DATASETS, dataset_available
-from mia_utils.mechanisms import MECHANISM_ORDER
+from mia_utils.defenses import MECHANISM_ORDER
 from mia_utils.profiles import PROFILES, get_profile
+
+#: The repository's root (where ``_toc.yml`` and ``notebooks/`` are), and where executed chapters go.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXECUTED = Path("book") / "executed"
+
+
+def toc_chapters(root: Path = PROJECT_ROOT) -> list[str]:
+    """Names of the executed notebooks ``_toc.yml`` lists (``book/executed/NAME``), in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                value = node.get(key)
+                if isinstance(value, str) and value.startswith(str(EXECUTED) + "/"):
+                    found.append(Path(value).stem)
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
 
 
 class ParameterError(ValueError):

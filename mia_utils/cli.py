@@ -32,34 +32,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from mia_utils.chapters import EXECUTED, PROJECT_ROOT, toc_chapters
 from mia_utils.data import DataUnavailableError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXECUTED = Path("book") / "executed"
 
-
-def toc_chapters(root: Path = PROJECT_ROOT) -> list[str]:
-    """Names of the executed notebooks ``_toc.yml`` lists (``book/executed/NAME``), in order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                value = node.get(key)
-                if isinstance(value, str) and value.startswith(str(EXECUTED) + "/"):
-                    found.append(Path(value).stem)
-            for value in node.values():
-                if isinstance(value, (list, dict)):
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return found
 
 
 def _parse_overrides(chapter, pairs):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from mia_utils import __version__
 from mia_utils.data import DATASETS
-from mia_utils.mechanisms import check_mechanisms
+from mia_utils.defenses import check_mechanisms
 from mia_utils.models import NORMS
 
 # Bump when a change to the code changes what a configuration trains or stores.
@@ -33,7 +33,7 @@ class RunConfig:
     coefficient added to Adam's gradient (PyTorch's ``Adam(weight_decay=...)``).
     ``snapshot_epochs`` lists 1-based epochs after which weights and per-sample outputs are
     also kept, so that early stopping needs no extra training. ``mechanisms``: the
-    regularization pieces of the recipe as (name, value) pairs (see :mod:`mia_utils.mechanisms`). ``shadow_count`` > 0 makes this
+    regularization pieces of the recipe as (name, value) pairs (see :mod:`mia_utils.defenses`). ``shadow_count`` > 0 makes this
     run the ``shadow_index``-th of that many LiRA shadow models: it trains on its half of the
     population pool (:func:`mia_utils.data.lira_pool`) instead of the target's members, with
     everything else unchanged.
@@ -154,7 +154,7 @@ class RunConfig:
 
     def model_options(self) -> dict:
         """Keyword arguments of :func:`mia_utils.models.build_model` implied by the mechanisms."""
-        from mia_utils.mechanisms import build
+        from mia_utils.defenses import build
 
         options = {"width": self.width, "norm": self.norm}
         for mechanism in build(self.mechanisms):

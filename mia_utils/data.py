@@ -12,6 +12,7 @@ every file.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from dataclasses import dataclass
@@ -315,3 +316,27 @@ def shadow_in_masks(pool_size: int, shadow_count: int, seed: int) -> torch.Tenso
     noise = torch.rand(shadow_count, pool_size, generator=torch.Generator().manual_seed(seed))
     ranks = noise.argsort(dim=0).argsort(dim=0)
     return ranks < shadow_count // 2
+
+
+def split_for(config, info: DatasetInfo) -> MembershipSplit:
+    """The membership split of a :class:`~mia_utils.config.RunConfig` (its sizes and
+    ``split_seed``) on the dataset ``info``: :func:`make_split`, computed once per distinct split
+    and shared afterwards (treat it as read-only)."""
+    return _cached_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_split(info: DatasetInfo, n_members: int, n_eval: int, n_adversary: int, seed: int) -> MembershipSplit:
+    return make_split(info, n_members, n_eval, n_adversary, seed)
+
+
+def training_indices(config, info: DatasetInfo, split: MembershipSplit) -> torch.Tensor:
+    """Global indices (see :func:`mia_utils.data.gather`) of the images ``config`` trains on:
+    the target's members, or a shadow model's half of the LiRA population pool. ``config``: a
+    :class:`~mia_utils.config.RunConfig`; ``info``: the dataset's :class:`DatasetInfo` (no
+    images are needed); ``split``: :func:`split_for` of the two."""
+    if not config.is_shadow:
+        return split.members
+    pool = lira_pool(info, split, seed=config.split_seed)
+    masks = shadow_in_masks(len(pool), config.shadow_count, seed=config.split_seed)
+    return pool[masks[config.shadow_index]].sort().values

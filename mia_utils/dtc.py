@@ -2,7 +2,7 @@
 
 A sample (x, y) is *not* in a confident region of a model F when its cross-entropy on its
 true label exceeds a threshold: the median loss of F on its own training set
-(:func:`confidence_threshold`). From x^0 = x, L-infinity PGD steps lower that loss::
+(:func:`confident_loss`). From x^0 = x, L-infinity PGD steps lower that loss::
 
     x^{t+1} = clamp(x^t - step * sign(grad_x L(F(x^t), y)), 0, 1)
 
@@ -114,7 +114,7 @@ class DtCResult:
                          final_images=images)
 
 
-def confidence_threshold(member_losses) -> float:
+def confident_loss(member_losses) -> float:
     """The model's median cross-entropy (nats) over its training set: the confidence threshold."""
     losses = torch.as_tensor(member_losses).detach().double().cpu().flatten().numpy()
     if losses.size == 0 or not np.isfinite(losses).all():
@@ -207,7 +207,7 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
 
     ``images`` (N, C, H, W), uint8 or float in [0, 1] (any device: chunks of ``batch_size`` are
     moved to the model's device and converted to its dtype, so a float64 model runs in float64);
-    ``labels`` (N,) the TRUE labels; ``threshold`` in nats (:func:`confidence_threshold`).
+    ``labels`` (N,) the TRUE labels; ``threshold`` in nats (:func:`confident_loss`).
     Within a chunk only the samples still moving are forwarded and stepped: each step is one
     forward and one backward pass to the input of the active samples, the last check (after
     ``max_steps`` steps) a forward pass alone. Per-sample results are independent of the
@@ -459,13 +459,13 @@ def run_images(run, prefix: str = "eval", data_root=None) -> tuple[torch.Tensor,
     """The uint8 images (N, C, H, W), labels (N,) and membership (N,) of a stored run's balanced
     evaluation set (``prefix="eval"``) or the adversary's set (``"adv"``), members first, rebuilt
     from the run's split; checked against the run's stored labels."""
-    from mia_utils.data import load_dataset, make_split
+    from mia_utils.data import load_dataset, split_for
 
     if prefix not in ("eval", "adv"):
         raise ValueError(f"prefix: must be 'eval' or 'adv', got {prefix!r}")
     c = run.config
     data = load_dataset(c.dataset, data_root)
-    split = make_split(data.info, c.n_members, c.n_eval, c.n_adversary, c.split_seed)
+    split = split_for(c, data.info)
     members, nonmembers = ((split.eval_members, split.eval_nonmembers) if prefix == "eval"
                            else (split.adv_members, split.adv_nonmembers))
     images = torch.cat([data.train_images[members], data.test_images[nonmembers]])
@@ -497,7 +497,7 @@ def dtc_on_run(run, max_samples: int | None = None, device: torch.device | str |
         raise ValueError(f"adversary: must be True or False, got {adversary!r}")
     if getattr(run.config, "is_shadow", False):
         raise ValueError("run: DtC is measured on target models, not shadow models")
-    threshold = confidence_threshold(run.outputs["member_losses"])
+    threshold = confident_loss(run.outputs["member_losses"])
     model = run.model().to(device or default_device())
     results = {"adv": (None, None)}
     for prefix in ("eval", "adv") if adversary else ("eval",):

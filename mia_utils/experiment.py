@@ -20,10 +20,12 @@ import torch.nn.functional as F
 
 from mia_utils import __version__
 from mia_utils.config import RunConfig
-from mia_utils.data import gather, load_dataset, make_split
+from mia_utils.data import gather, load_dataset, split_for
 from mia_utils.models import build_model
 from mia_utils.store import ResultStore
-from mia_utils.train import per_sample_outputs, predict_logits, train_many, training_indices
+from mia_utils.data import training_indices
+from mia_utils.models import predict_logits
+from mia_utils.train import per_sample_outputs, train_many
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def git_commit() -> str:
 
 def _training_images(config: RunConfig, data) -> torch.Tensor:
     """uint8 images (N, C, H, W) that ``config`` trains on, in training order."""
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, data.info)
     return gather(data, training_indices(config, data.info, split))[0]
 
 
@@ -163,7 +165,7 @@ def compute_entries(configs: list[RunConfig], teacher_weights: list, progress: b
     results = train_many(configs, data, progress=progress, teacher_logits=teacher_logits)
     entries = []
     for config, result in zip(configs, results):
-        split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+        split = split_for(config, data.info)
         outputs = per_sample_outputs(load_model(config, result.state_dict), data, split, result.trained_on)
         outputs["objective_loss"] = torch.tensor(result.objective_loss, dtype=torch.float64)
         provenance = {

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mia_utils.data import DATASETS
+from mia_utils.data import DATASETS, to_unit_float
 
 POOL = "M"
 BLOCKS: dict[str, list] = {
@@ -151,6 +151,21 @@ class VGG(nn.Module):
         return self.classifier(self.hidden(torch.flatten(self.features(x), 1)))
 
 
+def textbook_order(model: VGG) -> VGG:
+    """A copy of ``model`` with every max-pool moved after the ReLU that follows it (conv, ReLU,
+    pool), the order the paper's network is written in. It computes the same function and the
+    same gradients as ``model``, bit for bit (tests/test_models.py); it exists to show that."""
+    import copy
+
+    textbook = copy.deepcopy(model)
+    layers = list(textbook.features)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    textbook.features = nn.Sequential(*layers)
+    return textbook
+
+
 def build_model(dataset: str, width: float = 1.0, dropout: float = 0.0,
                 spatial_dropout: float = 0.0, norm: str = "none") -> VGG:
     """The dataset's VGG-style CNN; see the module docstring for the exact layers."""
@@ -182,3 +197,19 @@ def forward_flops(model: VGG) -> int:
     for hook in hooks:
         hook.remove()
     return flops
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits (N, classes) in eval mode for uint8 or [0, 1] float images (N, C, H, W)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start: start + batch_size].to(device)
+        if batch.dtype == torch.uint8:
+            batch = to_unit_float(batch)
+        chunks.append(model(batch).float().cpu())
+    model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0)

@@ -81,7 +81,7 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
     read chapter 02's results to plan chapter 04's pairs."""
     from mia_utils import related, sweeps
     from mia_utils.chapters import PAPER_MECHANISMS, primer_config, related_shadow_count, validate
-    from mia_utils.cli import toc_chapters
+    from mia_utils.chapters import toc_chapters
     from mia_utils.profiles import get_profile
 
     profile = get_profile(profile_name)
@@ -213,11 +213,11 @@ def training_images(config: RunConfig) -> int:
 def _shadow_training_images(config: RunConfig) -> int:
     """:func:`training_images` of a shadow run, cached: the count depends on the split and the
     shadow's index only, and the paper plan asks it for hundreds of shadow runs."""
-    from mia_utils.data import DATASETS, make_split
-    from mia_utils.train import training_indices
+    from mia_utils.data import DATASETS, split_for
+    from mia_utils.data import training_indices
 
     info = DATASETS[config.dataset]
-    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, info)
     return len(training_indices(config, info, split))
 
 

@@ -76,11 +76,11 @@ def held_out_test_images(config: RunConfig) -> torch.Tensor:
     """Bool (test images,): the test images ``config`` did not train on. A population model's
     pool holds some test images, so its accuracy on the whole test set would include images it
     trained on; a target trains on training images only, so for it every test image counts."""
-    from mia_utils.data import DATASETS, make_split
-    from mia_utils.train import training_indices
+    from mia_utils.data import DATASETS, split_for
+    from mia_utils.data import training_indices
 
     info = DATASETS[config.dataset]
-    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, info)
     trained = training_indices(config, info, split)
     held_out = torch.ones(info.n_test, dtype=torch.bool)
     held_out[trained[trained >= info.n_train] - info.n_train] = False
@@ -167,10 +167,10 @@ def augmented_queries(config: RunConfig) -> torch.Tensor:
     queries them when it follows the training augmentations: shifted by every offset of
     :func:`mia_utils.attacks.shifted_queries` for a recipe with random cropping, (N, 9, C, H, W);
     the clean images alone otherwise, (N, 1, C, H, W)."""
-    from mia_utils.data import load_dataset, make_split
+    from mia_utils.data import load_dataset, split_for
 
     data = load_dataset(config.dataset)
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, data.info)
     images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
     crop = dict(config.mechanisms).get("random_crop")
     return attacks.shifted_queries(images, int(crop)) if crop else images[:, None]
@@ -178,7 +178,7 @@ def augmented_queries(config: RunConfig) -> torch.Tensor:
 
 def _query_logits(run: experiment.Run, epoch: int, queries: torch.Tensor) -> torch.Tensor:
     """Logits (N, A, classes) of ``run``'s model after ``epoch`` on ``queries`` (N, A, C, H, W)."""
-    from mia_utils.train import predict_logits
+    from mia_utils.models import predict_logits
 
     n, a = queries.shape[:2]
     model = run.model(None if epoch == run.config.epochs else epoch)
@@ -314,13 +314,13 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     (at most twice the evaluation size per side; :func:`mia_utils.ood.free_test_split`, which
     raises ``ValueError`` naming ``ood_samples`` when too few are free)."""
     from mia_utils import ood
-    from mia_utils.data import gather, load_dataset, make_split
-    from mia_utils.train import predict_logits
+    from mia_utils.data import gather, load_dataset, split_for
+    from mia_utils.models import predict_logits
 
     base = profile.base_config("fmnist", seed=seed)
     n_ood = n_ood or base.n_eval
     data = data if data is not None else load_dataset("fmnist")
-    split = make_split(data.info, base.n_members, base.n_eval, base.n_adversary, base.split_seed)
+    split = split_for(base, data.info)
     ood_source, validation = ood.free_test_split(data.info.n_test, torch.cat([split.eval_nonmembers,
                                                                                split.adv_nonmembers]),
                                                  n_ood, 2 * base.n_eval)
@@ -365,7 +365,7 @@ def calibrating_smoothing(profile, base: RunConfig, validation_images: torch.Ten
     expected calibration error (:func:`mia_utils.ood.expected_calibration_error`) on the held-out
     ``validation_images``. Returns the value, its model and every value's ECE."""
     from mia_utils import ood, sweeps
-    from mia_utils.train import predict_logits
+    from mia_utils.models import predict_logits
 
     models, eces = {}, {}
     for value in calibration_smoothings(profile):
@@ -414,7 +414,7 @@ def mmd_defense(params: dict) -> dict:
 
 
 #: Chapter 07's two MMD schedules: the MMD term in every step's loss (the book's headline), and
-#: Li et al.'s code's gated pass between epochs (:class:`mia_utils.mmd.GatedMMD`).
+#: Li et al.'s code's gated pass between epochs (:class:`mia_utils.defenses.mmd.GatedMMD`).
 MMD_SCHEDULES = {"every step": "mmd", "authors' code": "mmd_gated"}
 
 

@@ -329,3 +329,42 @@ def combination_table(combo, baseline) -> pd.DataFrame:
             row[title] = relative_change_text(setting.change(baseline, metric), baseline.estimate(metric))
         rows.append(row)
     return pd.DataFrame(rows).set_index(["base", "row"])
+
+
+def paper_epsilons(profile_name: str = "paper", dataset: str = "fmnist") -> pd.DataFrame:
+    """The paper's DP-SGD epsilons (its Section 4 text, ``dp_fmnist.csv``) beside what Opacus'
+    RDP and PRV accountants certify for the same noise multipliers in the paper's Fashion-MNIST
+    setup: the ``profile_name`` profile's members, batch size and epochs, Poisson rate
+    q = batch / N, int(1/q) steps per epoch and delta = 1 / (10 N) (:func:`mia_utils.defenses.dp.delta_for`). One row per
+    sigma_DP with ``paper``, ``rdp`` and ``prv`` (NaN where the PRV grid would be too large,
+    :func:`mia_utils.defenses.dp.epsilon_prv`), so a reader can see which accountant the paper's figures resemble."""
+    from opacus.accountants import RDPAccountant
+
+    from mia_utils.defenses.dp import delta_for, epsilon_prv, sample_rate_for
+    from mia_utils.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    n = profile.sizes[dataset].n_members
+    q = sample_rate_for(n, profile.batch_size)
+    steps = int(1 / q) * profile.epochs
+    delta = delta_for(n)
+    rows = []
+    for _, row in published("dp_fmnist").iterrows():
+        sigma = float(row["sigma_dp"])
+        accountant = RDPAccountant()
+        accountant.history = [(sigma, q, steps)]
+        rows.append({"sigma_dp": sigma, "paper": float(row["epsilon_approx"]),
+                     "rdp": float(accountant.get_epsilon(delta)), "prv": epsilon_prv(sigma, q, steps, delta)})
+    frame = pd.DataFrame(rows)
+    frame["closest"] = [closest_accountant(r.paper, {"RDP": r.rdp, "PRV": r.prv}) for r in frame.itertuples()]
+    return frame
+
+
+def closest_accountant(paper: float, epsilons: dict) -> str:
+    """The name in ``epsilons`` (accountant -> epsilon; NaN: not computed) whose epsilon is nearest
+    to ``paper`` on a log scale (ratios, not differences, since epsilons span five decades)."""
+    known = {name: value for name, value in epsilons.items() if value == value and value > 0}
+    if not known or not paper > 0:
+        return "none"
+    return min(known, key=lambda name: abs(math.log(known[name] / paper)))
+

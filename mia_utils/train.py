@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.config import RunConfig
-from mia_utils.data import (DATASETS, DatasetInfo, ImageDataset, MembershipSplit, evaluation_indices, gather, lira_pool,
-                            make_split, shadow_in_masks, to_unit_float)
-from mia_utils.mechanisms import TrainingContext, build
-from mia_utils.models import build_model
+from mia_utils.data import (DATASETS, ImageDataset, MembershipSplit, evaluation_indices, gather, split_for,
+                            to_unit_float, training_indices)
+from mia_utils.defenses import TrainingContext, build
+from mia_utils.models import build_model, predict_logits
 
 # Images per side watched after every epoch for the learning curves (``TrainResult.history``).
 # The final per-sample outputs always cover the whole evaluation set.
@@ -130,32 +130,6 @@ def _state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in inner.state_dict().items()}
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, classes) in eval mode for uint8 or [0, 1] float images (N, C, H, W)."""
-    keep_freed_memory()
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    chunks = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start: start + batch_size].to(device)
-        if batch.dtype == torch.uint8:
-            batch = to_unit_float(batch)
-        chunks.append(model(batch).float().cpu())
-    model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0)
-
-
-def training_indices(config: RunConfig, info: DatasetInfo, split: MembershipSplit) -> torch.Tensor:
-    """Global indices (see :func:`mia_utils.data.gather`) of the images ``config`` trains on:
-    the target's members, or a shadow model's half of the LiRA population pool. ``info``: the
-    dataset's :class:`~mia_utils.data.DatasetInfo` (no images are needed)."""
-    if not config.is_shadow:
-        return split.members
-    pool = lira_pool(info, split, seed=config.split_seed)
-    masks = shadow_in_masks(len(pool), config.shadow_count, seed=config.split_seed)
-    return pool[masks[config.shadow_index]].sort().values
 
 
 def per_sample_outputs(model: nn.Module, data: ImageDataset, split: MembershipSplit,
@@ -330,7 +304,7 @@ def _prepare(config: RunConfig, data: ImageDataset, device: torch.device, teache
     if data.info.name != config.dataset:
         raise ValueError(f"data: got {data.info.name}, but the configuration asks for {config.dataset}")
     started = time.perf_counter()
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, data.info)
     torch.manual_seed(config.training_seed())
     mechanisms = build(config.mechanisms)
     model = build_model(config.dataset, **config.model_options()).to(device)
@@ -428,7 +402,7 @@ def lockstep_key(config: RunConfig) -> tuple | None:
     adds a loss term that reads the model or runs a pass of its own between epochs; or the
     network has BatchNorm, whose running
     statistics a vectorised forward pass cannot update)."""
-    from mia_utils.mechanisms import Mechanism
+    from mia_utils.defenses import Mechanism
 
     mechanisms = build(config.mechanisms)
     alone = any(getattr(type(m), hook) is not getattr(Mechanism, hook) for m in mechanisms
@@ -438,7 +412,7 @@ def lockstep_key(config: RunConfig) -> tuple | None:
         return None
     optimizer = _optimizer_options(config, mechanisms)
     info = DATASETS[config.dataset]
-    split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, info)
     return (config.dataset, tuple(sorted(options.items())), config.batch_size, config.epochs,
             tuple(sorted(optimizer.items())), len(training_indices(config, info, split)))
 
@@ -455,7 +429,7 @@ def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | No
     from the same distribution. This pays where one model leaves the device idle (a GPU); on a
     2-core CPU it does not (``benchmarks/gpu.py`` measures it).
 
-    The recipe's mechanisms (:mod:`mia_utils.mechanisms`) shape the model, the optimiser, every
+    The recipe's mechanisms (:mod:`mia_utils.defenses`) shape the model, the optimiser, every
     batch and the loss. ``teacher_logits(config) -> (N, classes)`` serves distillation.
     """
     if not configs:

@@ -588,3 +588,17 @@ def test_split_bad_sizes(kwargs, param):
     with pytest.raises(ValueError) as info:
         make_split(FM, seed=0, **kwargs)
     assert param in str(info.value)
+
+
+def test_split_for_is_make_split_computed_once():
+    from mia_utils.config import RunConfig
+    from mia_utils.data import DATASETS, make_split, split_for
+
+    config = RunConfig(n_members=200, n_eval=50, n_adversary=50, split_seed=3)
+    info = DATASETS[config.dataset]
+    first = split_for(config, info)
+    assert split_for(config.replace(seed=9, epochs=1), info) is first  # training settings do not matter
+    expected = make_split(info, 200, 50, 50, 3)
+    for field in ("members", "eval_members", "eval_nonmembers", "adv_members", "adv_nonmembers"):
+        assert torch.equal(getattr(first, field), getattr(expected, field))
+    assert split_for(config.replace(split_seed=4), info) is not first

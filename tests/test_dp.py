@@ -1,4 +1,4 @@
-"""DP-SGD (mia_utils.dp): accounting (RDP and PRV), certified against empirical epsilon, Opacus
+"""DP-SGD (mia_utils.defenses.dp): accounting (RDP and PRV), certified against empirical epsilon, Opacus
 validation, clipping, noise, Poisson sampling, empty batches, determinism and configuration ranges."""
 
 import copy
@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.validators import ModuleValidator
 
-from mia_utils import dp, metrics  # dp registers dp_sgd (mechanisms.py imports it too, once wired in)
+from mia_utils import metrics, report
+from mia_utils.defenses import dp
 from mia_utils.config import ConfigError, RunConfig
 from mia_utils.data import load_dataset
-from mia_utils.mechanisms import REGISTRY, TrainingContext
+from mia_utils.defenses import REGISTRY, TrainingContext
 from mia_utils.models import build_model
 from mia_utils.train import soft_cross_entropy, train
 
@@ -100,13 +101,13 @@ def test_prv_epsilon_of_zero_steps_and_bad_input():
 
 def test_prv_epsilon_is_nan_with_a_logged_reason_for_tiny_noise(caplog):
     q, steps, delta = 128 / 500, 6, 1 / 5_000  # the smoke profile; sigma = 0.01 needs a 4.8e7-point grid
-    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+    with caplog.at_level(logging.WARNING, logger="mia_utils.defenses.dp"):
         value = dp.epsilon_prv(0.01, q, steps, delta)
     assert math.isnan(value)
     assert "PRV epsilon is NaN for sigma_DP = 0.01" in caplog.text and "grid would have" in caplog.text
     assert math.isfinite(dp.epsilon(0.01, q, steps, delta))  # the RDP epsilon still exists
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+    with caplog.at_level(logging.WARNING, logger="mia_utils.defenses.dp"):
         assert math.isnan(dp.epsilon_prv(1.0, q, steps, delta, max_grid=100))  # the limit is a parameter
         assert dp.epsilon_prv(1.0, q, steps, delta) == fresh_prv_epsilon(1.0, q, steps, delta)
     assert caplog.text.count("PRV epsilon is NaN") == 1
@@ -123,7 +124,7 @@ def test_opacus_prv_failures_give_nan_with_their_reason(monkeypatch, caplog, err
         raise error
 
     monkeypatch.setattr(PRVAccountant, "get_epsilon", failing)
-    with caplog.at_level(logging.WARNING, logger="mia_utils.dp"):
+    with caplog.at_level(logging.WARNING, logger="mia_utils.defenses.dp"):
         assert math.isnan(dp.epsilon_prv(1.0, 0.01, 100, 1e-5))
     assert reason in caplog.text and str(error)[:20] in caplog.text
 
@@ -358,18 +359,18 @@ def test_in_range_sigma_is_accepted_and_nothing_reported_before_training():
 
 
 def test_closest_accountant_compares_ratios_and_skips_missing_values():
-    assert dp.closest_accountant(100.0, {"RDP": 110.0, "PRV": 50.0}) == "RDP"
-    assert dp.closest_accountant(0.15, {"RDP": 0.152, "PRV": 0.098}) == "RDP"
-    assert dp.closest_accountant(1.0, {"RDP": 3.0, "PRV": 0.4}) == "PRV"  # log scale: 0.4 is nearer than 3
-    assert dp.closest_accountant(1.0, {"RDP": float("nan"), "PRV": 5.0}) == "PRV"
-    assert dp.closest_accountant(1.0, {"RDP": float("nan")}) == "none"
+    assert report.closest_accountant(100.0, {"RDP": 110.0, "PRV": 50.0}) == "RDP"
+    assert report.closest_accountant(0.15, {"RDP": 0.152, "PRV": 0.098}) == "RDP"
+    assert report.closest_accountant(1.0, {"RDP": 3.0, "PRV": 0.4}) == "PRV"  # log scale: 0.4 is nearer than 3
+    assert report.closest_accountant(1.0, {"RDP": float("nan"), "PRV": 5.0}) == "PRV"
+    assert report.closest_accountant(1.0, {"RDP": float("nan")}) == "none"
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_paper_epsilons_put_the_papers_figures_beside_both_accountants():
     from opacus.accountants import RDPAccountant
 
-    frame = dp.paper_epsilons()
+    frame = report.paper_epsilons()
     assert list(frame["sigma_dp"]) == [0.1, 0.25, 10.0] and list(frame["paper"]) == [3000.0, 200.0, 0.15]
     assert frame["rdp"].is_monotonic_decreasing  # more noise, smaller epsilon
     n, q = 60_000, 128 / 60_000

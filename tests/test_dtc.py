@@ -12,7 +12,7 @@ from torch import nn
 
 from mia_utils.attacks import AttackInputError, best_threshold
 import mia_utils.dtc as dtc_module
-from mia_utils.dtc import (DtCResult, confidence_threshold, distance_to_confident, distance_to_confident_loop,
+from mia_utils.dtc import (DtCResult, confident_loss, distance_to_confident, distance_to_confident_loop,
                            dtc_attack, dtc_gap, dtc_on_run, stored_dtc)
 
 
@@ -224,10 +224,10 @@ def test_bad_arguments_are_refused():
 
 
 def test_confidence_threshold_is_the_median():
-    assert confidence_threshold(torch.tensor([3.0, 1.0, 2.0])) == 2.0
-    assert confidence_threshold(torch.tensor([1.0, 2.0, 3.0, 10.0])) == 2.5
+    assert confident_loss(torch.tensor([3.0, 1.0, 2.0])) == 2.0
+    assert confident_loss(torch.tensor([1.0, 2.0, 3.0, 10.0])) == 2.5
     with pytest.raises(ValueError):
-        confidence_threshold(torch.tensor([]))
+        confident_loss(torch.tensor([]))
 
 
 def _result(distances, already=None, capped=None, step=0.001) -> DtCResult:
@@ -430,7 +430,7 @@ def test_dtc_on_a_stored_run(tiny_config, store):
 
     result = run(tiny_config.replace(n_eval=20, n_adversary=20), store, progress=False)
     measured = dtc_on_run(result, max_samples=4, device="cpu", max_steps=3, batch_size=5)
-    assert measured.threshold == confidence_threshold(result.outputs["member_losses"])
+    assert measured.threshold == confident_loss(result.outputs["member_losses"])
     assert len(measured.eval) == 8 and len(measured.adv) == 8
     assert measured.eval_is_member.tolist() == [True] * 4 + [False] * 4
     assert (measured.eval.steps <= 3).all() and (measured.eval.distances <= 3 + 1e-3).all()

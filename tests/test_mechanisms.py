@@ -1,4 +1,4 @@
-"""Tests of mia_utils.mechanisms: each regularization mechanism against its definition on tiny
+"""Tests of mia_utils.defenses: each regularization mechanism against its definition on tiny
 hand-made cases, their composition and validation, and a few short training runs (label
 transforms, input perturbations, dropout, weight decay, early stopping via snapshots, and the
 rule that the attacker only ever sees the original data)."""
@@ -15,12 +15,13 @@ from torch import nn
 from mia_utils import experiment
 from mia_utils.config import ConfigError, RunConfig
 from mia_utils.data import load_dataset, make_split
-from mia_utils.mechanisms import (MECHANISM_ORDER, REGISTRY, Distillation, GaussianNoise, LabelSmoothing,
+from mia_utils.defenses import (MECHANISM_ORDER, REGISTRY, Distillation, GaussianNoise, LabelSmoothing,
                                   RandomCrop, TrainingContext, WeightDecay, add_gaussian_noise, build,
                                   check_mechanisms, random_crop, smooth, soft_labels)
 from mia_utils.models import build_model
 from mia_utils.report import published
-from mia_utils.train import predict_logits, train
+from mia_utils.models import predict_logits
+from mia_utils.train import train
 
 CPU = torch.device("cpu")
 
@@ -602,3 +603,17 @@ def test_a_distilled_run_does_not_depend_on_whether_its_teacher_was_stored(quick
     weights = trained_with_teacher.model().state_dict()
     for name, tensor in again.state_dict.items():
         assert torch.equal(weights[name], tensor), name
+
+
+@pytest.mark.parametrize("other", ["mixup", "mmd", "mmd_gated"])
+def test_excluded_pairs_are_refused_when_the_config_is_built(other):
+    """DP-SGD's per-example clipping cannot bound a batch-level term or a mixed example: refused at
+    once, either way round, with the reason, before any training."""
+    from mia_utils.defenses import exclusion
+
+    for pairs in ((("dp_sgd", 1.0), (other, 1.0)), ((other, 1.0), ("dp_sgd", 1.0))):
+        with pytest.raises(ConfigError, match="cannot be combined with .*per-example clipping"):
+            RunConfig(mechanisms=pairs)
+    assert exclusion("dp_sgd", other) == exclusion(other, "dp_sgd") is not None
+    assert exclusion("dp_sgd", "random_crop") is None
+    RunConfig().with_mechanisms(mixup=1.0, mmd=1.0)  # the two of Li et al. combine

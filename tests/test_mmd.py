@@ -5,10 +5,10 @@ import pytest
 import scipy.stats
 import torch
 
-import mia_utils.mmd  # noqa: F401  (registers mixup and mmd)
+import mia_utils.defenses.mmd  # noqa: F401  (registers mixup and mmd)
 from mia_utils.data import DatasetInfo, gather, load_dataset, make_split
-from mia_utils.mechanisms import REGISTRY, Mechanism, TrainingContext, build
-from mia_utils.mmd import (MMD, Mixup, beta_quantile, classwise_mmd_squared, mix, mmd_squared,
+from mia_utils.defenses import REGISTRY, Mechanism, TrainingContext, build
+from mia_utils.defenses.mmd import (MMD, Mixup, beta_quantile, classwise_mmd_squared, mix, mmd_squared,
                            validation_available, validation_indices, validation_set)
 from mia_utils.models import build_model
 
@@ -134,7 +134,7 @@ def test_validation_set_avoids_members_and_the_attack_sets():
 
 
 def test_run_validation_set_is_disjoint_from_training_and_attack_images(tiny_config):
-    from mia_utils.train import training_indices
+    from mia_utils.data import training_indices
 
     data = load_dataset("fmnist")
     for config in (tiny_config, tiny_config.shadow(1, 4)):
@@ -207,20 +207,25 @@ def test_mmd_loss_uses_the_unmixed_batch_and_has_a_gradient():
 
 
 def test_mixup_and_mmd_refuse_mechanisms_that_wrap_the_model():
+    """A mechanism that wraps the model for per-example clipping declares what it excludes, and a
+    configuration listing both is refused when it is built, before anything trains."""
+    from mia_utils.config import ConfigError, RunConfig
+
     class Wrapping(Mechanism):
-        name = "test_wrapping"
+        name, low, high = "test_wrapping", 0.0, 10.0
+        excludes = {"mixup": "per-example clipping", "mmd": "per-example clipping"}
 
         def wrap(self, model, optimizer, context):
             return model, optimizer
 
     REGISTRY[Wrapping.name] = Wrapping
     try:
-        config = SimpleNamespace(mechanisms=(("mixup", 1.0), ("test_wrapping", 1.0)), training_seed=lambda: 0)
-        context = TrainingContext(config, torch.rand(2, 3), torch.zeros(2, dtype=torch.long), 2,
-                                  torch.device("cpu"), validation=(torch.rand(2, 3), torch.zeros(2, dtype=torch.long)))
-        for mechanism in (Mixup(1.0), MMD(1.0)):
-            with pytest.raises(ValueError, match="cannot be combined with test_wrapping"):
-                mechanism.prepare(context)
+        for other in ("mixup", "mmd"):
+            with pytest.raises(ConfigError, match=f"{other} cannot be combined with test_wrapping|"
+                                                  f"test_wrapping cannot be combined with {other}"):
+                RunConfig(mechanisms=((other, 1.0), ("test_wrapping", 1.0)))
+        for mechanism in (Mixup, MMD):  # and DP-SGD, the package's own wrapper, is declared
+            assert "dp_sgd" in mechanism.excludes
     finally:
         del REGISTRY[Wrapping.name]
 
@@ -251,7 +256,8 @@ def test_mmd_zero_trains_exactly_the_baseline(tiny_config):
 
 
 def test_the_mmd_term_pulls_training_outputs_towards_validation_outputs(tiny_config):
-    from mia_utils.train import predict_logits, train
+    from mia_utils.models import predict_logits
+    from mia_utils.train import train
 
     data = load_dataset("fmnist")
     # 64 members, 3 epochs of 4 steps at a high learning rate: enough to overfit a little
@@ -279,7 +285,7 @@ def _gated(gap_points, epoch=1, epochs=3, lam=5.0):
     """A GatedMMD prepared on a tiny linear model whose training and validation accuracies differ
     by about ``gap_points`` (labels chosen so that the model, which predicts class 0 for every
     input, is right on that share of each set)."""
-    from mia_utils.mmd import GatedMMD
+    from mia_utils.defenses.mmd import GatedMMD
 
     torch.manual_seed(0)
     n = 100

@@ -596,20 +596,6 @@ def test_channels_last_layout_does_not_change_the_function():
     assert torch.allclose(got, expected, atol=1e-12)
 
 
-def _textbook_order(model):
-    """A copy of ``model`` whose every max-pool sits after the activation before it (conv, ReLU,
-    pool): the order the paper's network is written in."""
-    import copy
-
-    textbook = copy.deepcopy(model)
-    layers = list(textbook.features)
-    for i in range(len(layers) - 1):
-        if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
-            layers[i], layers[i + 1] = layers[i + 1], layers[i]
-    textbook.features = nn.Sequential(*layers)
-    return textbook
-
-
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_pool_sits_before_relu_only_where_nothing_is_between(dataset):
     for kwargs in ({}, {"norm": "batch"}, {"dropout": 0.3}, {"spatial_dropout": 0.3}):
@@ -630,7 +616,7 @@ def test_pool_before_relu_is_exactly_the_textbook_order(dataset):
     make ties inside pooling windows (where max-pooling's choice of element could differ)."""
     torch.manual_seed(0)
     model = build_model(dataset, width=0.125)
-    textbook = _textbook_order(model)
+    textbook = models.textbook_order(model)
     assert [type(m) for m in textbook.features] != [type(m) for m in model.features]
     info = DATASET_INFO[dataset]
     x = torch.rand(16, *info.shape)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.attacks import AttackInputError, AttackInputs, yeom
-from mia_utils.mechanisms import add_gaussian_noise, build, smooth
+from mia_utils.defenses import add_gaussian_noise, build, smooth
 from mia_utils.train import training_objective_loss
 
 

@@ -23,15 +23,16 @@ import pytest
 import torch
 
 import mia_utils.data as data
-from mia_utils import experiment, mmd, ood, related, sweeps
+from mia_utils import experiment, ood, related, sweeps
+from mia_utils.defenses import mmd
 from mia_utils.chapters import primer_config, validate
-from mia_utils.cli import toc_chapters
+from mia_utils.chapters import toc_chapters
 from mia_utils.config import RunConfig
 from mia_utils.data import (DATASETS, DataUnavailableError, FMNIST_FILES, _find_idx_file, dataset_available, gather,
                             lira_pool, load_dataset, make_split)
 from mia_utils.plan import book_plan
 from mia_utils.profiles import get_profile
-from mia_utils.train import training_indices
+from mia_utils.data import training_indices
 from test_data import make_fake_cifar10, make_fake_cifar100, patch_cifar10_md5s, patch_cifar100_md5s
 
 SETUP = Path(__file__).resolve().parent.parent / "book" / "setup.md"
@@ -224,7 +225,7 @@ def test_every_planned_run_validates_and_has_the_stated_split(paper_plan, splits
 
 def uses_validation_set(config: RunConfig) -> bool:
     """Whether ``config`` trains with the MMD regularizer (``mmd``, or a variant of it named
-    ``mmd_...``), which draws a held-out validation set (:func:`mia_utils.mmd.validation_set`)."""
+    ``mmd_...``), which draws a held-out validation set (:func:`mia_utils.defenses.mmd.validation_set`)."""
     return any(name == "mmd" or name.startswith("mmd_") for name, _ in config.mechanisms)
 
 

@@ -46,7 +46,7 @@ def test_confidence_attack_threshold_and_ood_false_positives():
 def test_population_lira_attacks_each_model_with_the_others(tiny_config, store):
     from mia_utils import experiment
     from mia_utils.data import DATASETS, make_split
-    from mia_utils.train import training_indices
+    from mia_utils.data import training_indices
 
     config = tiny_config.replace(epochs=2, snapshot_epochs=(1,))
     rows = related.population_lira(config, 4, [1, 2], store, n_bootstrap=10)

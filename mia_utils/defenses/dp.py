@@ -1,4 +1,4 @@
-"""DP-SGD (differentially private SGD) as a :class:`~mia_utils.mechanisms.Mechanism`, built on Opacus.
+"""DP-SGD (differentially private SGD) as a :class:`~mia_utils.defenses.base.Mechanism`, built on Opacus.
 
 The mechanism's one hyperparameter is the noise multiplier sigma_DP (``dp_sgd`` in
 ``RunConfig.mechanisms``; the paper sweeps it from 0.01 to 10). Each training step
@@ -27,8 +27,8 @@ evaluation set implies (:func:`mia_utils.metrics.epsilon_lower_bound`), and
 An empty Poisson batch is handled as Opacus handles it: the step still happens and is
 accounted for, with a zero clipped sum, so the update is noise only.
 
-Opacus is imported lazily (inside the functions), so importing this module (which registers
-``dp_sgd``) costs nothing until DP-SGD is used.
+Opacus is imported lazily (inside the functions), so importing this module costs nothing until
+DP-SGD is used.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from mia_utils import attacks, metrics
-from mia_utils.mechanisms import Mechanism, TrainingContext, register
+from mia_utils.defenses.base import Mechanism, TrainingContext
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +412,6 @@ def _dp_optimizer_class(ghost: bool = False):
     return _DPOptimizer
 
 
-@register
 class DPSGD(Mechanism):
     """DP-SGD with noise multiplier sigma_DP and per-example clipping norm C = 1.0 (Opacus).
 
@@ -525,43 +524,3 @@ class DPSGD(Mechanism):
             "dp_steps": self.steps,
             "dp_grad_sample_mode": self.grad_sample_mode,
         }
-
-
-def paper_epsilons(profile_name: str = "paper", dataset: str = "fmnist") -> "pd.DataFrame":
-    """The paper's DP-SGD epsilons (its Section 4 text, ``dp_fmnist.csv``) beside what Opacus'
-    RDP and PRV accountants certify for the same noise multipliers in the paper's Fashion-MNIST
-    setup: the ``profile_name`` profile's members, batch size and epochs, Poisson rate
-    q = batch / N, int(1/q) steps per epoch and delta = 1 / (10 N) (:func:`delta_for`). One row per
-    sigma_DP with ``paper``, ``rdp`` and ``prv`` (NaN where the PRV grid would be too large,
-    :func:`epsilon_prv`), so a reader can see which accountant the paper's figures resemble."""
-    import pandas as pd
-    from opacus.accountants import RDPAccountant
-
-    from mia_utils.profiles import get_profile
-    from mia_utils.report import published
-
-    profile = get_profile(profile_name)
-    n = profile.sizes[dataset].n_members
-    q = sample_rate_for(n, profile.batch_size)
-    steps = int(1 / q) * profile.epochs
-    delta = delta_for(n)
-    rows = []
-    for _, row in published("dp_fmnist").iterrows():
-        sigma = float(row["sigma_dp"])
-        accountant = RDPAccountant()
-        accountant.history = [(sigma, q, steps)]
-        rows.append({"sigma_dp": sigma, "paper": float(row["epsilon_approx"]),
-                     "rdp": float(accountant.get_epsilon(delta)), "prv": epsilon_prv(sigma, q, steps, delta)})
-    frame = pd.DataFrame(rows)
-    frame["closest"] = [closest_accountant(r.paper, {"RDP": r.rdp, "PRV": r.prv}) for r in frame.itertuples()]
-    return frame
-
-
-def closest_accountant(paper: float, epsilons: dict) -> str:
-    """The name in ``epsilons`` (accountant -> epsilon; NaN: not computed) whose epsilon is nearest
-    to ``paper`` on a log scale (ratios, not differences, since epsilons span five decades)."""
-    known = {name: value for name, value in epsilons.items() if value == value and value > 0}
-    if not known or not paper > 0:
-        return "none"
-    return min(known, key=lambda name: abs(math.log(known[name] / paper)))
-

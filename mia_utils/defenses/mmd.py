@@ -1,7 +1,7 @@
 """Mix-up training and the MMD set regularizer (Li, Li & Ribeiro, "Membership Inference
 Attacks and Defenses in Classification Models", CODASPY 2021).
 
-Three registered mechanisms (see :mod:`mia_utils.mechanisms`); mix-up combines with either MMD,
+Three mechanisms (see :mod:`mia_utils.defenses.base`); mix-up combines with either MMD,
 as in the paper:
 
 * ``mixup`` (alpha): every batch is replaced by a convex combination of itself and a shuffled
@@ -61,8 +61,8 @@ from typing import ClassVar
 import torch
 from scipy.special import betaincinv
 
-from mia_utils.data import DatasetInfo, MembershipSplit, gather, load_dataset, make_split, to_unit_float
-from mia_utils.mechanisms import Mechanism, TrainingContext, register
+from mia_utils.data import DatasetInfo, MembershipSplit, gather, load_dataset, split_for, to_unit_float
+from mia_utils.defenses.base import Mechanism, TrainingContext
 
 BANDWIDTH = 1.0
 """Gaussian kernel bandwidth sigma of the MMD regularizer (fixed; see the module docstring)."""
@@ -180,10 +180,10 @@ def validation_set(config, data=None, device: torch.device | str = "cpu") -> tup
     Where every training image is a member (the ``paper`` profile) the free images are the test
     images outside the evaluation and adversary sets: 4,000 for a target, and those of them a
     shadow model does not train on (about half) for a shadow model (see the setup page)."""
-    from mia_utils.train import training_indices  # the training loop imports the mechanisms
+    from mia_utils.data import training_indices
 
     data = data if data is not None else load_dataset(config.dataset)
-    split = make_split(data.info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
+    split = split_for(config, data.info)
     exclude = training_indices(config, data.info, split) if config.is_shadow else None
     available = validation_available(data.info, split, exclude)
     if available == 0:
@@ -192,16 +192,6 @@ def validation_set(config, data=None, device: torch.device | str = "cpu") -> tup
                                  config.split_seed + VALIDATION_SEED_OFFSET, exclude)
     images, labels = gather(data, indices)
     return to_unit_float(images).to(device), labels.to(device)
-
-
-def _refuse_wrappers(name: str, config, reason: str) -> None:
-    """Raise when ``config`` also lists a mechanism that wraps the model and optimiser (DP-SGD)."""
-    from mia_utils.mechanisms import REGISTRY
-
-    for other, _ in getattr(config, "mechanisms", ()):
-        cls = REGISTRY.get(other)
-        if cls is not None and cls.wrap is not Mechanism.wrap:
-            raise ValueError(f"mechanisms: {name} cannot be combined with {other}: {reason}")
 
 
 # --- the mechanisms -------------------------------------------------------------------------------
@@ -231,24 +221,20 @@ def mix(images: torch.Tensor, targets: torch.Tensor, alpha: float,
     return mixed_images.clamp_(0.0, 1.0), mixed_targets, lam, perm
 
 
-@register
 class Mixup(Mechanism):
     """Mix-up with alpha: each batch becomes lam * batch + (1 - lam) * shuffled batch, images and
     targets alike, with one lam ~ Beta(alpha, alpha) per batch (Zhang et al. 2018)."""
 
     name, symbol, low, high, stage = "mixup", "alpha", 0.01, 10.0, 35
     description = "each batch blended with a shuffled copy of itself, labels alike"
-
-    def prepare(self, context):
-        _refuse_wrappers(self.name, context.config, "every mixed example's gradient depends on another "
-                         "example, so per-example clipping no longer bounds one example's influence")
+    excludes = {"dp_sgd": "every mixed example's gradient depends on another example, so per-example "
+                          "clipping no longer bounds one example's influence"}
 
     def transform(self, images, targets, indices, generator):
         mixed_images, mixed_targets, _, _ = mix(images, targets, self.value, generator)
         return mixed_images, mixed_targets
 
 
-@register
 class MMD(Mechanism):
     """MMD regularizer with weight lambda: the loss gains lambda * sum_c (n_c / B) MMD^2 between
     the softmax outputs on the batch's class-c examples and on as many validation images of
@@ -257,12 +243,12 @@ class MMD(Mechanism):
     name, symbol, low, high, stage = "mmd", "lambda", 0.0, 100.0, 34
     description = "outputs on training data pulled towards outputs on held-out data, per class"
     bandwidth: ClassVar[float] = BANDWIDTH
+    excludes = {"dp_sgd": "MMD^2 is a function of the whole batch, not a sum of per-example losses, so "
+                          "per-example clipping does not apply to it"}
     _batch = None  # (images, indices) of the batch as it was at this stage; set by transform
 
     def prepare(self, context: TrainingContext):
         config = context.config
-        _refuse_wrappers(self.name, config, "MMD^2 is a function of the whole batch, not a sum of "
-                         "per-example losses, so per-example clipping does not apply to it")
         if context.validation is None:
             context.validation = validation_set(config, device=context.device)
         images, labels = context.validation
@@ -322,7 +308,6 @@ class MMD(Mechanism):
 GATE_POINTS = 3.0
 
 
-@register
 class GatedMMD(MMD):
     """MMD as Li et al.'s public code schedules it (``colaalex111/MMD-mixup-Defense``,
     ``attack_exp.py``): not a term of every step's loss, but a pass of its own after each epoch.
@@ -357,7 +342,7 @@ class GatedMMD(MMD):
         return None
 
     def after_epoch(self, model, optimizer, epoch, epochs):
-        from mia_utils.train import predict_logits
+        from mia_utils.models import predict_logits
 
         if self.value == 0:
             return

@@ -1,0 +1,76 @@
+"""The registry of mechanisms: name -> class, and the rules for combining them.
+
+Every built-in mechanism is listed here explicitly; the modules that define them import only
+:mod:`mia_utils.defenses.base`, so nothing imports in a circle. :func:`register` adds a
+mechanism of your own. :func:`check_mechanisms` is what ``RunConfig`` runs when it is built:
+unknown names, repeats, out-of-range values, and pairs that one of the two excludes
+(``Mechanism.excludes``: name -> reason) are refused there, before any training.
+"""
+
+from __future__ import annotations
+
+from mia_utils.defenses.base import Mechanism
+from mia_utils.defenses.dp import DPSGD
+from mia_utils.defenses.mmd import MMD, GatedMMD, Mixup
+from mia_utils.defenses.recipe import (Distillation, Dropout, GaussianNoise, GaussianNoiseUnclamped,
+                                       LabelSmoothing, RandomCrop, SpatialDropout, WeightDecay)
+
+REGISTRY: dict[str, type[Mechanism]] = {cls.name: cls for cls in (
+    Distillation, LabelSmoothing, GaussianNoise, GaussianNoiseUnclamped, RandomCrop, Dropout, SpatialDropout,
+    WeightDecay, DPSGD, Mixup, MMD, GatedMMD)}
+
+MECHANISM_ORDER = ("distillation", "label_smoothing", "gaussian_noise", "random_crop", "dropout",
+                   "spatial_dropout", "weight_decay", "early_stopping")
+
+
+def register(cls: type[Mechanism]) -> type[Mechanism]:
+    """Add a mechanism class of your own under ``cls.name`` (usable as a class decorator)."""
+    if not cls.name:
+        raise ValueError(f"cls: {cls.__name__} has no name")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def exclusion(a: str, b: str) -> str | None:
+    """Why mechanisms ``a`` and ``b`` cannot be combined, or None when they can."""
+    for first, second in ((a, b), (b, a)):
+        cls = REGISTRY.get(first)
+        if cls is not None and second in cls.excludes:
+            return cls.excludes[second]
+    return None
+
+
+def check_mechanisms(pairs) -> list[str]:
+    """Problems with a list of (name, value) pairs, one message each (empty when valid)."""
+    problems, seen = [], set()
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str)):
+            problems.append(f"mechanisms: each entry must be a (name, value) pair, got {pair!r}")
+            continue
+        name, value = pair
+        if name not in REGISTRY:
+            problems.append(f"mechanisms: unknown mechanism {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+            continue
+        if name in seen:
+            problems.append(f"mechanisms: {name!r} is listed twice")
+        seen.add(name)
+        cls = REGISTRY[name]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not cls.low <= value <= cls.high:
+            problems.append(f"mechanisms: {name} {cls.symbol} = {value!r} is out of range; allowed "
+                            f"{cls.low:g} <= {cls.symbol} <= {cls.high:g}")
+        elif cls.integer and value != int(value):
+            problems.append(f"mechanisms: {name} {cls.symbol} must be a whole number, got {value!r}")
+    names = [name for name in dict.fromkeys(pair[0] for pair in pairs if isinstance(pair, (tuple, list))
+                                            and len(pair) == 2 and pair[0] in REGISTRY)]
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            reason = exclusion(a, b)
+            if reason is not None:
+                problems.append(f"mechanisms: {a} cannot be combined with {b}: {reason}")
+    return problems
+
+
+def build(pairs) -> list[Mechanism]:
+    """Mechanism objects for (name, value) pairs, in the order the training loop applies them."""
+    mechanisms = [REGISTRY[name](value) for name, value in pairs]
+    return sorted(mechanisms, key=lambda m: (m.stage, m.name))

@@ -1,0 +1,87 @@
+"""The package's structure: no import circle anywhere (module-level or inside functions), and the
+mechanism registry above its plug-ins."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import mia_utils
+from mia_utils.defenses import REGISTRY, base, dp, mmd, recipe
+
+PACKAGE = Path(mia_utils.__file__).resolve().parent
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, at any depth of its code (lazy imports too)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(("mia_utils", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        modules[name] = path
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mia_utils"):
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_in_the_package():
+    graph = import_graph()
+    assert "mia_utils.defenses.registry" in graph and graph["mia_utils.defenses.registry"]
+    assert circles(graph) == []
+
+
+def test_mechanism_modules_import_only_the_base_of_the_defenses():
+    graph = import_graph()
+    for module in ("mia_utils.defenses.recipe", "mia_utils.defenses.dp", "mia_utils.defenses.mmd"):
+        defenses = {m for m in graph[module] if m.startswith("mia_utils.defenses")}
+        assert defenses <= {"mia_utils.defenses.base"}, module
+
+
+def test_registry_lists_every_mechanism_class_of_the_package():
+    classes = {cls for module in (recipe, dp, mmd) for cls in vars(module).values()
+               if isinstance(cls, type) and issubclass(cls, base.Mechanism) and cls is not base.Mechanism
+               and cls.__module__ == module.__name__}
+    assert classes == set(REGISTRY.values())
+    assert all(REGISTRY[cls.name] is cls for cls in classes)
