@@ -94,6 +94,15 @@ class ChapterRecord:
         })
         return pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts))
 
+    def close(self) -> None:
+        """The closing every chapter's notebook shares: glue the page's wall time so far
+        (``chapter_seconds``, s) and its profile (``profile_name``), then :meth:`show`."""
+        from myst_nb import glue
+
+        glue("chapter_seconds", self.seconds, display=False)
+        glue("profile_name", self.params.get("profile", ""), display=False)
+        self.show()
+
     def show(self, glue_prefix: str = "provenance") -> None:
         """Display the summary and the runs, and glue the wall time (s) and the run counts
         as ``{glue_prefix}_seconds``, ``{glue_prefix}_trained`` and ``{glue_prefix}_from_store``."""
@@ -109,6 +118,25 @@ class ChapterRecord:
         if len(runs):
             display(Markdown(f"**Runs used** ({len(runs)}; each is keyed by a hash of its whole configuration)"))
             display(runs.set_index("run key"))
+
+
+def open_chapter(chapter: str, namespace: dict) -> tuple[dict, ChapterRecord]:
+    """The opening every chapter's notebook shares. Reads the chapter's parameters by name from
+    ``namespace`` (the notebook's ``globals()``, where papermill injected them), validates them
+    (:func:`mia_utils.chapters.validate`: a bad value stops here, before anything trains), sets the
+    figures' theme, and starts the page's provenance record. Returns (validated parameters, record).
+    """
+    import seaborn as sns
+
+    from mia_utils.chapters import get_chapter, validate
+
+    spec = get_chapter(chapter)
+    missing = [param.name for param in spec.params if param.name not in namespace]
+    if missing:
+        raise ValueError(f"namespace: chapter {chapter} needs the parameters {', '.join(missing)} defined")
+    params = validate(chapter, {param.name: namespace[param.name] for param in spec.params})
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    return params, ChapterRecord(chapter, params)
 
 
 def _printable(value) -> str:

@@ -29,3 +29,19 @@ def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
 def test_describe_mechanisms():
     assert describe_mechanisms(()) == "baseline"
     assert describe_mechanisms((("distillation", 50.0), ("random_crop", 4.0))) == "distillation = 50, random_crop = 4"
+
+
+def test_open_chapter_validates_the_notebooks_parameters_and_starts_the_record():
+    import pytest
+
+    from mia_utils.chapters import ParameterError
+    from mia_utils.provenance import open_chapter
+
+    namespace = {"profile": "smoke", "datasets": [], "seed": 3, "unrelated": object()}
+    params, record = open_chapter("03_differential_privacy", namespace)
+    assert params["seed"] == 3 and params["profile"] == "smoke"
+    assert record.chapter == "03_differential_privacy" and record.params == params
+    with pytest.raises(ParameterError, match="seed"):
+        open_chapter("03_differential_privacy", {**namespace, "seed": -1})
+    with pytest.raises(ValueError, match="needs the parameters datasets"):
+        open_chapter("03_differential_privacy", {"profile": "smoke", "seed": 0})
