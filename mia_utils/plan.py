@@ -126,7 +126,7 @@ def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None
             if chapter in ("06_generalization_lira", "07_mmd_mixup"):
                 count = related_shadow_count(params)
                 final = base.replace(snapshot_epochs=())  # chapter 07 attacks the final models only
-                populations = ([base if crop == 0 else base.with_mechanisms(random_crop=crop)
+                populations = ([related.crop_population_config(profile, dataset, seed, crop)
                                 for crop in related.augmentation_strengths(profile)]
                                if chapter == "06_generalization_lira"
                                else [final, final.with_mechanisms(**related.mmd_defense(params))])

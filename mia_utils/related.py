@@ -408,6 +408,14 @@ def augmentation_strengths(profile) -> tuple:
     return (0,) + tuple(c for c in profile.grids["random_crop"] if c >= 4)
 
 
+def crop_population_config(profile, dataset: str, seed: int, crop: int):
+    """The configuration whose population chapter 06 attacks at crop strength ``crop``: the
+    profile's baseline of ``dataset`` (first seed ``seed``, with its snapshots), with random
+    cropping ``crop`` unless it is 0 (the unaugmented baseline, chapter 01's shadow models)."""
+    base = profile.base_config(dataset, seed=seed)
+    return base if crop == 0 else base.with_mechanisms(random_crop=crop)
+
+
 def mmd_defense(params: dict) -> dict:
     """Chapter 07's defense as mechanism values, from its validated parameters."""
     return {"mixup": params["mixup_alpha"], "mmd": params["mmd_lambda"]}
