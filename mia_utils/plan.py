@@ -1,10 +1,9 @@
 """The book's plan: every training run the chapters need under a profile.
 
-:func:`book_plan` enumerates the runs of each chapter with the same functions the notebooks
-call (``Profile.base_config``, ``sweeps.setting_config``, ``chapters.primer_config``,
-``chapters.related_shadow_count`` and the settings in :mod:`mia_utils.related`), with each
-chapter's default parameters. A test executes the smoke book and checks that its store holds
-exactly the planned runs, so the plan and the chapters cannot drift apart.
+:func:`book_plan` collects each chapter's runs, as the chapter defines them once
+(:data:`mia_utils.chapter_runs.RUNS`), with each chapter's default parameters. A test executes the
+smoke book and checks that its store holds exactly the planned runs, so the plan and the chapters
+cannot drift apart.
 
 Chapter 04 pairs mechanisms at the settings chapter 02 selects from its results. Those runs can
 be planned only once chapter 02's runs are in the store; until then the plan lists them as
@@ -74,104 +73,22 @@ class Plan:
 
 def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
     """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
-    ``profile_name`` with their default parameters and first seed ``seed``. Settings that enter a
-    verdict are planned for every seed of :func:`mia_utils.sweeps.seed_list` (the baseline for
-    :func:`mia_utils.sweeps.baseline_seed_list`); LiRA's models for the first seed's population
-    pool (each population model is a replicate of its own). ``store`` lets the plan
-    read chapter 02's results to plan chapter 04's pairs."""
-    from mia_utils import related, sweeps
-    from mia_utils.chapters import PAPER_MECHANISMS, primer_config, related_shadow_count, validate
-    from mia_utils.chapters import toc_chapters
+    ``profile_name`` with their default parameters and first seed ``seed``: the union of each
+    chapter's :data:`mia_utils.chapter_runs.RUNS`, in first-use order. ``store`` lets chapter 04
+    list its pairs, which follow chapter 02's results."""
+    from mia_utils.chapter_runs import RUNS
+    from mia_utils.chapters import toc_chapters, validate
     from mia_utils.profiles import get_profile
 
     profile = get_profile(profile_name)
     plan = Plan(profile_name)
-    chapters = chapters or toc_chapters()
-    seeds = sweeps.seed_list(profile, seed)
-
-    def add_setting(dataset, mechanism, value, chapter, mechanisms=None, setting_seeds=seeds):
-        for config, _ in sweeps.setting_configs(profile, dataset, mechanism, value, setting_seeds, mechanisms):
-            plan.add(config, chapter)
-
-    for chapter in chapters:
+    for chapter in chapters or toc_chapters():
         params = validate(chapter, {"profile": profile_name, "seed": seed}, check_available=False)
-        datasets = params.get("datasets") or list(profile.datasets)
-        if chapter == "00_primer":
-            plan.add(primer_config(params), chapter)
-            continue
-        for dataset in datasets:
-            base = profile.base_config(dataset, seed=seed)
-            if chapter in ("01_baselines", "02_regularization", "04_combinations", "05_distance_to_confident"):
-                add_setting(dataset, sweeps.BASELINE, None, chapter,
-                            setting_seeds=sweeps.baseline_seed_list(profile, seeds))
-            if chapter == "07_mmd_mixup":  # compared with the baseline as chapter 02 is
-                add_setting(dataset, sweeps.BASELINE, None, chapter,
-                            setting_seeds=sweeps.baseline_seed_list(profile, seeds))
-            if chapter == "08_prediction_scores_ood":
-                add_setting(dataset, sweeps.BASELINE, None, chapter)
-            if chapter == "01_baselines":
-                for i in range(profile.shadow_models):
-                    plan.add(base.shadow(i, profile.shadow_models), chapter)
-            if chapter in ("02_regularization", "03_differential_privacy", "04_combinations",
-                           "05_distance_to_confident", "07_mmd_mixup"):
-                for mechanism in PAPER_MECHANISMS:
-                    if mechanism != "early_stopping":
-                        for value in profile.grids[mechanism]:
-                            add_setting(dataset, mechanism, value, chapter)
-            if chapter in ("03_differential_privacy", "05_distance_to_confident"):
-                for sigma in profile.grids["dp_sgd"]:
-                    add_setting(dataset, "dp_sgd", sigma, chapter)
-            if chapter in ("04_combinations", "05_distance_to_confident"):
-                _plan_combinations(plan, profile, dataset, seeds, store, chapter, add_setting)
-            if chapter in ("06_generalization_lira", "07_mmd_mixup"):
-                count = related_shadow_count(params)
-                final = base.replace(snapshot_epochs=())  # chapter 07 attacks the final models only
-                populations = ([related.crop_population_config(profile, dataset, seed, crop)
-                                for crop in related.augmentation_strengths(profile)]
-                               if chapter == "06_generalization_lira"
-                               else [final, final.with_mechanisms(**related.mmd_defense(params))])
-                for config in populations:
-                    for i in range(count):
-                        plan.add(config.shadow(i, count), chapter)
-            if chapter == "07_mmd_mixup":
-                for schedule in related.MMD_SCHEDULES:
-                    for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds, schedule):
-                        plan.add(config, chapter)
-            if chapter == "08_prediction_scores_ood":
-                for value in related.calibration_smoothings(profile):
-                    add_setting(dataset, "label_smoothing", value, chapter)
+        listed = RUNS[chapter](profile, params, store)
+        for config in listed.configs:
+            plan.add(config, chapter)
+        plan.pending.extend(listed.pending)
     return plan
-
-
-def _plan_combinations(plan: Plan, profile, dataset: str, seeds, store: ResultStore | None, chapter: str,
-                       add_setting) -> None:
-    """Chapter 04's runs (:func:`mia_utils.findings.combination_specs` for distillation and
-    cropping, every seed), which follow chapter 02's selection: planned from the store once
-    chapter 02's runs are there, else listed as pending. (Chapter 05 measures DtC on chapter 02's
-    RAD<15% picks, so it depends on the same runs.)"""
-    from mia_utils import findings, sweeps
-    from mia_utils.chapters import PAPER_MECHANISMS
-
-    needed = [config for seed in seeds for config in
-              [profile.base_config(dataset, seed=seed)] +
-              [sweeps.setting_config(profile.base_config(dataset, seed=seed), m, v)
-               for m in PAPER_MECHANISMS if m != "early_stopping" for v in profile.grids[m]]]
-    if store is None or not all(store.exists(c.key()) for c in needed):
-        if chapter == "04_combinations":
-            plan.pending.append(f"04_combinations ({dataset}): the pairs follow chapter 02's selection; "
-                                "they can be planned once chapter 02's runs are in the store")
-        return
-    if chapter != "04_combinations":
-        return
-    reg = findings.regularization_results(profile, dataset, seeds, store)
-    for base_mechanism in findings.CONSISTENT:
-        spec = findings.combination_specs(profile, reg, base_mechanism)
-        if spec is None:
-            continue
-        for partner, value in spec["pairs"].items():
-            add_setting(dataset, partner, value, chapter, mechanisms={base_mechanism: spec["value"]})
-        for epoch in spec["epochs"]:
-            add_setting(dataset, "early_stopping", epoch, chapter, mechanisms={base_mechanism: spec["value"]})
 
 
 @functools.lru_cache(maxsize=None)

@@ -32,3 +32,25 @@ def test_plan_without_results_marks_the_pairs_pending_and_orders_teachers(tmp_pa
     shadow = next(p.config for p in plan.runs.values() if p.config.is_shadow)
     assert 0 < training_images(shadow) < 2 * shadow.n_members
     assert "missing: " + str(len(plan.runs)) in describe(plan, ResultStore(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "quick"])
+def test_plan_is_the_union_of_each_chapters_runs(profile_name, tmp_path):
+    """Each chapter lists its runs once (chapter_runs.RUNS); the plan is their union, each run
+    attributed to every chapter that lists it, teachers added in front of their students."""
+    from mia_utils.chapter_runs import RUNS
+    from mia_utils.chapters import toc_chapters, validate
+    from mia_utils.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    plan = book_plan(profile_name, store=ResultStore(tmp_path / "empty"))
+    listed: dict[str, set[str]] = {}
+    for chapter in toc_chapters():
+        params = validate(chapter, {"profile": profile_name, "seed": 0}, check_available=False)
+        for config in RUNS[chapter](profile, params, None).configs:
+            listed.setdefault(config.key(), set()).add(chapter)
+    teachers = {need for planned in plan.runs.values() for need in planned.needs}
+    assert set(listed) <= set(plan.runs) and set(plan.runs) - set(listed) <= teachers
+    for key, chapters in listed.items():
+        assert set(plan.runs[key].chapters) == chapters
+    assert set(RUNS) == set(toc_chapters())
