@@ -34,6 +34,7 @@ from pathlib import Path
 
 from mia_utils.chapters import EXECUTED, PROJECT_ROOT, toc_chapters
 from mia_utils.data import DataUnavailableError
+from mia_utils.store import DERIVED_PREFIXES
 
 
 
@@ -139,8 +140,9 @@ def _execute_chapter(name: str, notebook: str, params: dict, out_dir: str, store
 def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str:
     """SHA-256 over everything an executed chapter depends on: the notebook's source, its
     parameters, the package's source and reference files, and the manifest (sizes and SHA-256s)
-    of every run in the store. Cached evaluations and DtC results (``eval-``/``dtc-`` entries)
-    are left out: they are deterministic functions of the runs and the package. Equal
+    of every run in the store. Cached evaluations, DtC and population LiRA results (entries with
+    :data:`mia_utils.store.DERIVED_PREFIXES`) are left out: they are deterministic functions of
+    the runs and the package. Equal
     fingerprints mean that executing the chapter again would give the same page."""
     import hashlib
 
@@ -159,7 +161,7 @@ def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str
     if runs.is_dir():
         for entry in sorted(runs.iterdir()):
             manifest = entry / "manifest.json"
-            if not entry.name.startswith((".", "eval-", "dtc-")) and manifest.is_file():
+            if not entry.name.startswith((".", *DERIVED_PREFIXES)) and manifest.is_file():
                 add(entry.name, manifest.read_bytes())
     return digest.hexdigest()
 

@@ -76,8 +76,7 @@ def held_out_test_images(config: RunConfig) -> torch.Tensor:
     """Bool (test images,): the test images ``config`` did not train on. A population model's
     pool holds some test images, so its accuracy on the whole test set would include images it
     trained on; a target trains on training images only, so for it every test image counts."""
-    from mia_utils.data import DATASETS, split_for
-    from mia_utils.data import training_indices
+    from mia_utils.data import DATASETS, split_for, training_indices
 
     info = DATASETS[config.dataset]
     split = split_for(config, info)
@@ -124,13 +123,41 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     ``augmented``: query every model on the augmentations its recipe trains with, as the
     reference does (:func:`augmented_queries`; for a recipe without random cropping, the clean
     image only), and average the per-query scores; otherwise one clean query.
+
+    The rows are computed once per (models, epochs, settings) and kept in the store as a derived
+    ``lira-`` entry, so executing a chapter again reads them back.
     """
+    import hashlib
+    import json
+
+    from mia_utils.store import ResultStore
+
     epochs = sorted(set(int(e) for e in epochs))
     missing = [e for e in epochs if e != config.epochs and e not in config.snapshot_epochs]
     if missing:
         raise ValueError(f"epochs: {missing} are not among the configuration's snapshot epochs "
                          f"{list(config.snapshot_epochs)} (nor its final epoch {config.epochs})")
     runs = population_runs(config, count, store)
+    store = store or ResultStore()
+    settings = {"runs": [run.key for run in runs], "epochs": epochs, "n_bootstrap": int(n_bootstrap),
+                "seed": int(seed), "augmented": bool(augmented), "format": 1}
+    key = "lira-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    entry = store.load(key, tensors=False)
+    if entry is None:
+        rows = _population_lira_rows(config, runs, count, epochs, n_bootstrap, seed, augmented)
+        columns = list(rows[0]) if rows else []  # kept apart: the store writes JSON keys sorted
+        store.save(key, {"lira": {"settings": settings, "columns": columns,
+                                  "values": [[row[c] for c in columns] for row in rows]}}, {})
+        entry = store.load(key, tensors=False)
+        if entry is None:
+            raise RuntimeError(f"the population LiRA entry {key} could not be read back from the store")
+    saved = entry["json"]["lira"]
+    return [dict(zip(saved["columns"], values)) for values in saved["values"]]
+
+
+def _population_lira_rows(config: RunConfig, runs, count: int, epochs, n_bootstrap: int, seed: int,
+                          augmented: bool) -> list[dict]:
+    """:func:`population_lira`'s rows, computed (the caller caches them in the store)."""
     held_out = [held_out_test_images(run.config) for run in runs]  # per model, the same at every epoch
     query_images = augmented_queries(config) if augmented else None
     rows = []

@@ -58,8 +58,8 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-#: Key prefixes of entries derived from runs (cached evaluations, DtC measurements).
-DERIVED_PREFIXES = ("dtc-", "eval-")
+#: Key prefixes of entries derived from runs (cached evaluations, DtC measurements, population LiRA).
+DERIVED_PREFIXES = ("dtc-", "eval-", "lira-")
 
 
 class ResultStore:

@@ -51,6 +51,14 @@ def test_population_lira_attacks_each_model_with_the_others(tiny_config, store):
     config = tiny_config.replace(epochs=2, snapshot_epochs=(1,))
     rows = related.population_lira(config, 4, [1, 2], store, n_bootstrap=10)
     assert [(r["epoch"], r["model"]) for r in rows] == [(e, m) for e in (1, 2) for m in range(4)]
+    # computed once: a derived entry of the store, read back the same (values, NaNs and column order)
+    cached = [key for key in store.keys() if key.startswith("lira-")]
+    assert len(cached) == 1 and cached[0] not in store.run_keys()
+    again = related.population_lira(config, 4, [2, 1], store, n_bootstrap=10)
+    assert [list(r) for r in again] == [list(r) for r in rows]
+    assert all(a == b or (math.isnan(a) and math.isnan(b)) for r, s in zip(rows, again) for a, b in
+               zip(r.values(), s.values()))
+    assert len([key for key in store.keys() if key.startswith("lira-")]) == 1
     info = DATASETS[config.dataset]
     split = make_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
     for row in rows:
