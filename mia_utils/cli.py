@@ -91,6 +91,10 @@ def command_run(args) -> int:
     else:
         from concurrent.futures import ProcessPoolExecutor
 
+        # Longest first, by how long each page took when it was last executed (papermill records
+        # it): the longest chapter then does not start last. Pages never executed keep their order.
+        first.sort(key=lambda job: -_last_duration(out_dir / f"{job[0]}.ipynb"))
+
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, initializer=_limit_threads, initargs=(threads,)) as pool:
             futures = [pool.submit(_execute_chapter, *job) for job in first]
@@ -104,6 +108,14 @@ def command_run(args) -> int:
             raise ValueError("--build: builds the project's book, so it cannot be combined with --out")
         return command_build(argparse.Namespace(dir=str(PROJECT_ROOT)))
     return 0
+
+
+def _last_duration(page: Path) -> float:
+    """Seconds papermill took to execute ``page`` last time (0 when unknown)."""
+    try:
+        return float(json.loads(page.read_text())["metadata"]["papermill"]["duration"] or 0.0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _limit_threads(threads: int) -> None:

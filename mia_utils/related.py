@@ -339,7 +339,8 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     The shuffled and inverted images come from test images in neither the evaluation nor the
     adversary's set; the temperature and the smoothing strength are fitted on further such images
     (at most twice the evaluation size per side; :func:`mia_utils.ood.free_test_split`, which
-    raises ``ValueError`` naming ``ood_samples`` when too few are free)."""
+    raises ``ValueError`` naming ``ood_samples`` when too few are free). The measurements are
+    kept in the store as a derived ``ood-`` entry, so executing the chapter again reads them back."""
     from mia_utils import ood
     from mia_utils.data import gather, load_dataset, split_for
     from mia_utils.models import predict_logits
@@ -354,6 +355,11 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     ood_images = ood.ood_sets(data.test_images[ood_source], n_ood, seed=seed)
     validation_images, validation_labels = data.test_images[validation], data.test_labels[validation]
 
+    cached = _stored_ood(profile, base, n_ood, seed, store)
+    if cached is not None:
+        rows, temperature, smoothing, eces, order_kept = cached
+        return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood,
+                       base.n_eval, smoothing, eces, order_kept)
     baseline_run = experiment.run(base, store)
     model = baseline_run.model()
     smoothing, smoothed_model, eces = calibrating_smoothing(profile, base, validation_images, validation_labels, store)
@@ -381,8 +387,58 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     shown = ["eval", *(f"ood_{k}" for k in ood_images)]
     order_kept = _spearman(*(torch.cat([max_probability(probabilities[v][k]) for k in shown]).numpy()
                              for v in OOD_VARIANTS[:2]))
+    _store_ood(profile, base, n_ood, seed, store, rows, temperature, smoothing, eces, order_kept)
     return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval,
                    smoothing, eces, order_kept)
+
+
+def _ood_key(profile, base: RunConfig, n_ood: int, seed: int) -> str:
+    """The store key of chapter 08's measurements on one seed: a hash of the runs they read (the
+    baseline and every calibrating label-smoothing model), the OOD set size and the seed."""
+    import hashlib
+    import json
+
+    from mia_utils import sweeps
+
+    runs = [base.key()] + [sweeps.setting_config(base, "label_smoothing", value).key()
+                           for value in calibration_smoothings(profile)]
+    settings = {"runs": runs, "n_ood": int(n_ood), "seed": int(seed), "format": 1}
+    return "ood-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _plain(value):
+    """A JSON-ready copy of a number (numpy scalars become Python ones, ints stay ints)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _store_ood(profile, base, n_ood, seed, store, rows, temperature, smoothing, eces, order_kept) -> None:
+    """Keep :func:`ood_experiment`'s measurements on one seed as a derived ``ood-`` entry (the
+    OOD images themselves are redrawn from the seed, cheaply), in their column order."""
+    from mia_utils.store import ResultStore
+
+    variants = list(rows)
+    columns = list(rows[variants[0]])
+    saved = {"variants": variants, "columns": columns,
+             "values": [[_plain(rows[v][c]) for c in columns] for v in variants],
+             "temperature": _plain(temperature), "smoothing": _plain(smoothing),
+             "eces": [[_plain(k), _plain(v)] for k, v in eces.items()], "rank_correlation": _plain(order_kept)}
+    (store or ResultStore()).save(_ood_key(profile, base, n_ood, seed), {"ood": saved}, {})
+
+
+def _stored_ood(profile, base, n_ood, seed, store):
+    """What :func:`_store_ood` kept for these runs and settings, or None."""
+    from mia_utils.store import ResultStore
+
+    entry = (store or ResultStore()).load(_ood_key(profile, base, n_ood, seed), tensors=False)
+    if entry is None:
+        return None
+    saved = entry["json"]["ood"]
+    rows = {v: dict(zip(saved["columns"], values)) for v, values in zip(saved["variants"], saved["values"])}
+    return rows, saved["temperature"], saved["smoothing"], dict(map(tuple, saved["eces"])), saved["rank_correlation"]
 
 
 def calibrating_smoothing(profile, base: RunConfig, validation_images: torch.Tensor, validation_labels: torch.Tensor,

@@ -58,8 +58,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-#: Key prefixes of entries derived from runs (cached evaluations, DtC measurements, population LiRA).
-DERIVED_PREFIXES = ("dtc-", "eval-", "lira-")
+#: Key prefixes of entries derived from runs (cached evaluations, DtC measurements, population
+#: LiRA, chapter 08's OOD measurements).
+DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-")
 
 
 class ResultStore:

@@ -385,3 +385,22 @@ def test_lira_chapters_targets_and_shadows_train_on_equally_many_images(profile)
         assert len(sizes) >= 4 and max(sizes) <= 1.1 * min(sizes), sizes
     # chapter 06 trains no target of its own: its LiRA targets are the population models
     assert all(p.config.is_shadow for p in book_plan(profile, chapters=["06_generalization_lira"]).runs.values())
+
+
+@pytest.mark.slow
+def test_ood_experiment_is_measured_once_and_read_back_unchanged(store):
+    from mia_utils.profiles import get_profile
+
+    profile = get_profile("smoke")
+    first = related.ood_experiment(profile, 0, store=store)
+    assert len([key for key in store.keys() if key.startswith("ood-")]) == 1
+    trained = set(store.run_keys())
+    again = related.ood_experiment(profile, 0, store=store)
+    pd.testing.assert_frame_equal(first.table, again.table)  # values, dtypes and order
+    assert list(first.table.columns) == list(again.table.columns)
+    assert (first.temperature, first.smoothing, first.smoothing_eces, first.temperature_rank_correlation,
+            first.n_ood, first.n_test) == (again.temperature, again.smoothing, again.smoothing_eces,
+                                            again.temperature_rank_correlation, again.n_ood, again.n_test)
+    assert first.ood_images.keys() == again.ood_images.keys()
+    assert all(torch.equal(first.ood_images[k], again.ood_images[k]) for k in first.ood_images)
+    assert set(store.run_keys()) == trained and len([k for k in store.keys() if k.startswith("ood-")]) == 1
