@@ -359,6 +359,17 @@ class GapSetting:
         parts = self.gaps_zero_floor if zero_floor else self.gaps
         return combine_seeds([p["value"] for p in parts], [p["variance"] for p in parts])
 
+    def row(self, label: str, adv_yeom: SeedEstimate) -> dict:
+        """Chapter 05's table row (Table 7's columns): seed means of the non-members' and the
+        members' DtC (D and S, the paper's units), the gap with its interval (%), the same for the
+        zero-floor variant, and ``adv_yeom`` beside them."""
+        means = {key: combine_seeds([m.gap[key] for m in self.measured]).mean
+                 for key in ("nonmembers_mean", "members_mean", "nonmembers_mean_zero_floor", "members_mean_zero_floor")}
+        return {"setting": label, "DtC D": means["nonmembers_mean"], "DtC S": means["members_mean"],
+                "gap (%)": self.estimate().format(), "zero-floor D": means["nonmembers_mean_zero_floor"],
+                "zero-floor S": means["members_mean_zero_floor"],
+                "zero-floor gap (%)": self.estimate(zero_floor=True).format(), "Adv_Yeom (%)": adv_yeom.format()}
+
 
 def f8_baseline_gap(baseline: GapSetting, dataset: str) -> Finding:
     """F8: the baseline's DtC gap (D - S) / D is positive."""

@@ -368,3 +368,10 @@ def closest_accountant(paper: float, epsilons: dict) -> str:
         return "none"
     return min(known, key=lambda name: abs(math.log(known[name] / paper)))
 
+
+def low_fpr_text(estimate, n_nonmembers: int) -> str:
+    """A true-positive rate at a low false-positive rate as the book prints it: the estimate with
+    its exact interval (%), or why it cannot be read at ``n_nonmembers`` non-members."""
+    if estimate.resolvable:
+        return estimate.format(digits=2, exact=True) + " %"
+    return f"not resolvable at n = {n_nonmembers:,}"

@@ -380,3 +380,11 @@ def test_paper_epsilons_put_the_papers_figures_beside_both_accountants():
     assert frame["prv"].iloc[2] < frame["rdp"].iloc[2]  # PRV is the tighter accountant
     assert frame["prv"].iloc[:2].isna().all()  # its grid would be too large at sigma 0.1 and 0.25
     assert set(frame["closest"]) <= {"RDP", "PRV", "none"}
+
+
+def test_mean_epsilon_averages_the_seeds_stored_facts():
+    from types import SimpleNamespace
+
+    assert dp.mean_epsilon(SimpleNamespace(facts=[{"dp_epsilon": 1.0}, {"dp_epsilon": 3.0}])) == 2.0
+    with pytest.raises(ValueError, match="setting: has no stored runs"):
+        dp.mean_epsilon(SimpleNamespace(facts=[]))

@@ -211,3 +211,24 @@ def test_within_cuts_only_the_interval():
     assert cut.low == 0.0 and cut.high == wide.high and cut.mean == wide.mean and cut.se == wide.se
     assert combine_seeds([0.4, 0.5, 0.45]).within(0.0, 1.0) == combine_seeds([0.4, 0.5, 0.45])
 
+
+
+def test_gap_setting_row_holds_table_7s_columns():
+    from types import SimpleNamespace
+
+    from mia_utils.evidence import combine_seeds
+    from mia_utils.findings import GapSetting
+
+    measured = [SimpleNamespace(gap={"nonmembers_mean": d, "members_mean": s, "nonmembers_mean_zero_floor": d + 1,
+                                     "members_mean_zero_floor": s + 1}) for d, s in ((10.0, 6.0), (12.0, 8.0))]
+    gaps = GapSetting(setting=None, gaps=[{"value": 0.4, "variance": 1e-4}, {"value": 0.33, "variance": 1e-4}],
+                      gaps_zero_floor=[{"value": 0.3, "variance": 1e-4}, {"value": 0.25, "variance": 1e-4}],
+                      measured=measured)
+    adv = combine_seeds([0.1, 0.12])
+    row = gaps.row("baseline", adv)
+    assert list(row) == ["setting", "DtC D", "DtC S", "gap (%)", "zero-floor D", "zero-floor S", "zero-floor gap (%)",
+                         "Adv_Yeom (%)"]
+    assert (row["setting"], row["DtC D"], row["DtC S"], row["zero-floor D"], row["zero-floor S"]) == \
+        ("baseline", 11.0, 7.0, 12.0, 8.0)
+    assert row["gap (%)"] == gaps.estimate().format() and row["zero-floor gap (%)"] == gaps.estimate(True).format()
+    assert row["Adv_Yeom (%)"] == adv.format()

@@ -68,3 +68,13 @@ def test_reading_agreement_counts_cells_against_the_papers_signs():
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="adv_salem"):
         report.select_scenarios(rows().drop(columns=["adv_salem"]), BASELINE)
+
+
+def test_low_fpr_text_prints_the_exact_interval_or_why_it_cannot():
+    from types import SimpleNamespace
+
+    from mia_utils.report import low_fpr_text
+
+    resolvable = SimpleNamespace(resolvable=True, format=lambda digits, exact: f"1.25 [0.5, 2.0] ({digits}, {exact})")
+    assert low_fpr_text(resolvable, 2000) == "1.25 [0.5, 2.0] (2, True) %"
+    assert low_fpr_text(SimpleNamespace(resolvable=False), 1500) == "not resolvable at n = 1,500"

@@ -185,6 +185,14 @@ EMPIRICAL_SCORES = {
 }
 
 
+def mean_epsilon(setting) -> float:
+    """The RDP epsilon a DP-SGD setting's runs certified (``dp_epsilon`` of each seed's stored
+    facts), averaged over its seeds (they differ only through Poisson batch counts, if at all)."""
+    if not setting.facts:
+        raise ValueError("setting: has no stored runs to read epsilon from")
+    return float(sum(f["dp_epsilon"] for f in setting.facts) / len(setting.facts))
+
+
 def empirical_epsilon(outputs: dict[str, torch.Tensor], alpha: float = 0.05,
                       delta: float = 0.0) -> dict[str, "metrics.EpsilonBound"]:
     """The empirical lower bound on epsilon implied by each of :data:`EMPIRICAL_SCORES` on a
