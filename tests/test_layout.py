@@ -85,3 +85,10 @@ def test_registry_lists_every_mechanism_class_of_the_package():
                and cls.__module__ == module.__name__}
     assert classes == set(REGISTRY.values())
     assert all(REGISTRY[cls.name] is cls for cls in classes)
+
+
+def test_package_docstring_names_every_module():
+    names = {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    names |= {path.name for path in PACKAGE.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    missing = [name for name in sorted(names) if f"``{name}``" not in mia_utils.__doc__]
+    assert missing == []
