@@ -37,8 +37,6 @@ from mia_utils.data import DataUnavailableError
 from mia_utils.store import DERIVED_PREFIXES
 
 
-
-
 def _parse_overrides(chapter, pairs):
     from mia_utils.chapters import get_chapter
 
@@ -152,10 +150,10 @@ def _execute_chapter(name: str, notebook: str, params: dict, out_dir: str, store
 def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str:
     """SHA-256 over everything an executed chapter depends on: the notebook's source, its
     parameters, the package's source and reference files, and the manifest (sizes and SHA-256s)
-    of every run in the store. Cached evaluations, DtC and population LiRA results (entries with
+    of every run in the store. Measurements derived from runs (entries with
     :data:`mia_utils.store.DERIVED_PREFIXES`) are left out: they are deterministic functions of
-    the runs and the package. Equal
-    fingerprints mean that executing the chapter again would give the same page."""
+    the runs and the package. Equal fingerprints mean that executing the chapter again would give
+    the same page."""
     import hashlib
 
     digest = hashlib.sha256()

@@ -562,10 +562,7 @@ def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | Non
     ``gap`` is :func:`dtc_gap` on the evaluation set with ``n_bootstrap`` resamples from
     ``seed`` (its ``gap_variance`` / ``gap_zero_floor_variance``). ``adversary``,
     ``n_bootstrap``, ``seed`` and ``kwargs`` (for :func:`dtc_on_run`) are all part of the key."""
-    import hashlib
-    import json
-
-    from mia_utils.store import ResultStore
+    from mia_utils.store import ResultStore, derived_key
 
     n_bootstrap, seed = _check_bootstrap(n_bootstrap, seed)
     if not isinstance(adversary, (bool, np.bool_)):
@@ -574,7 +571,7 @@ def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | Non
     store = store or ResultStore()
     settings = {"run": run.key, "epoch": epoch, "max_samples": max_samples, **kwargs, "adversary": adversary,
                 "n_bootstrap": n_bootstrap, "seed": seed, "format": 2}
-    key = "dtc-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    key = derived_key("dtc-", settings)
     entry = store.load(key)
     if entry is None:
         measured = dtc_on_run(run if epoch is None else _Snapshot(run, epoch), max_samples=max_samples,

@@ -29,13 +29,12 @@ key, the snapshot epoch and the settings), so re-rendering the book recomputes n
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 
 import torch
 
 from mia_utils import attacks, experiment
+from mia_utils.store import derived_key
 
 EVALUATION_FORMAT = 2
 METRICS = ("test_acc", "train_acc", "gap", "adv_yeom", "adv_yeom_objective", "adv_salem", "auc",
@@ -90,7 +89,7 @@ def evaluate_outputs(outputs: dict[str, torch.Tensor], n_bootstrap: int = 200, s
 def evaluation_key(run_key: str, epoch: int | None, n_bootstrap: int, seed: int) -> str:
     settings = {"run": run_key, "epoch": epoch, "n_bootstrap": n_bootstrap, "seed": seed,
                 "format": EVALUATION_FORMAT}
-    return "eval-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    return derived_key("eval-", settings)
 
 
 def evaluate(run: "experiment.Run", epoch: int | None = None, n_bootstrap: int = 200, seed: int = 0,

@@ -127,10 +127,7 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     The rows are computed once per (models, epochs, settings) and kept in the store as a derived
     ``lira-`` entry, so executing a chapter again reads them back.
     """
-    import hashlib
-    import json
-
-    from mia_utils.store import ResultStore
+    from mia_utils.store import ResultStore, derived_key
 
     epochs = sorted(set(int(e) for e in epochs))
     missing = [e for e in epochs if e != config.epochs and e not in config.snapshot_epochs]
@@ -141,7 +138,7 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     store = store or ResultStore()
     settings = {"runs": [run.key for run in runs], "epochs": epochs, "n_bootstrap": int(n_bootstrap),
                 "seed": int(seed), "augmented": bool(augmented), "format": 1}
-    key = "lira-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    key = derived_key("lira-", settings)
     entry = store.load(key, tensors=False)
     if entry is None:
         rows = _population_lira_rows(config, runs, count, epochs, n_bootstrap, seed, augmented)
@@ -395,15 +392,13 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
 def _ood_key(profile, base: RunConfig, n_ood: int, seed: int) -> str:
     """The store key of chapter 08's measurements on one seed: a hash of the runs they read (the
     baseline and every calibrating label-smoothing model), the OOD set size and the seed."""
-    import hashlib
-    import json
-
     from mia_utils import sweeps
+    from mia_utils.store import derived_key
 
     runs = [base.key()] + [sweeps.setting_config(base, "label_smoothing", value).key()
                            for value in calibration_smoothings(profile)]
     settings = {"runs": runs, "n_ood": int(n_ood), "seed": int(seed), "format": 1}
-    return "ood-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    return derived_key("ood-", settings)
 
 
 def _plain(value):

@@ -63,6 +63,14 @@ def _process_alive(pid: int) -> bool:
 DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-")
 
 
+def derived_key(prefix: str, settings: dict) -> str:
+    """The store key of a measurement derived from runs: ``prefix`` (one of
+    :data:`DERIVED_PREFIXES`) and a hash of its ``settings`` (the runs it reads and how)."""
+    if prefix not in DERIVED_PREFIXES:
+        raise ValueError(f"prefix: got {prefix!r}; allowed: {', '.join(DERIVED_PREFIXES)}")
+    return prefix + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
 class ResultStore:
     """Run entries keyed by configuration hash. See the module docstring for the layout."""
 

@@ -128,3 +128,17 @@ def test_a_request_for_more_snapshots_retrains_once_and_keeps_the_union(store, t
     assert torch.equal(sweep[3]["eval_logits"], first.outputs["eval_logits"])
     assert torch.equal(sweep[1]["eval_logits"], first.snapshot_outputs(1)["eval_logits"])
     assert experiment.run(tiny_config.replace(epochs=3), store, progress=False).from_store
+
+
+def test_derived_key_is_the_prefix_and_a_hash_of_the_settings():
+    import hashlib
+    import json
+
+    from mia_utils.store import derived_key
+
+    settings = {"run": "abc", "epoch": None, "seed": 0}
+    expected = "eval-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+    assert derived_key("eval-", settings) == expected  # the keys stores written before still match
+    assert derived_key("eval-", dict(reversed(list(settings.items())))) == expected
+    with pytest.raises(ValueError, match="prefix: got 'run-'"):
+        derived_key("run-", settings)
