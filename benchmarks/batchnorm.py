@@ -11,9 +11,9 @@ not retrained; runs trained here serve the book). Per run it measures the test a
 test set), the train accuracy (all members), Yeom's and Salem's membership advantages on the
 balanced evaluation set (bootstrap over the evaluation samples, seeded with s) and the training
 time (``provenance["train_seconds"]``, as recorded when the run was trained). Seeds are combined
-with :func:`mia_utils.evidence.combine_seeds` (95 % interval, Student's t over seeds, with the
+with :func:`mia_utils.attacks.evidence.combine_seeds` (95 % interval, Student's t over seeds, with the
 within-seed variance as a floor: the bootstrap variance for the advantages, p(1 - p)/n for the
-accuracies), and batch against none with :func:`mia_utils.evidence.paired_difference` (seed s
+accuracies), and batch against none with :func:`mia_utils.attacks.evidence.paired_difference` (seed s
 against seed s, which share the split and the evaluation samples). Because the stored training
 times come from whatever else the machine was running then, it also times training steps of the
 two networks itself, interleaved (none, batch, none, batch, ...) in this process, and reports the
@@ -32,9 +32,9 @@ import torch.nn.functional as F
 
 from mia_utils import experiment
 from mia_utils.attacks import AttackInputs, salem, yeom
-from mia_utils.evidence import combine_seeds, paired_difference
+from mia_utils.attacks.evidence import combine_seeds, paired_difference
 from mia_utils.models import build_model
-from mia_utils.profiles import get_profile
+from mia_utils.book.profiles import get_profile
 from mia_utils.store import ResultStore
 
 NORMS = ("none", "batch")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without inst
 
 from mia_utils.defenses import dp  # noqa: E402  (registers dp_sgd)
 from mia_utils.data import load_dataset  # noqa: E402
-from mia_utils.profiles import get_profile  # noqa: E402
+from mia_utils.book.profiles import get_profile  # noqa: E402
 from mia_utils.train import default_device, epoch_batches, train  # noqa: E402
 from mia_utils.defenses import build  # noqa: E402
 

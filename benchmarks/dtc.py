@@ -5,7 +5,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/dtc.py                       # 500 samples, 100 steps
     .venv/bin/python benchmarks/dtc.py --samples 20 --steps 10 --threads 1 --out /tmp/dtc   # a smoke check
 
-Both implementations of :mod:`mia_utils.dtc` run on the same samples, in one process: the
+Both implementations of :mod:`mia_utils.attacks.dtc` run on the same samples, in one process: the
 quick profile's Fashion-MNIST baseline (``get_profile("quick").base_config("fmnist")``, read
 from the result store; trained first if it is not there), its first ``samples / 2`` evaluation
 members and first ``samples / 2`` evaluation non-members, threshold = the model's median training
@@ -42,11 +42,11 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mia_utils.dtc import (confident_loss, distance_to_confident, distance_to_confident_loop,  # noqa: E402
+from mia_utils.attacks.dtc import (confident_loss, distance_to_confident, distance_to_confident_loop,  # noqa: E402
                            run_images)
 from mia_utils.experiment import run  # noqa: E402
 from mia_utils.models import forward_flops  # noqa: E402
-from mia_utils.profiles import get_profile  # noqa: E402
+from mia_utils.book.profiles import get_profile  # noqa: E402
 from mia_utils.train import default_device  # noqa: E402
 from train_throughput import MATMUL_SIZE, device_name, matmul_gflops, sync  # noqa: E402
 

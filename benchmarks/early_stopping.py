@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mia_utils import experiment
-from mia_utils.profiles import get_profile
+from mia_utils.book.profiles import get_profile
 from mia_utils.store import ResultStore
 
 

@@ -33,7 +33,7 @@ from train_throughput import device_name, get_data, matmul_gflops, sync, write_r
 import torch  # noqa: E402
 
 from mia_utils.models import build_model, forward_flops  # noqa: E402
-from mia_utils.profiles import PROFILES  # noqa: E402
+from mia_utils.book.profiles import PROFILES  # noqa: E402
 from mia_utils.train import default_device, train_many  # noqa: E402
 
 EVAL_PER_SIDE = 16

@@ -7,12 +7,12 @@ quick model on 2 CPU cores, so 18 models take about 6 minutes from scratch):
     .venv/bin/python benchmarks/lira_shadows.py --store /tmp/cold/.mia_store --counts 4 8 18
 
 The related-work chapters attack populations of K models, each the target of the other K - 1
-(:func:`mia_utils.related.population_lira`, online LiRA with a fixed variance). Carlini et al.
+(:func:`mia_utils.book.generalization.population_lira`, online LiRA with a fixed variance). Carlini et al.
 use many more shadow models than the quick profile's K = 8, and the book labels results from
 fewer than 16 shadows per target underpowered. This measures how much that costs: for each K in
 ``--counts`` it trains (or reads back) the quick baseline's population of K models and reports
 LiRA's AUC and TPR at 1 % and 0.1 % FPR, the mean over the K targets with a 95 % interval across
-them (:func:`mia_utils.related.population_means`), with one clean query per image.
+them (:func:`mia_utils.book.generalization.population_means`), with one clean query per image.
 
 Writes ``<out>/lira_shadows.md``.
 """
@@ -29,8 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
 
-from mia_utils import related  # noqa: E402
-from mia_utils.profiles import get_profile  # noqa: E402
+from mia_utils.book import generalization, verdicts  # noqa: E402
+from mia_utils.book.profiles import get_profile  # noqa: E402
 from mia_utils.store import ResultStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,10 +56,10 @@ def main(argv=None) -> int:
              "|---|---|---|---|---|"]
     for count in args.counts:
         started = time.perf_counter()
-        rows = pd.DataFrame(related.population_lira(base, count, [base.epochs], store, n_bootstrap=200))
-        means = related.population_means(rows, by=("epoch",)).iloc[0]
+        rows = pd.DataFrame(generalization.population_lira(base, count, [base.epochs], store, n_bootstrap=200))
+        means = generalization.population_means(rows, by=("epoch",)).iloc[0]
         n = int(means["n_nonmembers"])
-        cells = [related.estimate_text(means[f"{m}_estimate"], n, 2 if m.startswith("tpr") else 1)
+        cells = [verdicts.estimate_text(means[f"{m}_estimate"], n, 2 if m.startswith("tpr") else 1)
                  for m in ("auc", "tpr_at_1%_fpr", "tpr_at_0.1%_fpr")]
         lines.append(f"| {count} ({count - 1}) | " + " | ".join(cells) + f" | {n:,} |")
         print(lines[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)

@@ -10,10 +10,10 @@ public code for their follow-up study clamps (``yigitcankaya/augmentation_mia``)
 ``gaussian_noise``. On Fashion-MNIST's black background clamping cuts off the negative half of the
 noise on most pixels, so the two readings may differ. For every value of the profile's
 ``gaussian_noise`` grid and every seed, this trains (or reads back) both ``gaussian_noise`` and
-``gaussian_noise_unclamped`` with :func:`mia_utils.sweeps.run_setting`, exactly as the
+``gaussian_noise_unclamped`` with :func:`mia_utils.book.replicated.run_setting`, exactly as the
 regularization chapter does, and reports each setting's test accuracy, Yeom's advantage and the
 loss AUC as seed means with 95 % intervals, and the unclamped minus clamped difference paired by
-seed (:meth:`mia_utils.sweeps.Setting.change`).
+seed (:meth:`mia_utils.book.replicated.Setting.change`).
 
 Writes ``<out>/noise_clamp.md``.
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing mia_utils
 
-from mia_utils import sweeps  # noqa: E402
-from mia_utils.profiles import get_profile  # noqa: E402
+from mia_utils.book import replicated  # noqa: E402
+from mia_utils.book.profiles import get_profile  # noqa: E402
 from mia_utils.store import ResultStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,8 +55,8 @@ def main(argv=None) -> int:
              " | ".join(f"Δ {name.replace('(%)', '(pp)')}" for name in METRICS.values()) + " |",
              "|---|---|" + "---|" * (2 * len(METRICS))]
     for value in profile.grids["gaussian_noise"]:
-        clamped = sweeps.run_setting(profile, "fmnist", "gaussian_noise", value, seeds, store)
-        unclamped = sweeps.run_setting(profile, "fmnist", "gaussian_noise_unclamped", value, seeds, store)
+        clamped = replicated.run_setting(profile, "fmnist", "gaussian_noise", value, seeds, store)
+        unclamped = replicated.run_setting(profile, "fmnist", "gaussian_noise_unclamped", value, seeds, store)
         for name, setting in (("clamped (the book's)", clamped), ("unclamped", unclamped)):
             cells = [setting.estimate(m).format() for m in METRICS]
             changes = ["" if setting is clamped else setting.change(clamped, m).format(signed=True) for m in METRICS]

@@ -3,7 +3,7 @@
 For each candidate (width, members) it trains the Fashion-MNIST baseline with several seeds
 (snapshots after every epoch in --epochs-grid, so each run also measures the shorter schedules),
 attacks every snapshot with Yeom's and Salem's attacks on the profile's evaluation sets, and
-combines the seeds with :func:`mia_utils.evidence.combine_seeds`. A candidate qualifies when both
+combines the seeds with :func:`mia_utils.attacks.evidence.combine_seeds`. A candidate qualifies when both
 advantages reach the paper's Table 2 magnitudes and their 95 % half-widths are at most a quarter
 of the value. Runs go to the result store, so the chosen candidate's runs serve the book.
 
@@ -22,8 +22,8 @@ import torch
 from mia_utils import experiment
 from mia_utils.attacks import AttackInputs, salem, yeom
 from mia_utils.config import RunConfig
-from mia_utils.evidence import combine_seeds
-from mia_utils.report import published
+from mia_utils.attacks.evidence import combine_seeds
+from mia_utils.book.report import published
 from mia_utils.store import ResultStore
 
 RESULTS = Path(__file__).parent / "results"

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without inst
 
 from mia_utils.data import DATASETS, ImageDataset, dataset_available, load_dataset  # noqa: E402
 from mia_utils.models import build_model, forward_flops  # noqa: E402
-from mia_utils.profiles import PROFILES  # noqa: E402
+from mia_utils.book.profiles import PROFILES  # noqa: E402
 from mia_utils.train import default_device, train  # noqa: E402
 
 EVAL_PER_SIDE = 16  # images per side in the per-epoch evaluation pass (train() needs >= 1)

@@ -1,24 +1,22 @@
 """mia_utils: the tested library behind the executable book on regularization and membership
 inference (Kaya, Hong & Dumitras, 2020).
 
-Its modules, from the bottom up:
+Its layout shows the paper's parts, in three levels; each imports only from the levels above it in
+this list, never from below (``tests/test_layout.py`` checks it):
 
-* The recipe's core: ``data`` (datasets, membership splits, LiRA's pool), ``models``
-  (VGG-style CNNs and prediction), ``config`` (validated run configurations), ``defenses``
-  (the mechanisms: the paper's seven, DP-SGD, mix-up and MMD, and their registry), ``train``
-  (the one training loop), ``store`` (the result store) and ``experiment`` (train, or read
-  back from the store).
-* Measurement: ``attacks`` (the black-box attacks and LiRA), ``metrics``, ``dtc``
-  (distance to confident), ``ood`` (out-of-distribution sets, calibration, Laplace),
-  ``evidence`` (seed means and intervals, verdicts), ``evaluation`` (every metric of a run,
-  cached) and ``plots``.
-* The book's analyses: ``profiles`` (named sizes), ``sweeps`` (settings over seeds),
-  ``report`` (the paper's published values and the tables beside them), ``findings`` (the ten
-  findings and their verdicts), ``related`` (the related-work chapters' experiments) and
-  ``provenance`` (each page's record).
-* Orchestration: ``chapters`` (each chapter's parameters), ``chapter_runs`` (each chapter's
-  runs), ``plan`` (their union and its cost), ``sweep`` (training the plan, locally or on a
-  Dask cluster) and ``cli`` (``python -m mia_utils``, through ``__main__``).
+* The recipe's core, at the top of the package: ``data`` (datasets, membership splits, LiRA's
+  pool), ``models`` (VGG-style CNNs and prediction), ``config`` (validated run configurations),
+  ``defenses`` (the mechanisms: the paper's seven, DP-SGD, mix-up and MMD, and their registry),
+  ``train`` (the one training loop), ``store`` (the result store) and ``experiment`` (train, or
+  read back from the store).
+* ``attacks``: the attacks and their measurement (black-box attacks, LiRA, distance to
+  confident, DP audits, metrics, intervals over seeds, a run's cached evaluation, OOD inputs,
+  figures). See :mod:`mia_utils.attacks`.
+* ``book``: the chapters and what they need beyond the core (each chapter's parameters and runs,
+  profiles, settings over seeds, the published values and the findings, the related chapters'
+  analyses, the plan, the sweep and each page's provenance). See :mod:`mia_utils.book`.
+
+Beside them, ``cli`` is the command line (``python -m mia_utils``, through ``__main__``).
 """
 
 __version__ = "0.1.0"

@@ -9,11 +9,11 @@
   and print its metrics as JSON.
 * ``params CHAPTER`` / ``params --markdown``: list a chapter's parameters, defaults and allowed
   values (``--markdown``: every chapter's, as the re-run page shows them).
-* ``plan --profile P``: every run the book needs (:mod:`mia_utils.plan`), which are in the store,
+* ``plan --profile P``: every run the book needs (:mod:`mia_utils.book.plan`), which are in the store,
   and the cost of the rest in model-epochs and hours.
 * ``sweep --profile P [--workers N | --cluster ADDRESS] [--retries R] [--lockstep K]``: train
   every planned run the store lacks, in this process, on a local Dask cluster of N workers, or
-  on the Dask scheduler at ADDRESS (:mod:`mia_utils.sweep`; resumable; failed runs are retried,
+  on the Dask scheduler at ADDRESS (:mod:`mia_utils.book.sweep`; resumable; failed runs are retried,
   then listed, and the exit status is 1). ``--lockstep K`` trains up to K compatible runs as one
   task (for a GPU; see :func:`mia_utils.train.train_many`).
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
@@ -32,13 +32,13 @@ import sys
 import time
 from pathlib import Path
 
-from mia_utils.chapters import EXECUTED, PROJECT_ROOT, toc_chapters
+from mia_utils.book.chapters import EXECUTED, PROJECT_ROOT, toc_chapters
 from mia_utils.data import DataUnavailableError
 from mia_utils.store import DERIVED_PREFIXES
 
 
 def _parse_overrides(chapter, pairs):
-    from mia_utils.chapters import get_chapter
+    from mia_utils.book.chapters import get_chapter
 
     spec = get_chapter(chapter)
     return {name: spec.param(name).parse(value) for name, value in pairs}
@@ -53,7 +53,7 @@ class _QuietCellMarkers(logging.Filter):
 
 
 def command_run(args) -> int:
-    from mia_utils.chapters import get_chapter, validate
+    from mia_utils.book.chapters import get_chapter, validate
 
     if args.jobs < 1:
         raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
@@ -217,7 +217,7 @@ def command_train(args) -> int:
     from mia_utils.config import RunConfig
     from mia_utils.experiment import run
     from mia_utils.attacks import yeom_on_run
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.profiles import get_profile
     from mia_utils.store import ResultStore
 
     config = get_profile(args.profile).base_config(args.dataset, args.seed)
@@ -240,7 +240,7 @@ def command_train(args) -> int:
 
 def parameters_markdown() -> str:
     """Every chapter's parameters as Markdown tables (the re-run page embeds this text)."""
-    from mia_utils.chapters import CHAPTERS
+    from mia_utils.book.chapters import CHAPTERS
 
     lines = []
     for spec in CHAPTERS.values():
@@ -254,7 +254,7 @@ def parameters_markdown() -> str:
 
 
 def command_params(args) -> int:
-    from mia_utils.chapters import get_chapter
+    from mia_utils.book.chapters import get_chapter
 
     if args.update:
         page = Path(args.update)
@@ -288,8 +288,8 @@ def _store(folder):
 
 def _plan_scope(args) -> list[str] | None:
     """Check ``--profile`` and ``--chapters`` before anything starts; the chapters to plan."""
-    from mia_utils.chapters import get_chapter
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.chapters import get_chapter
+    from mia_utils.book.profiles import get_profile
 
     get_profile(args.profile)
     if not args.chapters:
@@ -298,7 +298,7 @@ def _plan_scope(args) -> list[str] | None:
 
 
 def command_plan(args) -> int:
-    from mia_utils.plan import book_plan, describe
+    from mia_utils.book.plan import book_plan, describe
 
     chapters = _plan_scope(args)
     store = _store(args.store)
@@ -307,7 +307,7 @@ def command_plan(args) -> int:
 
 
 def command_sweep(args) -> int:
-    from mia_utils.sweep import DaskExecutor, InProcessExecutor, default_threads, sweep
+    from mia_utils.book.sweep import DaskExecutor, InProcessExecutor, default_threads, sweep
 
     chapters = _plan_scope(args)
     if args.retries < 0:
@@ -324,7 +324,7 @@ def command_sweep(args) -> int:
     store = _store(args.store)
     if args.workers is not None or args.cluster:
         # Starting a cluster costs about a minute here; not worth it when nothing is missing.
-        from mia_utils.plan import book_plan
+        from mia_utils.book.plan import book_plan
 
         plan = book_plan(args.profile, seed=args.seed, store=store, chapters=chapters)
         if not plan.missing(store) and not plan.pending:

@@ -30,7 +30,7 @@ from mia_utils.train import per_sample_outputs, train_many
 log = logging.getLogger(__name__)
 
 #: Every call of :func:`run` in this process, in order: dicts with ``key``, ``config``,
-#: ``from_store``, ``train_seconds`` and ``device`` (see :mod:`mia_utils.provenance`).
+#: ``from_store``, ``train_seconds`` and ``device`` (see :mod:`mia_utils.book.provenance`).
 RUN_LOG: list[dict] = []
 
 

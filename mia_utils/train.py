@@ -69,7 +69,7 @@ def keep_freed_memory() -> bool:
     largest = 2 ** 31 - 1
     # Threads created from now on share the main arena (a thread's own arena maps large blocks
     # whatever the thresholds); a worker whose thread already has one needs MALLOC_ARENA_MAX=1
-    # in its environment (mia_utils.sweep sets it for the local cluster).
+    # in its environment (mia_utils.book.sweep sets it for the local cluster).
     _MALLOC_TUNED = all(libc.mallopt(option, value) for option, value in
                         ((m_mmap_threshold, largest), (m_trim_threshold, largest), (m_arena_max, 1)))
     return _MALLOC_TUNED

@@ -20,7 +20,7 @@ def store(tmp_path):
 @pytest.fixture
 def tiny_config():
     """A configuration that trains in about a second on a CPU."""
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.profiles import get_profile
 
     return get_profile("smoke").base_config("fmnist").replace(n_members=300, n_eval=50, n_adversary=50,
                                                                 epochs=1, batch_size=64)

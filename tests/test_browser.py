@@ -49,7 +49,7 @@ def reports(built_smoke_book):
 
 
 def test_every_toc_page_is_rendered(reports):
-    from mia_utils.chapters import toc_chapters
+    from mia_utils.book.chapters import toc_chapters
 
     for chapter in toc_chapters():
         assert f"book/executed/{chapter}.html" in reports

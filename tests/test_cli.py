@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from conftest import PYTHON, ROOT
-from mia_utils.chapters import toc_chapters
+from mia_utils.book.chapters import toc_chapters
 
 
 def cli(*args, env, timeout=120):

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.validators import ModuleValidator
 
-from mia_utils import metrics, report
+from mia_utils.attacks import audit, metrics
+from mia_utils.book import report
 from mia_utils.defenses import dp
 from mia_utils.config import ConfigError, RunConfig
 from mia_utils.data import load_dataset
@@ -174,8 +175,8 @@ def fake_setting(sigma, seeds, separation, delta=1 / 5_000):
 
 def test_empirical_epsilon_reads_the_loss_and_confidence_rocs():
     outputs = fake_outputs(0, separation=3.0)
-    bounds = dp.empirical_epsilon(outputs, alpha=0.1, delta=1e-3)
-    assert set(bounds) == set(dp.EMPIRICAL_SCORES) == {"loss", "confidence"}
+    bounds = audit.empirical_epsilon(outputs, alpha=0.1, delta=1e-3)
+    assert set(bounds) == set(audit.EMPIRICAL_SCORES) == {"loss", "confidence"}
     logits, labels, is_member = (outputs[k] for k in ("eval_logits", "eval_labels", "eval_is_member"))
     loss = F.cross_entropy(logits.double(), labels, reduction="none")
     assert bounds["loss"] == metrics.epsilon_lower_bound(-loss, is_member, alpha=0.1, delta=1e-3)
@@ -187,12 +188,12 @@ def test_empirical_epsilon_reads_the_loss_and_confidence_rocs():
 def test_epsilon_comparison_has_a_row_per_setting_and_seed():
     settings = [fake_setting(10.0, (0, 1), separation=0.0), fake_setting(0.01, (0, 1), separation=4.0),
                 fake_setting(1.0, (0, 1), separation=1.0)]
-    table = dp.epsilon_comparison(settings)
+    table = audit.epsilon_comparison(settings)
     assert list(table["sigma_dp"]) == [0.01, 0.01, 1.0, 1.0, 10.0, 10.0] and list(table["seed"]) == [0, 1] * 3
     assert {"epsilon_rdp", "epsilon_prv", "prv_note", "epsilon_empirical", "attack", "tpr", "fpr",
             "threshold", "delta"} <= set(table.columns)
     first = table.iloc[2]  # sigma 1, seed 0
-    bounds = dp.empirical_epsilon(fake_outputs(0, 1.0), delta=1 / 5_000)
+    bounds = audit.empirical_epsilon(fake_outputs(0, 1.0), delta=1 / 5_000)
     assert first["epsilon_empirical"] == max(b.epsilon for b in bounds.values())
     assert first["attack"] in bounds and bounds[first["attack"]].epsilon == first["epsilon_empirical"]
     assert first["epsilon_rdp"] == dp.epsilon(1.0, 128 / 500, 6, 1 / 5_000)
@@ -385,6 +386,6 @@ def test_paper_epsilons_put_the_papers_figures_beside_both_accountants():
 def test_mean_epsilon_averages_the_seeds_stored_facts():
     from types import SimpleNamespace
 
-    assert dp.mean_epsilon(SimpleNamespace(facts=[{"dp_epsilon": 1.0}, {"dp_epsilon": 3.0}])) == 2.0
+    assert audit.mean_epsilon(SimpleNamespace(facts=[{"dp_epsilon": 1.0}, {"dp_epsilon": 3.0}])) == 2.0
     with pytest.raises(ValueError, match="setting: has no stored runs"):
-        dp.mean_epsilon(SimpleNamespace(facts=[]))
+        audit.mean_epsilon(SimpleNamespace(facts=[]))

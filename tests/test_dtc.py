@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mia_utils.attacks import AttackInputError, best_threshold
-import mia_utils.dtc as dtc_module
-from mia_utils.dtc import (DtCResult, confident_loss, distance_to_confident, distance_to_confident_loop,
+import mia_utils.attacks.dtc as dtc_module
+from mia_utils.attacks.dtc import (DtCResult, confident_loss, distance_to_confident, distance_to_confident_loop,
                            dtc_attack, dtc_gap, dtc_on_run, stored_dtc)
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mia_utils import evaluation, findings, report, sweeps
-from mia_utils.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine_seeds, combine_verdicts, paired_difference,
+from mia_utils.attacks import evaluation
+from mia_utils.book import findings, report, replicated
+from mia_utils.attacks.evidence import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine_seeds, combine_verdicts, paired_difference,
                                 relative_change_text, verdict)
 
 
@@ -105,11 +106,11 @@ def make_setting(mechanism, value, acc, yeom, salem, noise=0.005, seeds=(0, 1, 2
                     "auc": metric(0.5 + yeom / 2 + rng.normal(0, noise)),
                     "adv_salem": metric(salem + rng.normal(0, noise))})
         evaluations.append(row)
-    return sweeps.Setting(mechanism, value, tuple(seeds), evaluations)
+    return replicated.Setting(mechanism, value, tuple(seeds), evaluations)
 
 
 def results(settings, baseline):
-    scenarios = report.select_scenarios(sweeps.means_frame(settings), sweeps.means_frame([baseline]).iloc[0])
+    scenarios = report.select_scenarios(replicated.means_frame(settings), replicated.means_frame([baseline]).iloc[0])
     return findings.RegularizationResults("fmnist", (0, 1, 2), baseline, settings, scenarios)
 
 
@@ -179,7 +180,7 @@ def test_early_stopping_is_compared_per_epoch():
 
 
 def test_a_low_fpr_tpr_at_zero_keeps_the_width_of_its_exact_interval():
-    from mia_utils.metrics import Estimate, clopper_pearson
+    from mia_utils.attacks.metrics import Estimate, clopper_pearson
 
     low, high = clopper_pearson(0, 2000)
     tpr = evaluation._low_fpr(Estimate(0.0, 0.0, 0.0, 0.0, exact=(low, high)))
@@ -188,10 +189,10 @@ def test_a_low_fpr_tpr_at_zero_keeps_the_width_of_its_exact_interval():
 
 
 def test_the_baseline_gets_more_seeds_and_pairs_on_the_shared_ones():
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.profiles import get_profile
     quick = get_profile("quick")
-    assert sweeps.baseline_seed_list(quick, (0, 1, 2)) == tuple(range(quick.baseline_seeds))
-    assert sweeps.baseline_seed_list(quick, (7,)) == (7,)  # a one-seed chapter keeps its seed
+    assert replicated.baseline_seed_list(quick, (0, 1, 2)) == tuple(range(quick.baseline_seeds))
+    assert replicated.baseline_seed_list(quick, (7,)) == (7,)  # a one-seed chapter keeps its seed
     baseline = make_setting("baseline", None, **BASE, seeds=(0, 1, 2, 3, 4), seed=1)
     setting = make_setting("random_crop", 4, 0.87, 0.05, 0.05, seeds=(0, 1, 2), seed=2)
     expected = [a - b for a, b in zip(setting.values("adv_yeom"), baseline.values("adv_yeom")[:3])]
@@ -216,8 +217,8 @@ def test_within_cuts_only_the_interval():
 def test_gap_setting_row_holds_table_7s_columns():
     from types import SimpleNamespace
 
-    from mia_utils.evidence import combine_seeds
-    from mia_utils.findings import GapSetting
+    from mia_utils.attacks.evidence import combine_seeds
+    from mia_utils.book.findings import GapSetting
 
     measured = [SimpleNamespace(gap={"nonmembers_mean": d, "members_mean": s, "nonmembers_mean_zero_floor": d + 1,
                                      "members_mean_zero_floor": s + 1}) for d, s in ((10.0, 6.0), (12.0, 8.0))]

@@ -23,7 +23,11 @@ def import_graph() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mia_utils"):
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                submodules = [f"{node.module}.{alias.name}" for alias in node.names
+                              if f"{node.module}.{alias.name}" in modules]
+                # ``from package import submodule`` imports the submodule; the package's own names only
+                # when something else is taken from it
+                targets = submodules + ([node.module] if len(submodules) < len(node.names) else [])
             elif isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             graph[name].update(t for t in targets if t in modules and t != name)
@@ -92,3 +96,40 @@ def test_package_docstring_names_every_module():
     names |= {path.name for path in PACKAGE.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
     missing = [name for name in sorted(names) if f"``{name}``" not in mia_utils.__doc__]
     assert missing == []
+
+
+def test_each_subpackage_docstring_names_each_of_its_modules():
+    import importlib
+
+    for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        package = importlib.import_module(f"mia_utils.{folder.name}")
+        missing = [path.stem for path in sorted(folder.glob("*.py"))
+                   if path.stem != "__init__" and f"mia_utils.{folder.name}.{path.stem}`" not in package.__doc__]
+        assert missing == [], folder.name
+
+
+#: The package's levels, bottom up: a module may import from its own level and the ones before it.
+LEVELS = ("core", "attacks", "book", "cli")
+
+
+def level(module: str) -> int:
+    """The level of a module of the package (``mia_utils.attacks.lira`` -> 1)."""
+    parts = module.split(".")
+    top = {"__main__": "cli"}.get(parts[1], parts[1]) if len(parts) > 1 else ""
+    return LEVELS.index(top) if top in LEVELS else 0
+
+
+def test_levels_finds_an_upward_import():
+    graph = {"mia_utils.data": {"mia_utils.book.plan"}, "mia_utils.book.plan": {"mia_utils.data"}}
+    assert upward_imports(graph) == [("mia_utils.data", "mia_utils.book.plan")]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every (importer, imported) pair where a module imports from a higher level."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets if level(b) > level(a))
+
+
+def test_no_module_imports_from_a_higher_level():
+    graph = import_graph()
+    assert {level(m) for m in graph} == {0, 1, 2, 3}
+    assert upward_imports(graph) == []

@@ -19,7 +19,7 @@ from mia_utils.defenses import (MECHANISM_ORDER, REGISTRY, Distillation, Gaussia
                                   RandomCrop, TrainingContext, WeightDecay, add_gaussian_noise, build,
                                   check_mechanisms, random_crop, smooth, soft_labels)
 from mia_utils.models import build_model
-from mia_utils.report import published
+from mia_utils.book.report import published
 from mia_utils.models import predict_logits
 from mia_utils.train import train
 

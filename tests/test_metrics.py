@@ -6,8 +6,8 @@ import torch
 from scipy import stats
 from sklearn import metrics as skm
 
-from mia_utils import metrics
-from mia_utils.metrics import Estimate
+from mia_utils.attacks import metrics
+from mia_utils.attacks.metrics import Estimate
 
 
 def sk_tpr_at_fpr(is_member, scores, target):

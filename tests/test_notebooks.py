@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from mia_utils.chapters import toc_chapters
+from mia_utils.book.chapters import toc_chapters
 
 pytestmark = pytest.mark.slow
 

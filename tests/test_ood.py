@@ -1,11 +1,11 @@
-"""Out-of-distribution sets and calibration (mia_utils.ood) on small, checkable cases."""
+"""Out-of-distribution sets and calibration (mia_utils.attacks.ood) on small, checkable cases."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mia_utils import ood
+from mia_utils.attacks import ood
 
 
 def fake_test_images(n=64, seed=0):

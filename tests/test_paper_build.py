@@ -1,6 +1,6 @@
 """The ``paper`` profile end to end, without training: every chapter's runs and data splits.
 
-The book's plan for ``paper`` (:func:`mia_utils.plan.book_plan`) lists every run the chapters
+The book's plan for ``paper`` (:func:`mia_utils.book.plan.book_plan`) lists every run the chapters
 train. For each of them this builds what its training would use, and checks it: the configuration
 validates, the membership split has the sizes the setup page states and its sets are disjoint
 where they must be, a LiRA shadow model's images lie in the population pool and outside the
@@ -23,15 +23,17 @@ import pytest
 import torch
 
 import mia_utils.data as data
-from mia_utils import experiment, ood, related, sweeps
+from mia_utils import experiment
+from mia_utils.attacks import ood
+from mia_utils.book import ood_scores, replicated
 from mia_utils.defenses import mmd
-from mia_utils.chapters import primer_config, validate
-from mia_utils.chapters import toc_chapters
+from mia_utils.book.chapters import primer_config, validate
+from mia_utils.book.chapters import toc_chapters
 from mia_utils.config import RunConfig
 from mia_utils.data import (DATASETS, DataUnavailableError, FMNIST_FILES, _find_idx_file, dataset_available, gather,
                             lira_pool, load_dataset, make_split)
-from mia_utils.plan import book_plan
-from mia_utils.profiles import get_profile
+from mia_utils.book.plan import book_plan
+from mia_utils.book.profiles import get_profile
 from mia_utils.data import training_indices
 from test_data import make_fake_cifar10, make_fake_cifar100, patch_cifar10_md5s, patch_cifar100_md5s
 
@@ -240,7 +242,7 @@ def test_every_mmd_run_draws_a_free_validation_set(paper_data, paper_plan, split
     monkeypatch.setattr(mmd, "validation_indices", spy)
     runs = [p.config for p in paper_plan.runs.values() if uses_validation_set(p.config)]
     # Chapter 07 trains MMD + mix-up on every dataset and seed, and a population of LiRA models.
-    seeds = sweeps.seed_list(PROFILE)
+    seeds = replicated.seed_list(PROFILE)
     assert {(c.dataset, c.seed) for c in runs if not c.is_shadow} == {(d, s) for d in PROFILE.datasets for s in seeds}
     for dataset in PROFILE.datasets:
         population = {c.shadow_index for c in runs if c.is_shadow and c.dataset == dataset}
@@ -289,11 +291,11 @@ def test_chapter_08_finds_free_ood_sources_and_calibration_images(paper_data, pa
     monkeypatch.setattr(experiment, "run", no_training)
     params = validate("08_prediction_scores_ood", {"profile": "paper", "seed": 0}, check_available=False)
     info = DATASETS["fmnist"]
-    for seed in sweeps.seed_list(PROFILE, params["seed"]):
+    for seed in replicated.seed_list(PROFILE, params["seed"]):
         calls.clear()
         made.clear()
         with pytest.raises(NoTraining) as stopped:  # everything before the first model runs
-            related.ood_experiment(PROFILE, seed, params["ood_samples"], data=load_dataset("fmnist"))
+            ood_scores.ood_experiment(PROFILE, seed, params["ood_samples"], data=load_dataset("fmnist"))
         base = PROFILE.base_config("fmnist", seed=seed)
         assert stopped.value.args[0] == base and base.key() in paper_plan.runs  # the planned baseline
         (used, n_ood, (source, calibration)), = calls

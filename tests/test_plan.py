@@ -2,7 +2,7 @@
 
 import pytest
 
-from mia_utils.plan import book_plan, describe, training_images
+from mia_utils.book.plan import book_plan, describe, training_images
 from mia_utils.store import ResultStore
 
 pytestmark = pytest.mark.slow
@@ -38,9 +38,9 @@ def test_plan_without_results_marks_the_pairs_pending_and_orders_teachers(tmp_pa
 def test_plan_is_the_union_of_each_chapters_runs(profile_name, tmp_path):
     """Each chapter lists its runs once (chapter_runs.RUNS); the plan is their union, each run
     attributed to every chapter that lists it, teachers added in front of their students."""
-    from mia_utils.chapter_runs import RUNS
-    from mia_utils.chapters import toc_chapters, validate
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.runs import RUNS
+    from mia_utils.book.chapters import toc_chapters, validate
+    from mia_utils.book.profiles import get_profile
 
     profile = get_profile(profile_name)
     plan = book_plan(profile_name, store=ResultStore(tmp_path / "empty"))

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from mia_utils import metrics, plots  # noqa: E402
+from mia_utils.attacks import metrics, plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

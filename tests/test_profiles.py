@@ -2,8 +2,8 @@ import pytest
 
 from mia_utils.data import DATASETS
 from mia_utils.models import build_model, weight_layer_count
-from mia_utils.profiles import PROFILES, get_profile
-from mia_utils.report import published
+from mia_utils.book.profiles import PROFILES, get_profile
+from mia_utils.book.report import published
 
 
 def test_paper_profile_is_the_papers_setup():

@@ -1,7 +1,7 @@
 """Chapter provenance: every run a chapter uses is listed, with where it came from."""
 
 from mia_utils import experiment
-from mia_utils.provenance import ChapterRecord, describe_mechanisms
+from mia_utils.book.provenance import ChapterRecord, describe_mechanisms
 
 
 def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
@@ -34,8 +34,8 @@ def test_describe_mechanisms():
 def test_open_chapter_validates_the_notebooks_parameters_and_starts_the_record():
     import pytest
 
-    from mia_utils.chapters import ParameterError
-    from mia_utils.provenance import open_chapter
+    from mia_utils.book.chapters import ParameterError
+    from mia_utils.book.provenance import open_chapter
 
     namespace = {"profile": "smoke", "datasets": [], "seed": 3, "unrelated": object()}
     params, record = open_chapter("03_differential_privacy", namespace)

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from mia_utils import report
+from mia_utils.book import report
 
 BASELINE = {"test_acc": 0.90, "adv_yeom": 0.10, "adv_salem": 0.08}
 
@@ -73,7 +73,7 @@ def test_missing_columns_are_named():
 def test_low_fpr_text_prints_the_exact_interval_or_why_it_cannot():
     from types import SimpleNamespace
 
-    from mia_utils.report import low_fpr_text
+    from mia_utils.book.report import low_fpr_text
 
     resolvable = SimpleNamespace(resolvable=True, format=lambda digits, exact: f"1.25 [0.5, 2.0] ({digits}, {exact})")
     assert low_fpr_text(resolvable, 2000) == "1.25 [0.5, 2.0] (2, True) %"

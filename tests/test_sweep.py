@@ -13,9 +13,9 @@ import torch
 
 from conftest import PYTHON, ROOT
 from mia_utils import __version__
-from mia_utils.plan import book_plan
+from mia_utils.book.plan import book_plan
 from mia_utils.store import ResultStore
-from mia_utils.sweep import DaskExecutor, sweep
+from mia_utils.book.sweep import DaskExecutor, sweep
 
 pytestmark = pytest.mark.slow
 

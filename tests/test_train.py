@@ -57,7 +57,7 @@ def test_wrong_dataset_is_refused(tiny_config):
 # --- several models in lockstep (the GPU path) -------------------------------------------------------
 
 def _smoke_configs(mechanism=None, value=None, seeds=(0, 1, 2)):
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.profiles import get_profile
 
     profile = get_profile("smoke")
     configs = [profile.base_config("fmnist", seed=s) for s in seeds]

@@ -14,8 +14,8 @@
   out-of-distribution sources and calibration set are drawn from them.
 
 ``seeds`` is the number of seeds of every setting that enters a verdict (see
-:func:`mia_utils.sweeps.seed_list`); ``baseline_seeds`` the number of the unregularized baseline,
-which anchors every comparison (at least ``seeds``; see :func:`mia_utils.sweeps.baseline_seed_list`);
+:func:`mia_utils.book.replicated.seed_list`); ``baseline_seeds`` the number of the unregularized baseline,
+which anchors every comparison (at least ``seeds``; see :func:`mia_utils.book.replicated.baseline_seed_list`);
 ``shadow_models`` is LiRA's K (each evaluated example is IN for K/2 of them; the related-work
 chapters' populations have K models, each the target of the K - 1 others, so ``paper``'s 18 gives
 them the 16 or more shadow models per target that the book asks for); ``bootstrap`` the number of bootstrap replicates behind every within-seed

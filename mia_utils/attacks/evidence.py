@@ -3,7 +3,7 @@
 A *seed* here is one replicate of a whole experiment: the seed draws the membership split (who is
 a member, which samples are evaluated) and the training (initialisation, batch order,
 augmentation). Each seed gives a point estimate ``v_i`` of a metric and, from the stratified
-bootstrap over its evaluation samples (:func:`mia_utils.metrics.summarize`), a within-seed
+bootstrap over its evaluation samples (:func:`mia_utils.attacks.metrics.summarize`), a within-seed
 variance ``w_i``. :func:`combine_seeds` turns them into a mean and a 95 % interval:
 
 * mean ``m = (1/n) sum v_i``;

@@ -1,7 +1,7 @@
 """The book's plan: every training run the chapters need under a profile.
 
 :func:`book_plan` collects each chapter's runs, as the chapter defines them once
-(:data:`mia_utils.chapter_runs.RUNS`), with each chapter's default parameters. A test executes the
+(:data:`mia_utils.book.runs.RUNS`), with each chapter's default parameters. A test executes the
 smoke book and checks that its store holds exactly the planned runs, so the plan and the chapters
 cannot drift apart.
 
@@ -74,11 +74,11 @@ class Plan:
 def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
     """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
     ``profile_name`` with their default parameters and first seed ``seed``: the union of each
-    chapter's :data:`mia_utils.chapter_runs.RUNS`, in first-use order. ``store`` lets chapter 04
+    chapter's :data:`mia_utils.book.runs.RUNS`, in first-use order. ``store`` lets chapter 04
     list its pairs, which follow chapter 02's results."""
-    from mia_utils.chapter_runs import RUNS
-    from mia_utils.chapters import toc_chapters, validate
-    from mia_utils.profiles import get_profile
+    from mia_utils.book.chapters import toc_chapters, validate
+    from mia_utils.book.profiles import get_profile
+    from mia_utils.book.runs import RUNS
 
     profile = get_profile(profile_name)
     plan = Plan(profile_name)
@@ -130,8 +130,7 @@ def training_images(config: RunConfig) -> int:
 def _shadow_training_images(config: RunConfig) -> int:
     """:func:`training_images` of a shadow run, cached: the count depends on the split and the
     shadow's index only, and the paper plan asks it for hundreds of shadow runs."""
-    from mia_utils.data import DATASETS, split_for
-    from mia_utils.data import training_indices
+    from mia_utils.data import DATASETS, split_for, training_indices
 
     info = DATASETS[config.dataset]
     split = split_for(config, info)
@@ -141,7 +140,7 @@ def _shadow_training_images(config: RunConfig) -> int:
 def describe(plan: Plan, store: ResultStore) -> str:
     """The plan as text: one line per run with its status, then totals and the cost of the rest
     in model-epochs, image-epochs and (from the store's measured rate) hours on this machine."""
-    from mia_utils.provenance import describe_mechanisms
+    from mia_utils.book.provenance import describe_mechanisms
 
     missing = {p.key for p in plan.missing(store)}
     lines = [f"plan for profile {plan.profile!r}: {len(plan.runs)} runs", "",

@@ -2,7 +2,7 @@
 
 A :class:`Setting` is one (mechanism, value) trained once per seed; each seed draws its own
 membership split and training (``Profile.base_config(dataset, seed)``). Every run is an ordinary
-run of the result store and every evaluation is cached (:func:`mia_utils.evaluation.evaluate`),
+run of the result store and every evaluation is cached (:func:`mia_utils.attacks.evaluation.evaluate`),
 so a sweep that was run before is read back, and one chapter's sweep is free for the next. Early
 stopping reads per-epoch snapshots of the baseline runs.
 """
@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mia_utils import evaluation, experiment
+from mia_utils import experiment
+from mia_utils.attacks import evaluation
+from mia_utils.attacks.evidence import SeedEstimate, combine_seeds, paired_difference
+from mia_utils.book.profiles import Profile
 from mia_utils.config import RunConfig
-from mia_utils.evidence import SeedEstimate, combine_seeds, paired_difference
-from mia_utils.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def baseline_seed_list(profile: Profile, seeds) -> tuple[int, ...]:
 @dataclass
 class Setting:
     """One (mechanism, value) over seeds: ``evaluations[i]`` holds the metrics of seed
-    ``seeds[i]`` (:func:`mia_utils.evaluation.evaluate_outputs`), ``facts[i]`` what its
+    ``seeds[i]`` (:func:`mia_utils.attacks.evaluation.evaluate_outputs`), ``facts[i]`` what its
     mechanisms reported (e.g. DP's epsilon), ``configs[i]`` its run's configuration and
     ``epochs[i]`` the snapshot epoch it was read at (None: the final model)."""
 
@@ -80,7 +81,7 @@ class Setting:
         return [e[metric]["variance"] for e in self.evaluations]
 
     def estimate(self, metric: str) -> SeedEstimate:
-        """Mean over seeds and 95 % interval of ``metric`` (see :mod:`mia_utils.evidence`)."""
+        """Mean over seeds and 95 % interval of ``metric`` (see :mod:`mia_utils.attacks.evidence`)."""
         return combine_seeds(self.values(metric), self.variances(metric))
 
     def mean(self, metric: str) -> float:
@@ -185,7 +186,7 @@ def trained_count(*groups) -> int:
 
 def means_frame(settings: list[Setting]) -> pd.DataFrame:
     """One row per setting with its ``mechanism``, ``value`` and the seed mean of every metric of
-    :data:`mia_utils.evaluation.METRICS` (fractions): the input of the Max / RAD selection."""
+    :data:`mia_utils.attacks.evaluation.METRICS` (fractions): the input of the Max / RAD selection."""
     return pd.DataFrame([{"mechanism": s.mechanism, "value": s.value,
                           **{metric: s.mean(metric) for metric in evaluation.METRICS}} for s in settings])
 

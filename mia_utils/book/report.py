@@ -36,7 +36,7 @@ def _interval(estimate, digits: int = 1) -> str:
 def baseline_comparison(baselines: dict) -> pd.DataFrame:
     """Our baselines beside the paper's Table 2.
 
-    ``baselines``: dataset -> :class:`mia_utils.sweeps.Setting` of the unregularized model over
+    ``baselines``: dataset -> :class:`mia_utils.book.replicated.Setting` of the unregularized model over
     seeds. Returns one row per dataset with the seed mean and 95 % interval (percent) of the
     training and test accuracy, the gap (points) and both advantages, the number of seeds, and the
     paper's values (``paper`` columns)."""
@@ -160,12 +160,12 @@ def _paper_cells(dataset: str):
 def scenario_table(results) -> pd.DataFrame:
     """Our three-scenario table beside the paper's (Tables 3-5).
 
-    ``results``: :class:`mia_utils.findings.RegularizationResults`. One row per (mechanism,
+    ``results``: :class:`mia_utils.book.findings.RegularizationResults`. One row per (mechanism,
     scenario) the selection picked: the value, the paired change of accuracy and of both
     advantages against the same seeds' baseline (relative to the baseline's mean, in percent,
     where the baseline's interval excludes zero; otherwise absolute, in points, marked "pp"),
     whether Adv_Yeom fell (the verdict of its paired change), and the paper's values."""
-    from mia_utils.evidence import relative_change_text, verdict
+    from mia_utils.attacks.evidence import relative_change_text, verdict
 
     paper = _paper_cells(results.dataset)
     base = results.baseline
@@ -192,7 +192,7 @@ def signal_reading(advantage_state: str, auc_state: str) -> str:
     """What the threshold-free AUC says about a fall of Yeom's advantage: ``"signal removed"``
     when the AUC falls too, ``"threshold moved"`` when the advantage falls but the AUC does not,
     ``"no fall"`` when the advantage does not fall."""
-    from mia_utils.evidence import HOLDS
+    from mia_utils.attacks.evidence import HOLDS
 
     if advantage_state != HOLDS:
         return "no fall"
@@ -207,7 +207,7 @@ def yeom_readings(results) -> pd.DataFrame:
     (seed means with 95 % intervals, percent), the paired change of each reading against the
     baseline with its verdict ("decrease" predicted), the AUC's verdict, what the AUC says
     (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom."""
-    from mia_utils.evidence import relative_change_text, verdict
+    from mia_utils.attacks.evidence import relative_change_text, verdict
 
     paper = _paper_cells(results.dataset)
     base = results.baseline
@@ -255,7 +255,7 @@ def reading_agreement(results) -> pd.DataFrame:
     """For each reading of Yeom's threshold, in how many selected cells our verdict agrees with
     the sign of the paper's ΔAdv_Yeom (a fall the paper reports and we confirm, or a rise), is
     contradicted, or is inconclusive. One row per reading."""
-    from mia_utils.evidence import CONTRADICTED, HOLDS, verdict
+    from mia_utils.attacks.evidence import CONTRADICTED, HOLDS, verdict
 
     paper = _paper_cells(results.dataset)
     base = results.baseline
@@ -287,11 +287,11 @@ def reading_summary(agreement: pd.DataFrame) -> str:
 
 
 def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
-    """One row per :class:`mia_utils.sweeps.Setting`: test accuracy, Adv_Yeom and Adv_Salem as
+    """One row per :class:`mia_utils.book.replicated.Setting`: test accuracy, Adv_Yeom and Adv_Salem as
     seed means with 95 % intervals (percent), and the paired changes of accuracy and Adv_Yeom
-    against ``baseline`` (see :func:`mia_utils.evidence.relative_change_text`), indexed by the
+    against ``baseline`` (see :func:`mia_utils.attacks.evidence.relative_change_text`), indexed by the
     setting's value under the name ``symbol``. DP runs also get their mean ε and δ."""
-    from mia_utils.evidence import relative_change_text
+    from mia_utils.attacks.evidence import relative_change_text
 
     rows = []
     for setting in settings:
@@ -310,11 +310,11 @@ def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
 
 
 def combination_table(combo, baseline) -> pd.DataFrame:
-    """Table 6's rows for one base mechanism (:class:`mia_utils.findings.Combinations`): the base
+    """Table 6's rows for one base mechanism (:class:`mia_utils.book.findings.Combinations`): the base
     alone at RAD<5% and RAD<15%, each pair, and the base stopped early after each E; test
     accuracy and Adv_Yeom as seed means with 95 % intervals, and the paired changes of accuracy,
     Adv_Yeom and Adv_Salem against ``baseline`` (see :func:`settings_table`)."""
-    from mia_utils.evidence import relative_change_text
+    from mia_utils.attacks.evidence import relative_change_text
 
     labelled = [(f"single, {SCENARIO_TITLES[scenario]} ({setting.value:g})", setting)
                 for scenario, setting in combo.singles.items()]
@@ -340,8 +340,8 @@ def paper_epsilons(profile_name: str = "paper", dataset: str = "fmnist") -> pd.D
     :func:`mia_utils.defenses.dp.epsilon_prv`), so a reader can see which accountant the paper's figures resemble."""
     from opacus.accountants import RDPAccountant
 
+    from mia_utils.book.profiles import get_profile
     from mia_utils.defenses.dp import delta_for, epsilon_prv, sample_rate_for
-    from mia_utils.profiles import get_profile
 
     profile = get_profile(profile_name)
     n = profile.sizes[dataset].n_members

@@ -14,7 +14,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from mia_utils import metrics
+from mia_utils.attacks import metrics
 
 MEMBER, NON_MEMBER = "members", "non-members"
 #: Default x label of :func:`score_distributions`; pass the attack's own (e.g. "minus loss (nats)").
@@ -31,7 +31,7 @@ def _check_results(results: Mapping) -> None:
 
 
 def _arrays(scores, is_member) -> tuple[np.ndarray, np.ndarray]:
-    """Validated float64 scores and bool membership (the checks of :mod:`mia_utils.metrics`)."""
+    """Validated float64 scores and bool membership (the checks of :mod:`mia_utils.attacks.metrics`)."""
     return metrics._validate_scores(scores, is_member)
 
 

@@ -40,6 +40,41 @@ class ChapterRecord:
         self._first_log_entry = len(experiment.RUN_LOG)
 
     @property
+    def profile(self):
+        """The chapter's :class:`~mia_utils.book.profiles.Profile` (from the ``profile`` parameter)."""
+        from mia_utils.book.profiles import get_profile
+
+        return get_profile(self.params["profile"])
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds the chapter replicates its settings over: the profile's seed count, counted up
+        from the ``seed`` parameter (:func:`mia_utils.book.replicated.seed_list`)."""
+        from mia_utils.book.replicated import seed_list
+
+        return seed_list(self.profile, self.params.get("seed", 0))
+
+    def glue(self, values: dict) -> None:
+        """Glue every ``name -> value`` of ``values`` for the page's text (``{glue:text}`name```),
+        without displaying them. A figure is glued and closed (:meth:`glue_figure`)."""
+        from myst_nb import glue
+
+        for name, value in values.items():
+            if hasattr(value, "savefig"):
+                self.glue_figure(name, value)
+            else:
+                glue(name, value, display=False)
+
+    def glue_figure(self, name: str, figure) -> None:
+        """Glue a matplotlib figure as ``name`` (placed by ``{glue:figure}`` in the page) and close
+        it, so that it is shown where the text places it and nowhere else."""
+        import matplotlib.pyplot as plt
+        from myst_nb import glue
+
+        glue(name, figure, display=False)
+        plt.close(figure)
+
+    @property
     def seconds(self) -> float:
         """Wall time since the record was created, in seconds."""
         return time.perf_counter() - self.started
@@ -74,7 +109,7 @@ class ChapterRecord:
         facts = {"chapter": self.chapter}
         facts.update({f"parameter: {name}": _printable(value) for name, value in self.params.items()})
         if "profile" in self.params:
-            from mia_utils.profiles import get_profile
+            from mia_utils.book.profiles import get_profile
 
             facts.update({f"profile: {name}": _printable(value)
                           for name, value in get_profile(self.params["profile"]).describe().items()
@@ -123,12 +158,12 @@ class ChapterRecord:
 def open_chapter(chapter: str, namespace: dict) -> tuple[dict, ChapterRecord]:
     """The opening every chapter's notebook shares. Reads the chapter's parameters by name from
     ``namespace`` (the notebook's ``globals()``, where papermill injected them), validates them
-    (:func:`mia_utils.chapters.validate`: a bad value stops here, before anything trains), sets the
+    (:func:`mia_utils.book.chapters.validate`: a bad value stops here, before anything trains), sets the
     figures' theme, and starts the page's provenance record. Returns (validated parameters, record).
     """
     import seaborn as sns
 
-    from mia_utils.chapters import get_chapter, validate
+    from mia_utils.book.chapters import get_chapter, validate
 
     spec = get_chapter(chapter)
     missing = [param.name for param in spec.params if param.name not in namespace]

@@ -1,5 +1,5 @@
 """Each chapter's runs, defined once: the training runs a chapter needs under a profile, with its
-parameters. :func:`mia_utils.plan.book_plan` (and so ``plan`` and ``sweep``) lists the book's runs
+parameters. :func:`mia_utils.book.plan.book_plan` (and so ``plan`` and ``sweep``) lists the book's runs
 by calling these, and the notebooks read the same runs back, so the two cannot drift apart (a
 test executes the smoke book and checks that its store holds exactly the planned runs).
 
@@ -33,22 +33,22 @@ def _datasets(profile, params: dict) -> list[str]:
 
 
 def _setting(profile, dataset: str, mechanism: str, value, seeds, mechanisms=None) -> list[RunConfig]:
-    from mia_utils import sweeps
+    from mia_utils.book import replicated
 
-    return [config for config, _ in sweeps.setting_configs(profile, dataset, mechanism, value, seeds, mechanisms)]
+    return [config for config, _ in replicated.setting_configs(profile, dataset, mechanism, value, seeds, mechanisms)]
 
 
 def _baseline(profile, dataset: str, seeds) -> list[RunConfig]:
     """The unregularized baseline at every baseline seed (it anchors every paired comparison)."""
-    from mia_utils import sweeps
+    from mia_utils.book import replicated
 
-    return _setting(profile, dataset, sweeps.BASELINE, None, sweeps.baseline_seed_list(profile, seeds))
+    return _setting(profile, dataset, replicated.BASELINE, None, replicated.baseline_seed_list(profile, seeds))
 
 
 def _paper_grid(profile, dataset: str, seeds) -> list[RunConfig]:
     """The paper's seven trained mechanisms over the profile's grids (early stopping is read from
     the baseline's snapshots)."""
-    from mia_utils.chapters import PAPER_MECHANISMS
+    from mia_utils.book.chapters import PAPER_MECHANISMS
 
     return [config for mechanism in PAPER_MECHANISMS if mechanism != "early_stopping"
             for value in profile.grids[mechanism] for config in _setting(profile, dataset, mechanism, value, seeds)]
@@ -59,13 +59,13 @@ def _dp_grid(profile, dataset: str, seeds) -> list[RunConfig]:
 
 
 def _seeds(profile, params: dict):
-    from mia_utils import sweeps
+    from mia_utils.book import replicated
 
-    return sweeps.seed_list(profile, params["seed"])
+    return replicated.seed_list(profile, params["seed"])
 
 
 def primer(profile, params: dict, store=None) -> ChapterRuns:
-    from mia_utils.chapters import primer_config
+    from mia_utils.book.chapters import primer_config
 
     return ChapterRuns([primer_config(params)])
 
@@ -104,8 +104,8 @@ def _chapter02_stored(profile, dataset: str, seeds, store) -> bool:
 
 def combinations(profile, params: dict, store=None) -> ChapterRuns:
     """Chapter 02's runs, then distillation and cropping paired with every other mechanism at the
-    settings :func:`mia_utils.findings.combination_specs` picks from chapter 02's results."""
-    from mia_utils import findings
+    settings :func:`mia_utils.book.findings.combination_specs` picks from chapter 02's results."""
+    from mia_utils.book import findings
 
     out, seeds = ChapterRuns(), _seeds(profile, params)
     for dataset in _datasets(profile, params):
@@ -139,13 +139,13 @@ def _populations(configs, count: int) -> list[RunConfig]:
 
 def generalization_lira(profile, params: dict, store=None) -> ChapterRuns:
     """A population of models per crop strength (each the target of the others)."""
-    from mia_utils import related
-    from mia_utils.chapters import related_shadow_count
+    from mia_utils.book import generalization
+    from mia_utils.book.chapters import related_shadow_count
 
     out, count = ChapterRuns(), related_shadow_count(params)
     for dataset in _datasets(profile, params):
-        out.extend(_populations([related.crop_population_config(profile, dataset, params["seed"], crop)
-                                 for crop in related.augmentation_strengths(profile)], count))
+        out.extend(_populations([generalization.crop_population_config(profile, dataset, params["seed"], crop)
+                                 for crop in generalization.augmentation_strengths(profile)], count))
     return out
 
 
@@ -153,28 +153,28 @@ def mmd_mixup(profile, params: dict, store=None) -> ChapterRuns:
     """The baseline and the paper's grid (compared as chapter 02 compares them), populations of
     the baseline and of MMD + mix-up (final models only), and MMD + mix-up at every seed on both
     schedules."""
-    from mia_utils import related
-    from mia_utils.chapters import related_shadow_count
+    from mia_utils.book import mmd_mixup
+    from mia_utils.book.chapters import related_shadow_count
 
     out, seeds, count = ChapterRuns(), _seeds(profile, params), related_shadow_count(params)
     for dataset in _datasets(profile, params):
         final = profile.base_config(dataset, seed=params["seed"]).replace(snapshot_epochs=())
         out.extend(_baseline(profile, dataset, seeds))
         out.extend(_paper_grid(profile, dataset, seeds))
-        out.extend(_populations([final, final.with_mechanisms(**related.mmd_defense(params))], count))
-        for schedule in related.MMD_SCHEDULES:
-            out.extend(config for config, _ in related.mmd_setting_configs(profile, dataset, params, seeds, schedule))
+        out.extend(_populations([final, final.with_mechanisms(**mmd_mixup.mmd_defense(params))], count))
+        for schedule in mmd_mixup.MMD_SCHEDULES:
+            out.extend(config for config, _ in mmd_mixup.mmd_setting_configs(profile, dataset, params, seeds, schedule))
     return out
 
 
 def prediction_scores_ood(profile, params: dict, store=None) -> ChapterRuns:
     """The baseline at every seed, and label smoothing at the values validation ECE chooses from."""
-    from mia_utils import related, sweeps
+    from mia_utils.book import ood_scores, replicated
 
     out, seeds = ChapterRuns(), _seeds(profile, params)
     for dataset in _datasets(profile, params):
-        out.extend(_setting(profile, dataset, sweeps.BASELINE, None, seeds))
-        for value in related.calibration_smoothings(profile):
+        out.extend(_setting(profile, dataset, replicated.BASELINE, None, seeds))
+        for value in ood_scores.calibration_smoothings(profile):
             out.extend(_setting(profile, dataset, "label_smoothing", value, seeds))
     return out
 

@@ -17,11 +17,11 @@ metric                     what it is                                           
 =========================  ==========================================================  ============
 
 All values are fractions. Bootstrap variances are the squared standard deviations of
-:func:`mia_utils.metrics.summarize` (members and non-members resampled separately). A TPR at a
+:func:`mia_utils.attacks.metrics.summarize` (members and non-members resampled separately). A TPR at a
 low FPR often sits at or near 0, where the bootstrap variance collapses to 0; its variance is
 therefore the larger of the bootstrap's and that implied by its exact Clopper-Pearson interval,
 ((high - low) / 3.92)^2. Per-seed values and variances feed
-:func:`mia_utils.evidence.combine_seeds`.
+:func:`mia_utils.attacks.evidence.combine_seeds`.
 
 :func:`evaluate` caches the result beside the run in the store (key ``eval-<hash>`` of the run's
 key, the snapshot epoch and the settings), so re-rendering the book recomputes nothing.

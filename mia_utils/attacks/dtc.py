@@ -193,7 +193,7 @@ def _prepare(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, thres
     return convert, labels.to(device=device, dtype=torch.long), threshold, float(step), int(max_steps), int(batch_size)
 
 
-def _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images) -> DtCResult:
+def _dtc_result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images) -> DtCResult:
     return DtCResult(distances=distance.double() * SCALE, steps=steps, already_confident=already,
                      reached=reached, capped=~reached, initial_losses=initial.double(),
                      final_losses=final.double(), threshold=threshold, step=step, max_steps=max_steps,
@@ -279,7 +279,7 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
                 finals.append(x_end.cpu())
     already = (steps == 0) & reached
     images_out = (torch.cat(finals) if finals else torch.empty(0)) if return_images else None
-    return _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
+    return _dtc_result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
 
 
 def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threshold: float,
@@ -316,7 +316,7 @@ def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: t
                 finals.append(x.detach().cpu())
     already = (steps == 0) & reached
     images_out = (torch.cat(finals) if finals else torch.empty(0)) if return_images else None
-    return _result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
+    return _dtc_result(distance, steps, initial, final, already, reached, threshold, step, max_steps, images_out)
 
 
 # --- summaries --------------------------------------------------------------------------------
@@ -520,7 +520,7 @@ def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_mem
     plain distance tensors (N,) (scored as they are), with bool (N,) membership; returns an
     :class:`mia_utils.attacks.AttackResult` named ``dtc`` (advantage, AUC, TPR at low FPR, ... with
     bootstrap uncertainty)."""
-    from mia_utils.attacks import AttackInputError, _result as attack_result, best_threshold
+    from mia_utils.attacks.inputs import AttackInputError, attack_result, best_threshold
 
     eval_scores, adv_scores = -_distances(eval_result, paper=True), -_distances(adv_result, paper=True)
     eval_is_member, adv_is_member = torch.as_tensor(eval_is_member).bool(), torch.as_tensor(adv_is_member).bool()

@@ -1,6 +1,6 @@
 """Sweeps: train every run of the book's plan that the store lacks, here or on a Dask cluster.
 
-:func:`sweep` walks the plan of :mod:`mia_utils.plan`. Each run is a task
+:func:`sweep` walks the plan of :mod:`mia_utils.book.plan`. Each run is a task
 :func:`train_task` (configuration and, for a distillation student, its teacher's weights in;
 the finished store entry out), so it can run in this process (:class:`InProcessExecutor`) or
 on any worker of a Dask ``distributed`` cluster (:class:`DaskExecutor`). Workers never touch
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 
 from mia_utils import __version__, experiment
+from mia_utils.book.plan import PlannedRun, book_plan
 from mia_utils.config import RunConfig
-from mia_utils.plan import PlannedRun, book_plan
 from mia_utils.store import ResultStore
 
 log = logging.getLogger(__name__)

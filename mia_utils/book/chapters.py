@@ -13,12 +13,12 @@ from pathlib import Path
 
 import yaml
 
+from mia_utils.book.profiles import PROFILES, get_profile
 from mia_utils.data import DATASETS, dataset_available
 from mia_utils.defenses import MECHANISM_ORDER
-from mia_utils.profiles import PROFILES, get_profile
 
 #: The repository's root (where ``_toc.yml`` and ``notebooks/`` are), and where executed chapters go.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXECUTED = Path("book") / "executed"
 
 
@@ -202,7 +202,7 @@ CHAPTERS["findings"] = Chapter("findings", "The paper's findings, one by one", C
 
 def related_shadow_count(params: dict) -> int:
     """LiRA's population models per configuration in the related-work chapters (see
-    :func:`mia_utils.related.population_lira`): the ``shadow_models`` parameter, or the profile's
+    :func:`mia_utils.book.generalization.population_lira`): the ``shadow_models`` parameter, or the profile's
     count, so that the baseline's population is chapter 01's shadow models."""
     return params["shadow_models"] or get_profile(params["profile"]).shadow_models
 

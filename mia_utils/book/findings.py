@@ -4,7 +4,7 @@ Each finding is a claim about a direction (a mechanism lowers an advantage, a ga
 one defense costs more accuracy than another). We measure the quantity behind the claim seed by
 seed, as a paired difference where there is a natural pair (the same seed's baseline, or the
 same seed's other mechanism, which share the membership split and the evaluation samples), and
-read its 95 % interval with :func:`mia_utils.evidence.verdict`: **holds**, **contradicted** or
+read its 95 % interval with :func:`mia_utils.attacks.evidence.verdict`: **holds**, **contradicted** or
 **inconclusive**. The functions here are the one home of that logic: the chapters print their
 own findings with them and the findings page collects them all.
 
@@ -22,11 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mia_utils import report, sweeps
-from mia_utils.profiles import SECTION5_EPOCHS
-from mia_utils.evidence import (INCONCLUSIVE, SeedEstimate, combine_seeds, combine_verdicts, paired_difference,
-                                verdict)
-from mia_utils.sweeps import Setting
+from mia_utils.attacks.evidence import (
+    INCONCLUSIVE,
+    SeedEstimate,
+    combine_seeds,
+    combine_verdicts,
+    paired_difference,
+    verdict,
+)
+from mia_utils.book import replicated, report
+from mia_utils.book.profiles import SECTION5_EPOCHS
+from mia_utils.book.replicated import Setting
 
 FINDING_CHAPTERS = {"F1": "02_regularization", "F2": "02_regularization", "F3": "02_regularization",
                     "F4": "02_regularization", "F5": "02_regularization", "F6": "03_differential_privacy",
@@ -96,7 +102,7 @@ def pct(estimate: SeedEstimate, signed: bool = True, digits: int = 1) -> str:
 @dataclass
 class RegularizationResults:
     """Chapter 02's evidence for one dataset: the ``baseline`` and every (mechanism, value)
-    ``settings`` over ``seeds``; ``scenarios``: :func:`mia_utils.report.select_scenarios` on the
+    ``settings`` over ``seeds``; ``scenarios``: :func:`mia_utils.book.report.select_scenarios` on the
     seed means (one row per mechanism and scenario)."""
 
     dataset: str
@@ -110,7 +116,7 @@ class RegularizationResults:
         rows = self.scenarios[(self.scenarios["mechanism"] == mechanism) & (self.scenarios["scenario"] == scenario)]
         if not len(rows):
             return None
-        return sweeps.find(self.settings, mechanism, rows["value"].iloc[0])
+        return replicated.find(self.settings, mechanism, rows["value"].iloc[0])
 
     def picks(self, scenario: str, mechanisms=None) -> list[Setting]:
         names = mechanisms or list(dict.fromkeys(self.scenarios["mechanism"]))
@@ -118,16 +124,16 @@ class RegularizationResults:
 
     @property
     def trained(self) -> int:
-        return sweeps.trained_count(self.baseline, self.settings)
+        return replicated.trained_count(self.baseline, self.settings)
 
 
 def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=None) -> RegularizationResults:
     """Train or read back chapter 02's sweep over ``seeds`` and make the paper's selection."""
-    from mia_utils.chapters import PAPER_MECHANISMS
+    from mia_utils.book.chapters import PAPER_MECHANISMS
 
-    baseline, settings = sweeps.regularization_sweep(profile, dataset, mechanisms or PAPER_MECHANISMS,
+    baseline, settings = replicated.regularization_sweep(profile, dataset, mechanisms or PAPER_MECHANISMS,
                                                      tuple(seeds), store)
-    scenarios = report.select_scenarios(sweeps.means_frame(settings), sweeps.means_frame([baseline]).iloc[0])
+    scenarios = report.select_scenarios(replicated.means_frame(settings), replicated.means_frame([baseline]).iloc[0])
     return RegularizationResults(dataset, tuple(seeds), baseline, settings, scenarios)
 
 
@@ -175,7 +181,7 @@ def _salem_increase(reg: RegularizationResults, finding_id: str, mechanism: str)
 
 
 def report_relative(change: SeedEstimate, baseline: SeedEstimate) -> str:
-    from mia_utils.evidence import relative_change_text
+    from mia_utils.attacks.evidence import relative_change_text
 
     text = relative_change_text(change, baseline)
     return text if text.endswith("%") else "relative change not shown: the baseline's interval includes 0"
@@ -217,7 +223,7 @@ def regularization_findings(reg: RegularizationResults) -> list[Finding]:
 
 def dp_settings(profile, dataset: str, seeds, store=None) -> list[Setting]:
     """The DP-SGD grid of the profile over ``seeds``."""
-    return sweeps.mechanism_sweep(profile, dataset, "dp_sgd", tuple(seeds), store)
+    return replicated.mechanism_sweep(profile, dataset, "dp_sgd", tuple(seeds), store)
 
 
 def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
@@ -264,13 +270,13 @@ class Combinations:
 
     @property
     def trained(self) -> int:
-        return sweeps.trained_count(list(self.singles.values()), list(self.pairs.values()), list(self.early.values()))
+        return replicated.trained_count(list(self.singles.values()), list(self.pairs.values()), list(self.early.values()))
 
 
 def combination_specs(profile, reg: RegularizationResults, base: str) -> dict | None:
     """What chapter 04 trains for ``base``: ``{"value": its RAD<5% value, "pairs": {partner:
     partner's RAD<5% value}, "epochs": Section 5's E}``, or None when ``base`` has no RAD<5%
-    setting. Each pair is (partner = value) on top of (base = value); :func:`mia_utils.plan`
+    setting. Each pair is (partner = value) on top of (base = value); :func:`mia_utils.book.plan`
     enumerates the same runs from this."""
     chosen = reg.chosen(base, "rad5")
     if chosen is None:
@@ -293,9 +299,9 @@ def combinations(profile, reg: RegularizationResults, base: str, store=None) -> 
     singles = {scenario: reg.chosen(base, scenario) for scenario in ("rad5", "rad15")
                if reg.chosen(base, scenario) is not None}
     under = {base: spec["value"]}
-    pairs = {partner: sweeps.run_setting(profile, reg.dataset, partner, value, reg.seeds, store, mechanisms=under)
+    pairs = {partner: replicated.run_setting(profile, reg.dataset, partner, value, reg.seeds, store, mechanisms=under)
              for partner, value in spec["pairs"].items()}
-    early = {e: sweeps.run_setting(profile, reg.dataset, "early_stopping", e, reg.seeds, store, mechanisms=under)
+    early = {e: replicated.run_setting(profile, reg.dataset, "early_stopping", e, reg.seeds, store, mechanisms=under)
              for e in spec["epochs"]}
     return Combinations(base, spec["value"], singles, pairs, early)
 
@@ -408,7 +414,7 @@ def f10_dp_gap(dp_gaps: list[GapSetting], dataset: str) -> Finding:
 
 def gap_setting(setting: Setting, measure, store=None) -> GapSetting:
     """DtC gaps of ``setting`` over its seeds; ``measure(run, epoch)`` returns a
-    :class:`mia_utils.dtc.RunDtC` whose ``gap`` has bootstrap variances."""
+    :class:`mia_utils.attacks.dtc.RunDtC` whose ``gap`` has bootstrap variances."""
     gaps, floors, measured = [], [], []
     for run, epoch in setting.runs(store):
         result = measure(run, epoch)
@@ -434,7 +440,7 @@ class DtCResults:
 def dtc_results(profile, reg: RegularizationResults, dp: list[Setting], per_side: int | None, store=None) -> DtCResults:
     """Measure (or read back) DtC on ``per_side`` members and non-members of each seed's
     evaluation set, with the profile's bootstrap for the gap's variance."""
-    from mia_utils.dtc import stored_dtc
+    from mia_utils.attacks.dtc import stored_dtc
 
     def measure(adversary):
         return lambda run, epoch: stored_dtc(run, store, epoch=epoch, max_samples=per_side, adversary=adversary,

@@ -1,0 +1,29 @@
+"""The book: its chapters and the analyses that turn stored runs into the pages' tables and verdicts.
+
+Chapters and their runs:
+
+* :mod:`~mia_utils.book.chapters`: the chapters (parameterized notebooks), their parameters and
+  validation;
+* :mod:`~mia_utils.book.runs`: the training runs each chapter needs under a profile, defined once;
+* :mod:`~mia_utils.book.profiles`: named, documented sets of sizes (``smoke``, ``quick``,
+  ``paper``);
+* :mod:`~mia_utils.book.replicated`: a mechanism setting replicated over seeds
+  (:class:`~mia_utils.book.replicated.Setting`) and the chapters' sweeps over such settings;
+* :mod:`~mia_utils.book.plan`: the union of every chapter's runs, and its cost;
+* :mod:`~mia_utils.book.sweep`: training the plan, here or on a Dask cluster;
+* :mod:`~mia_utils.book.provenance`: each executed page's record.
+
+Analyses, from the paper to its related works:
+
+* :mod:`~mia_utils.book.report`: the paper's published values and the tables beside ours;
+* :mod:`~mia_utils.book.findings`: the paper's ten findings, each a test on our runs;
+* :mod:`~mia_utils.book.verdicts`: the building blocks of the related chapters' verdicts;
+* :mod:`~mia_utils.book.generalization`: chapter 06, LiRA against generalization;
+* :mod:`~mia_utils.book.mmd_mixup`: chapter 07, MMD + mix-up;
+* :mod:`~mia_utils.book.ood_scores`: chapter 08, prediction scores on out-of-distribution inputs.
+
+Import the modules themselves, e.g. ``from mia_utils.book import findings, report``.
+"""
+
+__all__ = ["chapters", "runs", "profiles", "replicated", "plan", "sweep", "provenance", "report", "findings",
+           "verdicts", "generalization", "mmd_mixup", "ood_scores"]

@@ -1,0 +1,290 @@
+"""Chapter 08, prediction scores on out-of-distribution inputs: the confidence attack's false
+positives on OOD images with and without calibration (:func:`ood_experiment`, per seed, kept in the
+store), and the verdicts (:func:`ood_exceeds_test`, :func:`tradeoff_finding`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mia_utils import attacks, experiment
+from mia_utils.attacks import metrics
+from mia_utils.attacks.evidence import combine_seeds, verdict
+from mia_utils.book.verdicts import (
+    MIN_RANK_POINTS,
+    ONE_SEED,
+    RelatedFinding,
+    difference_finding,
+    proportion_difference,
+    rank_finding,
+    spearman,
+)
+from mia_utils.config import RunConfig
+
+
+def max_probability(probabilities: torch.Tensor) -> torch.Tensor:
+    """The prediction score: the largest class probability of each row of (N, classes)."""
+    return probabilities.max(1).values
+
+
+def confidence_attack_fprs(eval_probs: torch.Tensor, eval_is_member: torch.Tensor, adv_probs: torch.Tensor,
+                           adv_is_member: torch.Tensor, ood_probs: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The prediction-score attack (member when the top probability is at least a threshold set on
+    the adversary's own members and non-members) on the evaluation set and on OOD inputs.
+
+    Probabilities are (N, classes). Returns fractions: ``tpr`` and ``fpr`` on the evaluation
+    set, ``advantage`` (tpr - fpr), ``auc`` of the score, ``threshold``, and ``fpr_<name>``:
+    the share of each OOD set called a member."""
+    threshold = attacks.best_threshold(max_probability(adv_probs), adv_is_member)
+    scores = max_probability(eval_probs)
+    predicted = scores >= threshold
+    members = eval_is_member.bool()
+    tpr, fpr = predicted[members].double().mean().item(), predicted[~members].double().mean().item()
+    result = {"threshold": threshold, "tpr": tpr, "fpr": fpr, "advantage": tpr - fpr,
+              "auc": metrics.roc_auc(scores, members)}
+    for name, probs in ood_probs.items():
+        result[f"fpr_{name}"] = (max_probability(probs) >= threshold).double().mean().item()
+    return result
+
+
+#: Chapter 08's versions of the model, in the order it shows them.
+OOD_VARIANTS = ("no calibration (MAP)", "temperature scaling", "last-layer Laplace", "label smoothing")
+
+
+@dataclass(frozen=True)
+class OodSeed:
+    """Chapter 08's measurements on one seed: ``table`` has one row per version of the model
+    (:data:`OOD_VARIANTS`) with the columns of :func:`confidence_attack_fprs` and
+    ``validation_ece`` (:func:`mia_utils.attacks.ood.expected_calibration_error` on the calibration set);
+    ``temperature`` is the fitted temperature; ``ood_images`` the OOD sets (uint8 images,
+    ``n_ood`` each); ``n_test`` the test non-members the in-distribution false-positive rate is
+    measured on; ``smoothing`` the label-smoothing strength picked by validation ECE
+    (:func:`calibrating_smoothing`) and ``smoothing_eces`` every candidate's ECE;
+    ``temperature_rank_correlation`` Spearman's rho between the top-class probability before and
+    after temperature scaling over the evaluation and OOD inputs (1: scaling reorders nothing, so
+    a threshold re-set on the adversary's data flags the same inputs)."""
+
+    seed: int
+    table: pd.DataFrame
+    temperature: float
+    ood_images: dict
+    n_ood: int
+    n_test: int
+    smoothing: float = math.nan
+    smoothing_eces: dict = field(default_factory=dict)
+    temperature_rank_correlation: float = math.nan
+
+
+def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) -> OodSeed:
+    """Chapter 08 on one seed: the profile's Fashion-MNIST baseline of ``seed`` and its label-smoothed
+    version (:func:`calibrating_smoothing`), the baseline temperature-scaled and with a last-layer
+    Laplace approximation, each attacked by the prediction-score attack
+    (:func:`confidence_attack_fprs`) on the evaluation set and on every OOD set of
+    :func:`mia_utils.attacks.ood.ood_sets` (``n_ood`` images each; 0: the evaluation set's size per side).
+
+    The shuffled and inverted images come from test images in neither the evaluation nor the
+    adversary's set; the temperature and the smoothing strength are fitted on further such images
+    (at most twice the evaluation size per side; :func:`mia_utils.attacks.ood.free_test_split`, which
+    raises ``ValueError`` naming ``ood_samples`` when too few are free). The measurements are
+    kept in the store as a derived ``ood-`` entry, so executing the chapter again reads them back."""
+    from mia_utils.attacks import ood
+    from mia_utils.data import gather, load_dataset, split_for
+    from mia_utils.models import predict_logits
+
+    base = profile.base_config("fmnist", seed=seed)
+    n_ood = n_ood or base.n_eval
+    data = data if data is not None else load_dataset("fmnist")
+    split = split_for(base, data.info)
+    ood_source, validation = ood.free_test_split(data.info.n_test, torch.cat([split.eval_nonmembers,
+                                                                               split.adv_nonmembers]),
+                                                 n_ood, 2 * base.n_eval)
+    ood_images = ood.ood_sets(data.test_images[ood_source], n_ood, seed=seed)
+    validation_images, validation_labels = data.test_images[validation], data.test_labels[validation]
+
+    cached = _stored_ood(profile, base, n_ood, seed, store)
+    if cached is not None:
+        rows, temperature, smoothing, eces, order_kept = cached
+        return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood,
+                       base.n_eval, smoothing, eces, order_kept)
+    baseline_run = experiment.run(base, store)
+    model = baseline_run.model()
+    smoothing, smoothed_model, eces = calibrating_smoothing(profile, base, validation_images, validation_labels, store)
+    eval_images = torch.cat([data.train_images[split.eval_members], data.test_images[split.eval_nonmembers]])
+    adv_images = torch.cat([data.train_images[split.adv_members], data.test_images[split.adv_nonmembers]])
+    inputs = {"eval": eval_images, "adv": adv_images, "validation": validation_images,
+              **{f"ood_{k}": v for k, v in ood_images.items()}}
+    # Each network sees each set once; temperature scaling reuses the baseline's logits.
+    logits = {k: predict_logits(model, v).double() for k, v in inputs.items()}
+    smoothed_logits = {k: predict_logits(smoothed_model, v).double() for k, v in inputs.items()}
+    temperature = ood.fit_temperature(logits["validation"], validation_labels)
+    member_images, member_labels = gather(data, split.members)
+    laplace = ood.last_layer_laplace(model, member_images, member_labels)
+    probabilities = dict(zip(OOD_VARIANTS, (
+        {k: v.softmax(1) for k, v in logits.items()},
+        {k: (v / temperature).softmax(1) for k, v in logits.items()},
+        {k: ood.laplace_probabilities(laplace, v) for k, v in inputs.items()},
+        {k: v.softmax(1) for k, v in smoothed_logits.items()})))
+    rows = {}
+    for name, probs in probabilities.items():
+        rows[name] = confidence_attack_fprs(probs["eval"], baseline_run.outputs["eval_is_member"].bool(),
+                                            probs["adv"], baseline_run.outputs["adv_is_member"].bool(),
+                                            {k: probs[f"ood_{k}"] for k in ood_images})
+        rows[name]["validation_ece"] = ood.expected_calibration_error(probs["validation"], validation_labels)
+    shown = ["eval", *(f"ood_{k}" for k in ood_images)]
+    order_kept = spearman(*(torch.cat([max_probability(probabilities[v][k]) for k in shown]).numpy()
+                             for v in OOD_VARIANTS[:2]))
+    _store_ood(profile, base, n_ood, seed, store, rows, temperature, smoothing, eces, order_kept)
+    return OodSeed(seed, pd.DataFrame(rows).T.loc[list(OOD_VARIANTS)], temperature, ood_images, n_ood, base.n_eval,
+                   smoothing, eces, order_kept)
+
+
+def _ood_key(profile, base: RunConfig, n_ood: int, seed: int) -> str:
+    """The store key of chapter 08's measurements on one seed: a hash of the runs they read (the
+    baseline and every calibrating label-smoothing model), the OOD set size and the seed."""
+    from mia_utils.book import replicated
+    from mia_utils.store import derived_key
+
+    runs = [base.key()] + [replicated.setting_config(base, "label_smoothing", value).key()
+                           for value in calibration_smoothings(profile)]
+    settings = {"runs": runs, "n_ood": int(n_ood), "seed": int(seed), "format": 1}
+    return derived_key("ood-", settings)
+
+
+def _plain(value):
+    """A JSON-ready copy of a number (numpy scalars become Python ones, ints stay ints)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _store_ood(profile, base, n_ood, seed, store, rows, temperature, smoothing, eces, order_kept) -> None:
+    """Keep :func:`ood_experiment`'s measurements on one seed as a derived ``ood-`` entry (the
+    OOD images themselves are redrawn from the seed, cheaply), in their column order."""
+    from mia_utils.store import ResultStore
+
+    variants = list(rows)
+    columns = list(rows[variants[0]])
+    saved = {"variants": variants, "columns": columns,
+             "values": [[_plain(rows[v][c]) for c in columns] for v in variants],
+             "temperature": _plain(temperature), "smoothing": _plain(smoothing),
+             "eces": [[_plain(k), _plain(v)] for k, v in eces.items()], "rank_correlation": _plain(order_kept)}
+    (store or ResultStore()).save(_ood_key(profile, base, n_ood, seed), {"ood": saved}, {})
+
+
+def _stored_ood(profile, base, n_ood, seed, store):
+    """What :func:`_store_ood` kept for these runs and settings, or None."""
+    from mia_utils.store import ResultStore
+
+    entry = (store or ResultStore()).load(_ood_key(profile, base, n_ood, seed), tensors=False)
+    if entry is None:
+        return None
+    saved = entry["json"]["ood"]
+    rows = {v: dict(zip(saved["columns"], values)) for v, values in zip(saved["variants"], saved["values"])}
+    return rows, saved["temperature"], saved["smoothing"], dict(map(tuple, saved["eces"])), saved["rank_correlation"]
+
+
+def calibrating_smoothing(profile, base: RunConfig, validation_images: torch.Tensor, validation_labels: torch.Tensor,
+                          store=None) -> tuple[float, torch.nn.Module, dict[float, float]]:
+    """The label-smoothing strength a practitioner calibrating ``base`` would pick: the value of
+    the profile's grid whose model (``base`` with it, trained or read back) has the lowest
+    expected calibration error (:func:`mia_utils.attacks.ood.expected_calibration_error`) on the held-out
+    ``validation_images``. Returns the value, its model and every value's ECE."""
+    from mia_utils.attacks import ood
+    from mia_utils.book import replicated
+    from mia_utils.models import predict_logits
+
+    models, eces = {}, {}
+    for value in calibration_smoothings(profile):
+        models[value] = experiment.run(replicated.setting_config(base, "label_smoothing", value), store).model()
+        eces[value] = ood.expected_calibration_error(predict_logits(models[value], validation_images).softmax(1),
+                                                     validation_labels)
+    best = min(eces, key=eces.get)
+    return best, models[best], eces
+
+
+def ood_summary(per_seed: list[OodSeed]) -> pd.DataFrame:
+    """One row per version of the model, one column per measure of :func:`confidence_attack_fprs`
+    (and ``mean_ood_fpr``, the mean over the OOD sets), each a
+    :class:`~mia_utils.attacks.evidence.SeedEstimate`: the mean over the seeds of ``per_seed`` with its
+    95 % interval across them, cut to the range of the measure (rates and the AUC in [0, 1], the
+    advantage in [-1, 1])."""
+    columns = [c for c in per_seed[0].table.columns if c != "threshold"]
+    out = {}
+    for variant in per_seed[0].table.index:
+        row = {}
+        for column in columns + ["mean_ood_fpr"]:
+            values = [ood_mean_fpr(r.table, variant) if column == "mean_ood_fpr" else float(r.table.loc[variant, column])
+                      for r in per_seed]
+            row[column] = combine_seeds(values).within(-1.0 if column == "advantage" else 0.0, 1.0)
+        out[variant] = row
+    return pd.DataFrame(out).T
+
+
+def ood_mean_fpr(table: pd.DataFrame, variant: str) -> float:
+    """The mean false-positive rate over the OOD sets of one version of the model (a fraction)."""
+    from mia_utils.attacks import ood
+
+    return float(np.mean([float(table.loc[variant, f"fpr_{k}"]) for k in ood.OOD_SETS]))
+
+
+def calibration_smoothings(profile) -> tuple:
+    """Chapter 08's candidate label-smoothing strengths: the profile's grid (the regularization
+    chapter trains them already); :func:`calibrating_smoothing` picks one per seed."""
+    return tuple(profile.grids["label_smoothing"])
+
+
+def ood_exceeds_test(fpr_ood: dict, n_ood: int, fpr_test, n_test: int,
+                     titles: dict[str, str] | None = None) -> tuple[RelatedFinding, dict[str, RelatedFinding]]:
+    """Hintersdorf et al.'s claim that the prediction-score attack calls out-of-distribution
+    inputs members more often than real non-members: the rate on OOD inputs minus the rate on the
+    test non-members. ``fpr_ood``: per OOD set of ``n_ood`` inputs, its rate, or one rate per seed;
+    ``fpr_test``: the rate on ``n_test`` test non-members, or one per seed (the same seeds in the
+    same order). Returns the finding pooled over all OOD sets (their counts added) and one per set.
+
+    With one seed the interval is :func:`proportion_difference` (independent binomials: the
+    threshold is set on the adversary's data, so each input is an independent trial). With several,
+    the difference is taken seed by seed and combined over seeds (:func:`difference_finding`),
+    with each rate's binomial variance p (1 - p) / n as the within-seed floor."""
+    titles = titles or {}
+    tests = np.atleast_1d(np.asarray(fpr_test, dtype=float))
+    rates = {name: np.atleast_1d(np.asarray(rate, dtype=float)) for name, rate in fpr_ood.items()}
+    if any(r.shape != tests.shape for r in rates.values()):
+        raise ValueError(f"fpr_ood, fpr_test: need one rate per seed for every set, got {len(tests)} test rates and "
+                         f"{sorted({len(r) for r in rates.values()})} per OOD set")
+
+    def finding(claim_of, ood_rates, n):
+        if len(tests) == 1:
+            k, k_test = int(round(ood_rates[0] * n)), int(round(tests[0] * n_test))
+            diff = proportion_difference(k, n, k_test, n_test)
+            text = (f"{100 * k / n:.1f} % of {n:,} OOD inputs against {100 * k_test / n_test:.1f} % of {n_test:,} test "
+                    f"non-members, difference {diff.format(signed=True)} pp, 95 % interval (Clopper-Pearson, "
+                    f"MOVER); {ONE_SEED}")
+            return RelatedFinding(claim_of, verdict(diff, "increase"), diff, text)
+        result = difference_finding(claim_of, ood_rates, tests, ood_rates * (1 - ood_rates) / n,
+                                    tests * (1 - tests) / n_test, "increase")
+        text = (f"{100 * ood_rates.mean():.1f} % of {n:,} OOD inputs against {100 * tests.mean():.1f} % of "
+                f"{n_test:,} test non-members (means over seeds); {result.text}")
+        return RelatedFinding(claim_of, result.verdict, result.estimate, text)
+
+    per_set = {name: finding(f"OOD set '{titles.get(name, name)}': called members more often than test non-members",
+                             rate, n_ood) for name, rate in rates.items()}
+    pooled = finding("the uncalibrated attack calls OOD inputs members more often than test non-members",
+                     np.mean(list(rates.values()), axis=0), n_ood * len(rates))
+    return pooled, per_set
+
+
+def tradeoff_finding(mean_ood_fpr, advantage, min_points: int = MIN_RANK_POINTS, n_bootstrap: int = 2000,
+                     seed: int = 0, what: str = "versions of the model") -> RelatedFinding:
+    """Hintersdorf et al.'s trade-off: versions of a model that are fooled less by OOD inputs
+    (lower mean OOD false-positive rate) leak more (higher advantage), i.e. Spearman's rho of the
+    two is negative. One point per version (and seed); with fewer than ``min_points`` points no
+    interval can be given, and the finding is inconclusive by design (:func:`rank_finding`).
+    ``what``: the points, in words."""
+    return rank_finding("versions of the model fooled less by OOD inputs leak more", mean_ood_fpr, advantage,
+                        "decrease", n_bootstrap, seed, what=what, basis="", min_points=min_points)
