@@ -233,3 +233,36 @@ def test_gap_setting_row_holds_table_7s_columns():
         ("baseline", 11.0, 7.0, 12.0, 8.0)
     assert row["gap (%)"] == gaps.estimate().format() and row["zero-floor gap (%)"] == gaps.estimate(True).format()
     assert row["Adv_Yeom (%)"] == adv.format()
+
+
+def _finding(finding_id, verdict_, dataset, chapter="02_regularization"):
+    return findings.Finding(finding_id, "a claim", verdict_, "1.0 [0.5, 1.5] pp", "paper", chapter, dataset)
+
+
+def test_the_summary_page_glues_each_verdict_and_the_counts():
+    rows = [_finding("F2", HOLDS, "fmnist"), _finding("F1", CONTRADICTED, "fmnist"),
+            _finding("F6", INCONCLUSIVE, "fmnist", "03_differential_privacy")]
+    values = findings.summary_values(rows, ["fmnist"], (0, 1, 2))
+    assert values == {"F2_verdict": HOLDS, "F1_verdict": CONTRADICTED, "F6_verdict": INCONCLUSIVE, "n_findings": 3,
+                      "n_holds": 1, "n_contradicted": 1, "n_inconclusive": 1, "n_seeds": 3,
+                      "dataset_list": "Fashion-MNIST"}
+    two = findings.summary_values([_finding("F2", HOLDS, "fmnist"), _finding("F2", HOLDS, "cifar10")],
+                                  ["fmnist", "cifar10"], (0,))
+    assert two["F2_fmnist_verdict"] == two["F2_cifar10_verdict"] == HOLDS and two["n_holds"] == 2
+    assert two["dataset_list"] == "Fashion-MNIST, CIFAR-10"
+
+
+def test_the_summary_table_links_each_finding_to_its_chapter_in_finding_order():
+    rows = [_finding("F6", INCONCLUSIVE, "fmnist", "03_differential_privacy"), _finding("F1", HOLDS, "fmnist")]
+    html = findings.summary_html(rows, one_dataset=True)
+    assert html.index(">F1<") < html.index(">F6<")
+    assert '<a href="03_differential_privacy.html#what-we-found">Differential privacy</a>' in html
+    assert "<strong>inconclusive</strong>" in html and "Fashion-MNIST" not in html
+    assert "Fashion-MNIST" in findings.summary_html(rows, one_dataset=False)
+
+
+def test_the_summary_judges_table_6_on_one_dataset_only(monkeypatch):
+    monkeypatch.setattr(findings, "all_findings", lambda profile, dataset, seeds, store=None: [
+        _finding("F1", HOLDS, dataset), _finding("F7", HOLDS, dataset, "04_combinations")])
+    rows = findings.book_findings(None, ["fmnist", "cifar100"], (0,))
+    assert [(f.id, f.dataset) for f in rows] == [("F1", "fmnist"), ("F1", "cifar100"), ("F7", "cifar100")]

@@ -8,6 +8,12 @@ models' outputs); every one returns an :class:`AttackResult`. The modules:
 * :mod:`~mia_utils.attacks.blackbox`: Yeom et al.'s attack, one-score threshold attacks and
   Salem et al.'s attack model;
 * :mod:`~mia_utils.attacks.shadow_models`: LiRA, online and offline;
+* :mod:`~mia_utils.attacks.rmia`: RMIA (Zarifzadeh et al. 2024), a pairwise likelihood ratio
+  against population samples, with few reference models;
+* :mod:`~mia_utils.attacks.augmentation`: the augmentation-aware attack (Kaya & Dumitras 2021),
+  which queries each sample under draws of the target's own training augmentation;
+* :mod:`~mia_utils.attacks.label_only`: label-only attacks (Choquette-Choo et al. 2021): the gap
+  attack, the count of correct labels under shifts and flips, and the distance to the boundary;
 * :mod:`~mia_utils.attacks.suite`: the attacks run side by side and what each assumes;
 * :mod:`~mia_utils.attacks.dtc`: distance-to-confident, the white-box metric of the paper's
   Section 6, and an attack on it;
@@ -60,6 +66,11 @@ from mia_utils.attacks.shadow_models import (
                                         shifted_queries,
 )
 from mia_utils.attacks.suite import ATTACK_KNOWLEDGE, run_attacks
+from mia_utils.attacks.augmentation import (AUGMENTATION_REDUCTIONS, augmentation_aware_attack,
+                                            augmentation_aware_cost, augmented_losses)
+from mia_utils.attacks.label_only import (BoundaryResult, boundary_distances, label_only_boundary, label_only_cost,
+                                          label_only_gap, label_only_translation, translation_correctness)
+from mia_utils.attacks.rmia import RMIA_GAMMA, RMIA_OFFLINE_A, RMIAPopulation, rmia, rmia_cost
 
 __all__ = [
     "AttackInputError", "AttackInputs", "AttackResult", "attack_result", "best_threshold",
@@ -68,4 +79,8 @@ __all__ = [
     "modified_entropy_score", "modified_entropy_threshold", "salem", "threshold_attack", "top3_posteriors", "yeom",
     "yeom_on_run", "LIRA_OFFLINE_Z", "LIRA_PROBABILITY_EPSILON", "LIRA_STD_EPSILON", "lira", "lira_statistic",
     "shifted_queries", "ATTACK_KNOWLEDGE", "run_attacks",
+    "AUGMENTATION_REDUCTIONS", "augmentation_aware_attack", "augmentation_aware_cost", "augmented_losses",
+    "BoundaryResult", "boundary_distances", "label_only_boundary", "label_only_cost", "label_only_gap",
+    "label_only_translation", "translation_correctness",
+    "RMIA_GAMMA", "RMIA_OFFLINE_A", "RMIAPopulation", "rmia", "rmia_cost",
 ]

@@ -125,7 +125,7 @@ def confident_loss(member_losses) -> float:
 # --- the search -------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _input_gradients_only(model: nn.Module):
+def input_gradients_only(model: nn.Module):
     """Eval mode, and no parameter requires a gradient (so backward computes only the input's
     gradient and nothing accumulates in ``.grad``); both restored afterwards."""
     was_training = model.training
@@ -155,7 +155,7 @@ def _input_gradient(losses: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return gradient
 
 
-def _pgd_step(x: torch.Tensor, gradient: torch.Tensor, step: float) -> torch.Tensor:
+def pgd_step(x: torch.Tensor, gradient: torch.Tensor, step: float) -> torch.Tensor:
     """One L-infinity step down the loss, kept in [0, 1]."""
     return (x - step * gradient.sign()).clamp_(0.0, 1.0)
 
@@ -226,7 +226,7 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
     final = torch.zeros(n, dtype=torch.float64)
     reached = torch.zeros(n, dtype=torch.bool)
     finals = [] if return_images else None
-    with _input_gradients_only(model):
+    with input_gradients_only(model):
         for start in range(0, n, batch_size):
             x0 = convert(images[start: start + batch_size])
             y = labels[start: start + batch_size]
@@ -267,7 +267,7 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
                 if n_done:
                     moving = ~done
                     active, x, y_active, gradient = active[moving], x[moving], y_active[moving], gradient[moving]
-                x = _pgd_step(x.detach(), gradient, step)
+                x = pgd_step(x.detach(), gradient, step)
                 chunk_steps[active] += 1
             rows = slice(start, start + m)
             distance[rows] = (x_end - x0).abs().flatten(1).amax(1).double().cpu()
@@ -293,7 +293,7 @@ def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: t
     final = torch.zeros(n, dtype=torch.float64)
     reached = torch.zeros(n, dtype=torch.bool)
     finals = []
-    with _input_gradients_only(model):
+    with input_gradients_only(model):
         for i in range(n):
             x0 = convert(images[i: i + 1])
             y = labels[i: i + 1]
@@ -309,7 +309,7 @@ def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: t
                     final[i] = float(value)
                     reached[i] = done
                     break
-                x = _pgd_step(x.detach(), _input_gradient(losses, leaf), step)
+                x = pgd_step(x.detach(), _input_gradient(losses, leaf), step)
                 steps[i] += 1
             distance[i] = float((x - x0).abs().max())
             if return_images:
@@ -520,20 +520,14 @@ def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_mem
     plain distance tensors (N,) (scored as they are), with bool (N,) membership; returns an
     :class:`mia_utils.attacks.AttackResult` named ``dtc`` (advantage, AUC, TPR at low FPR, ... with
     bootstrap uncertainty)."""
-    from mia_utils.attacks.inputs import AttackInputError, attack_result, best_threshold
+    from mia_utils.attacks.inputs import AttackInputError, attack_result, best_threshold, membership_flags
 
     eval_scores, adv_scores = -_distances(eval_result, paper=True), -_distances(adv_result, paper=True)
-    eval_is_member, adv_is_member = torch.as_tensor(eval_is_member).bool(), torch.as_tensor(adv_is_member).bool()
-    for name, scores, is_member in (("eval", eval_scores, eval_is_member), ("adv", adv_scores, adv_is_member)):
-        if is_member.shape != scores.shape:
-            raise AttackInputError(f"{name}_is_member: shape {tuple(is_member.shape)} does not match "
-                                   f"{scores.numel()} distances")
+    for name, scores in (("eval", eval_scores), ("adv", adv_scores)):
         if not torch.isfinite(scores).all():
             raise AttackInputError(f"{name}: distances contain NaN or infinite values")
-        members = int(is_member.sum())
-        if members == 0 or members == len(is_member):
-            raise AttackInputError(f"{name}_is_member: needs both members and non-members, got {members} "
-                                   f"of {len(is_member)}")
+    eval_is_member = membership_flags("eval", eval_is_member, eval_scores.numel())
+    adv_is_member = membership_flags("adv", adv_is_member, adv_scores.numel())
     threshold = best_threshold(adv_scores, adv_is_member)
     return attack_result("dtc", eval_scores, eval_scores >= threshold, threshold, eval_is_member, n_bootstrap, seed)
 

@@ -15,6 +15,19 @@ class AttackInputError(ValueError):
     """Attack inputs are empty, mis-shaped, unbalanced or non-finite."""
 
 
+def membership_flags(name: str, is_member, n: int) -> torch.Tensor:
+    """``is_member`` as a bool tensor (n,), checked: one flag per sample, and both members and
+    non-members present. Errors name ``<name>_is_member`` (e.g. ``eval_is_member``)."""
+    is_member = torch.as_tensor(is_member)
+    if is_member.shape != (n,):
+        raise AttackInputError(f"{name}_is_member: expected shape ({n},), got {tuple(is_member.shape)}")
+    is_member = is_member.bool()
+    members = int(is_member.sum())
+    if members == 0 or members == n:
+        raise AttackInputError(f"{name}_is_member: needs both members and non-members, got {members} of {n}")
+    return is_member
+
+
 def _check_outputs(name: str, logits: torch.Tensor, labels: torch.Tensor, is_member: torch.Tensor) -> None:
     if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
         raise AttackInputError(f"{name}_logits: expected shape (N >= 1, classes >= 2), got {tuple(logits.shape)}")
@@ -26,9 +39,7 @@ def _check_outputs(name: str, logits: torch.Tensor, labels: torch.Tensor, is_mem
         raise AttackInputError(f"{name}_logits: contain NaN or infinite values")
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
         raise AttackInputError(f"{name}_labels: must lie in 0..{logits.shape[1] - 1}")
-    members = int(is_member.sum())
-    if members == 0 or members == n:
-        raise AttackInputError(f"{name}_is_member: needs both members and non-members, got {members} of {n}")
+    membership_flags(name, is_member, n)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,23 @@ Chapters and their runs:
 * :mod:`~mia_utils.book.sweep`: training the plan, here or on a Dask cluster;
 * :mod:`~mia_utils.book.provenance`: each executed page's record.
 
-Analyses, from the paper to its related works:
+Analyses shared by the chapters:
 
 * :mod:`~mia_utils.book.report`: the paper's published values and the tables beside ours;
 * :mod:`~mia_utils.book.findings`: the paper's ten findings, each a test on our runs;
-* :mod:`~mia_utils.book.verdicts`: the building blocks of the related chapters' verdicts;
+* :mod:`~mia_utils.book.verdicts`: the building blocks of the related chapters' verdicts.
+
+Each chapter's own computation, tables, glued values and figures, one module per chapter (the
+notebook narrates and calls them):
+
+* :mod:`~mia_utils.book.primer`: chapter 00, one model attacked by hand;
+* :mod:`~mia_utils.book.baselines`: chapter 01, the baselines and every black-box attack;
+* :mod:`~mia_utils.book.regularization`: chapter 02, the paper's mechanisms swept (Tables 3-5);
+* :mod:`~mia_utils.book.differential_privacy`: chapter 03, DP-SGD's sweep, certified against
+  empirical epsilon;
+* :mod:`~mia_utils.book.combinations`: chapter 04, pairs of mechanisms and early stopping (Table 6);
+* :mod:`~mia_utils.book.distance_to_confident`: chapter 05, distance to confident (Tables 7-8,
+  Figure 1);
 * :mod:`~mia_utils.book.generalization`: chapter 06, LiRA against generalization;
 * :mod:`~mia_utils.book.mmd_mixup`: chapter 07, MMD + mix-up;
 * :mod:`~mia_utils.book.ood_scores`: chapter 08, prediction scores on out-of-distribution inputs.
@@ -26,4 +38,5 @@ Import the modules themselves, e.g. ``from mia_utils.book import findings, repor
 """
 
 __all__ = ["chapters", "runs", "profiles", "replicated", "plan", "sweep", "provenance", "report", "findings",
-           "verdicts", "generalization", "mmd_mixup", "ood_scores"]
+           "verdicts", "primer", "baselines", "regularization", "differential_privacy", "combinations",
+           "distance_to_confident", "generalization", "mmd_mixup", "ood_scores"]

@@ -24,6 +24,7 @@ import pandas as pd
 
 from mia_utils.attacks.evidence import (
     INCONCLUSIVE,
+    VERDICTS,
     SeedEstimate,
     combine_seeds,
     combine_verdicts,
@@ -33,6 +34,7 @@ from mia_utils.attacks.evidence import (
 from mia_utils.book import replicated, report
 from mia_utils.book.profiles import SECTION5_EPOCHS
 from mia_utils.book.replicated import Setting
+from mia_utils.data import DATASETS
 
 FINDING_CHAPTERS = {"F1": "02_regularization", "F2": "02_regularization", "F3": "02_regularization",
                     "F4": "02_regularization", "F5": "02_regularization", "F6": "03_differential_privacy",
@@ -480,3 +482,43 @@ def findings_frame(findings: list[Finding]) -> pd.DataFrame:
     rows = sorted((f.row() for f in findings), key=lambda r: (order.get(r["finding"], 99), r["dataset"]))
     return pd.DataFrame(rows)
 
+
+
+#: The chapter each finding's row links to, by notebook name -> the link's text.
+CHAPTER_TITLES = {"02_regularization": "Regularization (Tables 3-5)", "03_differential_privacy": "Differential privacy",
+                  "04_combinations": "Combining mechanisms (Table 6)",
+                  "05_distance_to_confident": "Distance to confident"}
+
+
+def book_findings(profile, datasets, seeds, store=None) -> list[Finding]:
+    """Every finding on every dataset of ``datasets``, for the summary page: F7 (Table 6's claim)
+    only on the dataset :func:`judged_dataset` picks, the others on each dataset."""
+    judged = judged_dataset(datasets)
+    return [finding for dataset in datasets for finding in all_findings(profile, dataset, seeds, store)
+            if finding.id != "F7" or dataset == judged]
+
+
+def summary_html(rows: list[Finding], one_dataset: bool) -> str:
+    """The summary page's table as HTML: one row per finding (F1..F10), the verdict in bold, the
+    chapter a link to its "What we found" section, and the dataset's title (the column is left
+    out when ``one_dataset``, as the page's text names it)."""
+    table = findings_frame(rows)
+    table["dataset"] = [DATASETS[d].title for d in table["dataset"]]
+    table["chapter"] = [f'<a href="{c}.html#what-we-found">{CHAPTER_TITLES[c]}</a>' for c in table["chapter"]]
+    table["verdict"] = [f"<strong>{v}</strong>" for v in table["verdict"]]
+    if one_dataset:
+        table = table.drop(columns=["dataset"])
+    return table.set_index("finding").to_html(escape=False)
+
+
+def summary_values(rows: list[Finding], datasets, seeds) -> dict:
+    """What the summary page glues: each finding's verdict (``F1_verdict``, or ``F1_fmnist_verdict``
+    with several datasets), the number of findings and of each verdict (``n_holds``,
+    ``n_contradicted``, ``n_inconclusive``), the number of seeds and the datasets' titles."""
+    several = len(datasets) > 1
+    values = {f"{f.id}{'_' + f.dataset if several else ''}_verdict": f.verdict for f in rows}
+    values["n_findings"] = len(rows)
+    values.update({f"n_{state}": sum(f.verdict == state for f in rows) for state in VERDICTS})
+    values["n_seeds"] = len(seeds)
+    values["dataset_list"] = ", ".join(DATASETS[d].title for d in datasets)
+    return values

@@ -2,7 +2,9 @@
 random half of a pool, the others its shadow models), LiRA on each at several epochs, and the
 chapter's verdicts (:func:`generalization_findings`): does the gap predict LiRA's success better
 than test accuracy, does LiRA's AUC rise with the gap, and does the least vulnerable combination of
-cropping and early stopping lower LiRA's TPR at 1 % FPR."""
+cropping and early stopping lower LiRA's TPR at 1 % FPR. The page's own pieces live here too: its
+populations over datasets (:func:`chapter_populations`), table, figure, rank correlations, glued
+values (:func:`key_values`) and the augmented-query comparison (:func:`augmented_comparison`)."""
 
 from __future__ import annotations
 
@@ -427,3 +429,233 @@ def generalization_findings(points: pd.DataFrame, n_bootstrap: int = 2000, seed:
                                         candidates, nan_text=f"not resolvable at n = {n_nonmembers:,} non-members per side")
     return GeneralizationFindings(metric, note, predictor, auc, combination, means, baseline, combined, within,
                                   candidates)
+
+
+# --- chapter 06's page: its populations, table, figure, correlations and glued values ---------
+
+
+@dataclass(frozen=True)
+class Populations:
+    """Chapter 06's population LiRA over its datasets and crop strengths. ``points``: one row per
+    (dataset, ``crop``, ``epoch``, ``model``), the columns of :func:`population_lira` (fractions)
+    after ``dataset`` (its title), ``key`` (its key) and ``crop`` (random-crop strength in pixels,
+    0 for none); ``means``: dataset key -> :func:`population_means` of its points (one row per
+    (crop, epoch)), in the chapter's order of datasets, the first the lead; ``n_shadows``: models
+    per population (each the target of the others); ``crops``: the strengths
+    (:func:`augmentation_strengths`); ``seed``: the chapter's seed."""
+
+    points: pd.DataFrame
+    means: dict
+    n_shadows: int
+    crops: tuple
+    seed: int
+
+    @property
+    def lead_key(self) -> str:
+        """The lead dataset's key: the chapter's first dataset, on which the verdicts are judged."""
+        return next(iter(self.means))
+
+    @property
+    def lead_title(self) -> str:
+        """The lead dataset's title (e.g. "Fashion-MNIST")."""
+        from mia_utils.data import DATASETS
+
+        return DATASETS[self.lead_key].title
+
+    @property
+    def lead_points(self) -> pd.DataFrame:
+        """The rows of ``points`` of the lead dataset (one per crop, epoch and model)."""
+        return self.points[self.points["key"] == self.lead_key]
+
+    @property
+    def lead_means(self) -> pd.DataFrame:
+        """The lead dataset's configurations (:func:`population_means`, one row per crop and epoch)."""
+        return self.means[self.lead_key]
+
+    @property
+    def n_eval(self) -> int:
+        """The fewest non-members any target of the lead dataset was evaluated on."""
+        return int(self.lead_means["n_nonmembers"].min())
+
+
+def chapter_populations(profile, params: dict, store=None) -> Populations:
+    """Chapter 06's populations, trained or read back, and LiRA against each model with one clean
+    query: for every dataset of ``params`` (the validated chapter parameters) and crop strength of
+    ``profile`` (:func:`crop_population_config`), :func:`population_lira` at the profile's
+    early-stopping epochs and the last one, with ``params["shadow_models"]`` models per population
+    (or the profile's count, :func:`mia_utils.book.chapters.related_shadow_count`)."""
+    from mia_utils.book.chapters import related_shadow_count
+    from mia_utils.data import DATASETS
+
+    seed, n_shadows, crops = params["seed"], related_shadow_count(params), augmentation_strengths(profile)
+    rows = []
+    for dataset in params["datasets"]:
+        base = profile.base_config(dataset, seed=seed)
+        epochs = list(base.snapshot_epochs) + [base.epochs]
+        for crop in crops:
+            config = crop_population_config(profile, dataset, seed, crop)
+            for row in population_lira(config, n_shadows, epochs, store=store, n_bootstrap=profile.bootstrap,
+                                       seed=seed):
+                rows.append({"dataset": DATASETS[dataset].title, "key": dataset, "crop": crop, **row})
+    points = pd.DataFrame(rows)
+    means = {key: population_means(points[points["key"] == key]) for key in params["datasets"]}
+    return Populations(points, means, n_shadows, crops, seed)
+
+
+def populations_table(populations: Populations) -> pd.DataFrame:
+    """Every dataset's :func:`population_table`, stacked: indexed by dataset title, crop c and epoch E,
+    one column per metric reading "mean [95 % interval]" in percent."""
+    from mia_utils.data import DATASETS
+
+    return pd.concat({DATASETS[key].title: population_table(frame) for key, frame in populations.means.items()},
+                     names=["dataset"]).rename_axis(["dataset", "crop c", "epoch E"])
+
+
+def crop_label(crop: float) -> str:
+    """A crop strength for a legend: "no augmentation" for 0, else "crop c = 4"."""
+    return "no augmentation" if crop == 0 else f"crop c = {crop:g}"
+
+
+def lira_generalization_figure(means: pd.DataFrame):
+    """LiRA's success against the train-test gap (left) and test accuracy (right), one point per
+    configuration of ``means`` (:func:`population_means`: its mean over models, with its 95 %
+    interval as an error bar; colour the crop, size the epoch). Success is the measure chapter 06
+    judges (:func:`lira_success_metric`: TPR at 1 % FPR, or the AUC when the fewest non-members
+    cannot resolve it); every axis in percent (the gap in percentage points). Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frame = means.copy()
+    judged, _ = lira_success_metric(frame[LIRA_METRIC], int(frame["n_nonmembers"].min()))
+    judged_axis = "LiRA TPR at 1 % FPR (%)" if judged == LIRA_METRIC else "LiRA AUC (%)"
+    frame["gap (pp)"] = 100 * frame["gap"]
+    frame["test accuracy (%)"] = 100 * frame["test_acc"]
+    frame[judged_axis] = 100 * frame[judged]
+    frame["crop c"] = frame["crop"].map(crop_label)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained", sharey=True)
+    for ax, x in zip(axes, ("gap (pp)", "test accuracy (%)")):
+        ax.errorbar(frame[x], frame[judged_axis], yerr=[100 * (frame[judged] - frame[f"{judged}_low"]),
+                                                        100 * (frame[f"{judged}_high"] - frame[judged])],
+                    fmt="none", ecolor="grey", alpha=0.5, zorder=0)
+        sns.scatterplot(frame, x=x, y=judged_axis, hue="crop c", size="epoch", sizes=(30, 160), ax=ax,
+                        legend=(ax is axes[1]))
+        ax.set_xlabel("train-test accuracy gap (percentage points)" if x == "gap (pp)" else "test accuracy (%)")
+        ax.set_ylabel(judged_axis)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="small")
+    return fig
+
+
+#: The measures of LiRA's success chapter 06 correlates with the gap and test accuracy, with their titles.
+SUCCESS_MEASURES = {"tpr_at_1%_fpr": "TPR @ 1 % FPR", "tpr_at_0.1%_fpr": "TPR @ 0.1 % FPR", "auc": "AUC"}
+
+
+def correlation_table(means: pd.DataFrame, seed: int = 0, n_bootstrap: int = 2000) -> pd.DataFrame:
+    """Spearman's rho of each measure of :data:`SUCCESS_MEASURES` with the train-test gap and with
+    test accuracy over the configurations of ``means`` (:func:`population_means`), and
+    ``|rho gap| - |rho test accuracy|``, each with its bootstrap interval
+    (:func:`mia_utils.book.verdicts.rank_correlations`), as text; "not resolvable at n = …" for a
+    measure with a NaN value. Indexed by (attack success, predictor), one column."""
+    from mia_utils.book.verdicts import rate_text
+
+    n_eval = int(means["n_nonmembers"].min())
+    rows = []
+    for target, title in SUCCESS_MEASURES.items():
+        rhos, difference = rank_correlations({"gap": means["gap"], "test_acc": means["test_acc"]}, means[target],
+                                             n_bootstrap, seed)
+        unresolved = means[target].isna().any()
+        for predictor, estimate in (("train-test gap", rhos["gap"]), ("test accuracy", rhos["test_acc"]),
+                                    ("|ρ gap| − |ρ test accuracy|", difference)):
+            rows.append({"attack success": title, "predictor": predictor, "Spearman ρ [95 % interval]":
+                         rate_text(math.nan, None, n_eval) if unresolved else rho_text(estimate)})
+    return pd.DataFrame(rows).set_index(["attack success", "predictor"])
+
+
+def findings_table(found: GeneralizationFindings) -> pd.DataFrame:
+    """Chapter 06's three verdicts (predictor, AUC, combination), one row each indexed by claim,
+    with its ``verdict`` and ``evidence`` (the finding's text)."""
+    return pd.DataFrame([{"claim": f.claim, "verdict": f.verdict, "evidence": f.text}
+                         for f in (found.predictor, found.auc, found.combination)]).set_index("claim")
+
+
+def key_values(populations: Populations, found: GeneralizationFindings) -> dict:
+    """Every value chapter 06's text glues from its populations and verdicts (``found``, on the lead
+    dataset), name -> value: counts as ints, ``n_eval`` as text with thousands separators, rates
+    as "mean [95 % interval] %" text (or "not resolvable at n = …"), the gap in points."""
+    from mia_utils.attacks.evidence import relative_change_text
+    from mia_utils.book.verdicts import false_positives_allowed, rate_text
+
+    frame, n_eval, n_shadows = populations.lead_means, populations.n_eval, int(populations.n_shadows)
+    baseline, combined = found.baseline, found.combined
+    values = {"lead_dataset": populations.lead_title, "n_points": int(len(frame)), "n_shadows": n_shadows,
+              "n_shadows_per_target": n_shadows - 1, "shadow_power": shadow_power_note(n_shadows - 1),
+              "n_eval": f"{n_eval:,}",
+              "judged_on": METRIC_NAMES[found.metric] + (f" ({found.note})" if found.note else "")}
+    for key, finding in (("predictor", found.predictor), ("auc", found.auc), ("combination", found.combination)):
+        values.update({f"f06_{key}_claim": finding.claim, f"f06_{key}_verdict": finding.verdict,
+                       f"f06_{key}_text": finding.text})
+    if found.metric == LIRA_METRIC:
+        relative = relative_change_text(found.combination.estimate, baseline[f"{found.metric}_estimate"])
+        values["f06_relative"] = f"Relative to the baseline's TPR, the change is {relative}."
+    else:
+        values["f06_relative"] = "A relative change is not meaningful for the AUC, whose chance level is 50 %."
+    fp_01 = false_positives_allowed(n_eval, 0.001)
+    values.update({
+        "baseline_tpr1": estimate_text(baseline["tpr_at_1%_fpr_estimate"], n_eval, 2, "%"),
+        "baseline_tpr01": estimate_text(baseline["tpr_at_0.1%_fpr_estimate"], n_eval, 2, "%"),
+        "baseline_gap": estimate_text(baseline["gap_estimate"], unit="points"),
+        "combined_acc": estimate_text(combined["test_acc_estimate"], unit="%"),
+        "baseline_acc": estimate_text(baseline["test_acc_estimate"], unit="%"),
+        "median_tpr1": rate_text(float(frame["tpr_at_1%_fpr"].median()), None, n_eval, unit="%"),
+        "fp_at_01": (f"at most {fp_01:,} false positive{'s' if fp_01 != 1 else ''}" if fp_01
+                     else "not a single false positive, so that rate is not resolvable")})
+    return values
+
+
+@dataclass(frozen=True)
+class AugmentedComparison:
+    """Chapter 06's cropped populations attacked again with the training augmentations as queries.
+    ``points``: rows of :func:`population_lira` (``augmented=True``) with ``crop``; ``finding``:
+    the chosen combination minus the baseline on the judged measure, model by model
+    (:func:`population_difference`); ``table``: one query against the augmented queries
+    (:func:`query_comparison`)."""
+
+    points: pd.DataFrame
+    finding: RelatedFinding
+    table: pd.DataFrame
+
+    @property
+    def n_queries(self) -> int:
+        """The most queries per image LiRA scored (9 for the shift grid)."""
+        return int(self.points["queries"].max())
+
+    def key_values(self) -> dict:
+        """The values the page glues from it: ``f06_aug_verdict``, ``f06_aug_text`` and ``n_queries``."""
+        return {"f06_aug_verdict": self.finding.verdict, "f06_aug_text": self.finding.text,
+                "n_queries": self.n_queries}
+
+
+def augmented_comparison(profile, populations: Populations, found: GeneralizationFindings,
+                         store=None) -> AugmentedComparison:
+    """LiRA with the training augmentations as queries (:func:`augmented_queries`) against every
+    cropped population of the lead dataset, at the last epoch and, for the chosen combination's
+    crop (``found.combined``), at its stopping epoch too; the combination's difference from the
+    baseline (whose one clean query is all of its augmentations) judged as ``found.combination``
+    was, at the same level, and the table comparing one query with the augmented ones."""
+    lead_points, seed, combined = populations.lead_points, populations.seed, found.combined
+    final_epoch = int(lead_points["epoch"].max())
+    rows = []
+    for crop in populations.crops:
+        if crop == 0:
+            continue  # trained on clean images only: its one query is all the augmentations
+        config = crop_population_config(profile, populations.lead_key, seed, crop)
+        wanted = {final_epoch} | ({int(combined["epoch"])} if combined["crop"] == crop else set())
+        for row in population_lira(config, populations.n_shadows, sorted(wanted), store=store,
+                                   n_bootstrap=profile.bootstrap, seed=seed, augmented=True):
+            rows.append({"crop": crop, **row})
+    points = pd.DataFrame(rows)
+    chosen = points[(points["crop"] == combined["crop"]) & (points["epoch"] == combined["epoch"])]
+    baseline_models = lead_points[(lead_points["crop"] == 0) & (lead_points["epoch"] == final_epoch)]
+    finding = population_difference(found.combination.claim, chosen, baseline_models, found.metric, "decrease",
+                                    found.candidates,
+                                    nan_text=f"not resolvable at n = {populations.n_eval:,} non-members per side")
+    return AugmentedComparison(points, finding, query_comparison(lead_points, points))

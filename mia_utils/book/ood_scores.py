@@ -1,15 +1,20 @@
 """Chapter 08, prediction scores on out-of-distribution inputs: the confidence attack's false
 positives on OOD images with and without calibration (:func:`ood_experiment`, per seed, kept in the
-store), and the verdicts (:func:`ood_exceeds_test`, :func:`tradeoff_finding`)."""
+store), and the verdicts (:func:`ood_exceeds_test`, :func:`tradeoff_finding`). The page itself reads
+:func:`ood_chapter` (every seed), :func:`summary_table`, the figures (:func:`ood_examples_figure`,
+:func:`ood_fpr_figure`, :func:`tradeoff_figure`) and :func:`key_values` (every value its text glues)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from matplotlib.figure import Figure
 
 from mia_utils import attacks, experiment
 from mia_utils.attacks import metrics
@@ -288,3 +293,189 @@ def tradeoff_finding(mean_ood_fpr, advantage, min_points: int = MIN_RANK_POINTS,
     ``what``: the points, in words."""
     return rank_finding("versions of the model fooled less by OOD inputs leak more", mean_ood_fpr, advantage,
                         "decrease", n_bootstrap, seed, what=what, basis="", min_points=min_points)
+
+
+# --- The page: its results over seeds, table, figures and glued values -------------------------------------------
+
+#: The OOD sets' names in the page's table, figures and findings (keys: :data:`mia_utils.attacks.ood.OOD_SETS`).
+OOD_TITLES = {"mnist_digits": "MNIST digits", "permuted": "shuffled pixels", "inverted": "inverted",
+              "uniform_noise": "uniform noise"}
+
+
+def variant_label(variant: str) -> str:
+    """The page's name of a version of the model (:data:`OOD_VARIANTS`): the label-smoothed one says how its
+    strength was picked."""
+    return "label smoothing (α by validation ECE)" if variant == "label smoothing" else variant
+
+
+@dataclass(frozen=True)
+class OodChapter:
+    """Chapter 08's results over its seeds: ``per_seed``, one :class:`OodSeed` per seed in the seeds' order;
+    ``summary``, :func:`ood_summary` of them (versions x measures of
+    :class:`~mia_utils.attacks.evidence.SeedEstimate`, fractions); ``smoothing_grid``, the candidate
+    label-smoothing strengths (:func:`calibration_smoothings`)."""
+
+    per_seed: list
+    summary: pd.DataFrame
+    smoothing_grid: tuple
+
+    @property
+    def n_ood(self) -> int:
+        """Images per OOD set (every seed has as many)."""
+        return self.per_seed[0].n_ood
+
+    @property
+    def n_test(self) -> int:
+        """Test non-members the in-distribution false-positive rate is measured on, per seed."""
+        return self.per_seed[0].n_test
+
+
+def ood_chapter(profile, seeds, n_ood: int = 0, store=None, data=None) -> OodChapter:
+    """Chapter 08 on every seed of ``seeds``: :func:`ood_experiment` on each (``n_ood`` images per OOD set;
+    0: the evaluation set's size per side) and their :func:`ood_summary`. ``data``: the Fashion-MNIST
+    dataset (loaded once here when None)."""
+    from mia_utils.data import load_dataset
+
+    data = data if data is not None else load_dataset("fmnist")
+    per_seed = [ood_experiment(profile, seed, n_ood, store, data) for seed in seeds]
+    return OodChapter(per_seed, ood_summary(per_seed), calibration_smoothings(profile))
+
+
+def summary_table(summary: pd.DataFrame, titles: dict[str, str] = OOD_TITLES) -> pd.DataFrame:
+    """The page's table of :func:`ood_summary`: one row per measure (advantage, AUC, validation ECE, the
+    false-positive rate on the test non-members and on each OOD set), one column per version of the model
+    (:func:`variant_label`), each cell ``"mean [low, high]"`` in percent; the index is named ``measure``."""
+    from mia_utils.attacks import ood
+
+    columns = {"advantage": "advantage (%)", "auc": "AUC (%)", "validation_ece": "ECE, validation (%)",
+               "fpr": "FPR, test non-members (%)", **{f"fpr_{k}": f"FPR, {titles[k]} (%)" for k in ood.OOD_SETS}}
+    shown = pd.DataFrame({title: summary[column].map(lambda e: e.format()) for column, title in columns.items()})
+    shown = shown.rename(index={v: variant_label(v) for v in summary.index}).T
+    shown.index.name = "measure"
+    return shown
+
+
+def ood_examples_figure(ood_images: dict, titles: dict[str, str] = OOD_TITLES) -> Figure:
+    """The first image of each OOD set side by side; ``ood_images`` maps a set's name to its uint8 images
+    (N, 1, height, width), grey levels 0-255."""
+    fig, axes = plt.subplots(1, len(ood_images), figsize=(8, 2.3), layout="constrained", squeeze=False)
+    for ax, (name, images) in zip(axes[0], ood_images.items()):
+        ax.imshow(images[0, 0], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(titles[name], fontsize="small")
+        ax.axis("off")
+    return fig
+
+
+def flagged_shares(per_seed: list[OodSeed], titles: dict[str, str] = OOD_TITLES) -> pd.DataFrame:
+    """One row per seed, version of the model and kind of non-member input (the test non-members, then each
+    OOD set): columns ``seed``, ``model`` (:func:`variant_label`), ``inputs`` (the set's title) and
+    ``flagged as members (%)``, the attack's false-positive rate there in percent."""
+    from mia_utils.attacks import ood
+
+    rates = ["fpr"] + [f"fpr_{s}" for s in ood.OOD_SETS]
+    return pd.DataFrame([{"seed": r.seed, "model": variant_label(v),
+                          "inputs": "test non-members" if k == "fpr" else titles[k[4:]],
+                          "flagged as members (%)": 100 * float(r.table.loc[v, k])}
+                         for r in per_seed for v in r.table.index for k in rates])
+
+
+def ood_fpr_figure(per_seed: list[OodSeed], titles: dict[str, str] = OOD_TITLES) -> Figure:
+    """Bars of :func:`flagged_shares`: the share of each kind of non-member input called a member (%, mean over
+    the seeds), one bar per version of the model."""
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+    sns.barplot(flagged_shares(per_seed, titles), x="inputs", y="flagged as members (%)", hue="model",
+                errorbar=None, ax=ax)
+    ax.set_xlabel("inputs shown to the attack (none of them members)")
+    ax.tick_params(axis="x", labelrotation=15)
+    ax.set_ylabel("share called a member (%), mean over seeds")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="small")
+    return fig
+
+
+def tradeoff_points(per_seed: list[OodSeed]) -> pd.DataFrame:
+    """One row per seed and version of the model: ``seed``, ``model`` (:func:`variant_label`),
+    ``mean OOD FPR (%)`` (:func:`ood_mean_fpr`, percent) and ``advantage (%)`` on the evaluation set."""
+    return pd.DataFrame([{"seed": r.seed, "model": variant_label(v), "mean OOD FPR (%)": 100 * ood_mean_fpr(r.table, v),
+                          "advantage (%)": 100 * float(r.table.loc[v, "advantage"])}
+                         for r in per_seed for v in r.table.index])
+
+
+def tradeoff_figure(per_seed: list[OodSeed]) -> Figure:
+    """The trade-off of :func:`tradeoff_finding`: one point per version of the model and seed
+    (:func:`tradeoff_points`), mean OOD false-positive rate (%) against the advantage (%)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    sns.scatterplot(tradeoff_points(per_seed), x="mean OOD FPR (%)", y="advantage (%)", hue="model", style="seed",
+                    s=70, ax=ax)
+    ax.set_xlabel("mean false-positive rate on the OOD sets (%)")
+    ax.set_ylabel("advantage on members vs test non-members (%)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="small")
+    return fig
+
+
+@dataclass(frozen=True)
+class OodFindings:
+    """Chapter 08's verdicts: ``pooled`` and ``per_set`` (:func:`ood_exceeds_test` on the uncalibrated model;
+    ``per_set`` keyed by OOD set) and ``tradeoff`` (:func:`tradeoff_finding` over every version and seed)."""
+
+    pooled: RelatedFinding
+    per_set: dict
+    tradeoff: RelatedFinding
+
+
+def ood_findings(per_seed: list[OodSeed], bootstrap_seed: int = 0, titles: dict[str, str] = OOD_TITLES,
+                 n_bootstrap: int = 2000) -> OodFindings:
+    """The verdicts of :class:`OodFindings` from the per-seed measurements; ``bootstrap_seed`` seeds the rank
+    correlation's bootstrap of ``n_bootstrap`` replicates (the chapter passes its ``seed`` parameter)."""
+    from mia_utils.attacks import ood
+
+    map_name = OOD_VARIANTS[0]
+    pooled, per_set = ood_exceeds_test(
+        {k: [float(r.table.loc[map_name, f"fpr_{k}"]) for r in per_seed] for k in ood.OOD_SETS}, per_seed[0].n_ood,
+        [float(r.table.loc[map_name, "fpr"]) for r in per_seed], per_seed[0].n_test, titles)
+    tradeoff = tradeoff_finding(
+        [ood_mean_fpr(r.table, v) for r in per_seed for v in r.table.index],
+        [float(r.table.loc[v, "advantage"]) for r in per_seed for v in r.table.index], n_bootstrap=n_bootstrap,
+        seed=bootstrap_seed,
+        what=f"versions of the model ({len(OOD_VARIANTS)} per seed, {len(per_seed)} seeds; the versions of one "
+             "seed share its model, so the interval is optimistic)")
+    return OodFindings(pooled, per_set, tradeoff)
+
+
+def key_values(results: OodChapter, bootstrap_seed: int = 0, titles: dict[str, str] = OOD_TITLES,
+               n_bootstrap: int = 2000) -> dict:
+    """Every value the page's text glues, by glue name: the seed count, the verdicts and their evidence
+    (:func:`ood_findings`; ``f08_ood_sets`` is a markdown list, one line per OOD set), the uncalibrated
+    model's rates and advantage (``"mean [low, high]"`` in percent), its worst OOD set, the version least
+    fooled by OOD inputs with its rates, the fitted temperature and the rank correlation of the scores
+    before and after it (unscaled), and the label-smoothing grid and the strength picked on each seed.
+    ``bootstrap_seed`` and ``n_bootstrap``: the trade-off's bootstrap (:func:`ood_findings`)."""
+    from IPython.display import Markdown
+
+    from mia_utils.attacks import ood
+
+    per_seed, summary = results.per_seed, results.summary
+    found = ood_findings(per_seed, bootstrap_seed, titles, n_bootstrap)
+    map_name = OOD_VARIANTS[0]
+    mean_of = summary.map(lambda e: 100 * e.mean)
+    least = mean_of["mean_ood_fpr"].idxmin()
+    worst_set = max(ood.OOD_SETS, key=lambda k: mean_of.loc[map_name, f"fpr_{k}"])
+    return {
+        "n_seeds": len(per_seed),
+        "f08_ood_verdict": found.pooled.verdict,
+        "f08_ood_text": found.pooled.text,
+        "f08_ood_sets": Markdown("\n".join(f"- {finding.line}" for finding in found.per_set.values())),
+        "f08_tradeoff_verdict": found.tradeoff.verdict,
+        "f08_tradeoff_text": found.tradeoff.text,
+        "map_mean_ood_fpr": summary.loc[map_name, "mean_ood_fpr"].format(),
+        "map_test_fpr": summary.loc[map_name, "fpr"].format(),
+        "map_worst_set": titles[worst_set],
+        "map_worst_fpr": summary.loc[map_name, f"fpr_{worst_set}"].format(),
+        "map_advantage": summary.loc[map_name, "advantage"].format(),
+        "least_name": variant_label(least),
+        "least_mean_ood_fpr": summary.loc[least, "mean_ood_fpr"].format(),
+        "least_advantage": summary.loc[least, "advantage"].format(),
+        "temperature": combine_seeds([r.temperature for r in per_seed]).format(scale=1, digits=2),
+        "temperature_rho": combine_seeds([r.temperature_rank_correlation for r in per_seed]).format(scale=1, digits=3),
+        "smoothing_grid": ", ".join(f"{v:g}" for v in results.smoothing_grid),
+        "smoothing_chosen": ", ".join(f"{r.smoothing:g} (seed {r.seed})" for r in per_seed),
+    }
