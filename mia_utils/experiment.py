@@ -34,6 +34,25 @@ log = logging.getLogger(__name__)
 RUN_LOG: list[dict] = []
 
 
+#: The run keys the executing chapter lists (set by :func:`allow_only`), and the chapter's name;
+#: None outside a chapter, where any run may be trained or read.
+_ALLOWED: tuple[frozenset[str], str] | None = None
+
+
+class UnlistedRunError(RuntimeError):
+    """A chapter asked for a run that its ``runs()`` does not list (see :func:`allow_only`)."""
+
+
+def allow_only(keys, chapter: str | None = None) -> None:
+    """From now on, let :func:`run` train or read only the runs whose keys are in ``keys`` (a
+    chapter's listed runs, :data:`mia_utils.book.runs.RUNS`), and fail with
+    :class:`UnlistedRunError` naming ``chapter`` for any other; ``keys=None`` lifts the limit.
+    This keeps each chapter's list of runs, which ``plan`` and ``sweep`` train ahead of the
+    book, complete: a run missing from it stops the chapter instead of training unplanned."""
+    global _ALLOWED
+    _ALLOWED = None if keys is None else (frozenset(keys), chapter or "this chapter")
+
+
 def _logged(result: "Run") -> "Run":
     RUN_LOG.append({"key": result.key, "config": result.config, "from_store": result.from_store,
                     "train_seconds": result.provenance.get("train_seconds", 0.0),
@@ -202,6 +221,11 @@ def run(config: RunConfig, store: ResultStore | None = None, progress: bool | No
     """Return the run of ``config``: read from ``store`` when present and valid, else trained now."""
     store = store or ResultStore()
     key = config.key()
+    if _ALLOWED is not None and key not in _ALLOWED[0]:
+        raise UnlistedRunError(
+            f"{_ALLOWED[1]}: run {key[:12]} ({config.dataset}, mechanisms {dict(config.mechanisms) or 'none'}, seed "
+            f"{config.seed}{', shadow model' if config.is_shadow else ''}) is not among the runs the chapter lists; "
+            "add it to the chapter's entry in mia_utils.book.runs so that plan and sweep train it too")
     entry = store.load(key)
     if entry is not None:
         kept = tuple(entry["json"]["config"].get("snapshot_epochs", ()))

@@ -24,6 +24,8 @@ def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
     later = ChapterRecord("00_primer", {"profile": "smoke"})  # a second chapter in the same process
     experiment.run(tiny_config, store, progress=False)
     assert list(later.runs()["source"]) == ["result store"]
+    later.trained_now = [first.key]  # trained by the chapter's opening sweep, then read back
+    assert list(later.runs()["source"]) == ["trained now"]
 
 
 def test_describe_mechanisms():
@@ -31,16 +33,22 @@ def test_describe_mechanisms():
     assert describe_mechanisms((("distillation", 50.0), ("random_crop", 4.0))) == "distillation = 50, random_crop = 4"
 
 
-def test_open_chapter_validates_the_notebooks_parameters_and_starts_the_record():
+def test_open_chapter_validates_the_notebooks_parameters_and_starts_the_record(monkeypatch):
     import pytest
 
+    from mia_utils.book import sweep
     from mia_utils.book.chapters import ParameterError
     from mia_utils.book.provenance import open_chapter
 
+    calls = []
+    monkeypatch.setattr(sweep, "train_chapter_runs",
+                        lambda chapter, params, store: calls.append((chapter, params)) or (None, ["a" * 24]))
     namespace = {"profile": "smoke", "datasets": [], "seed": 3, "unrelated": object()}
     params, record = open_chapter("03_differential_privacy", namespace)
     assert params["seed"] == 3 and params["profile"] == "smoke"
     assert record.chapter == "03_differential_privacy" and record.params == params
+    assert calls == [("03_differential_privacy", params)] and record.trained_now == ["a" * 24]
+    assert record.profile.name == "smoke" and record.seeds == tuple(range(3, 3 + record.profile.seeds))
     with pytest.raises(ParameterError, match="seed"):
         open_chapter("03_differential_privacy", {**namespace, "seed": -1})
     with pytest.raises(ValueError, match="needs the parameters datasets"):

@@ -256,3 +256,34 @@ def test_lockstep_groups_compatible_runs_and_retries_a_failed_group_run_by_run(t
     assert len(baselines) == 3 and set(failed) == baselines  # the three baseline seeds share one step
     with pytest.raises(ValueError, match="lockstep"):
         sweep("smoke", store, progress=False, chapters=["01_baselines"], lockstep=0)
+
+
+def test_a_chapter_trains_its_listed_runs_then_may_use_no_other(monkeypatch, store, tiny_config):
+    from mia_utils import experiment
+    from mia_utils.book import runs
+    from mia_utils.book.sweep import train_chapter_runs
+
+    listed, unlisted = tiny_config, tiny_config.replace(seed=1)
+    monkeypatch.setitem(runs.RUNS, "00_primer", lambda profile, params, store=None: runs.ChapterRuns([listed]))
+    try:
+        plan, trained = train_chapter_runs("00_primer", {"profile": "smoke", "seed": 0}, store)
+        assert list(plan.runs) == trained == [listed.key()] and store.exists(listed.key())
+        assert experiment.run(listed, store).from_store
+        with pytest.raises(experiment.UnlistedRunError, match=rf"00_primer: run {unlisted.key()[:12]} .*seed 1"):
+            experiment.run(unlisted, store)
+        assert not store.exists(unlisted.key())
+        # again on the full store: nothing to train
+        assert train_chapter_runs("00_primer", {"profile": "smoke", "seed": 0}, store)[1] == []
+    finally:
+        experiment.allow_only(None)
+    assert experiment.run(unlisted, store).from_store is False  # outside a chapter, anything goes
+
+
+def test_a_chapter_whose_runs_stay_pending_stops_before_reading_any(monkeypatch, store):
+    from mia_utils.book import runs
+    from mia_utils.book.sweep import train_chapter_runs
+
+    monkeypatch.setitem(runs.RUNS, "04_combinations",
+                        lambda profile, params, store=None: runs.ChapterRuns([], ["pairs: chapter 02 is missing"]))
+    with pytest.raises(RuntimeError, match="04_combinations: its runs cannot all be listed: pairs: chapter 02"):
+        train_chapter_runs("04_combinations", {"profile": "smoke", "seed": 0}, store)

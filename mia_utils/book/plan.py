@@ -71,23 +71,32 @@ class Plan:
         return out
 
 
-def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
-    """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
-    ``profile_name`` with their default parameters and first seed ``seed``: the union of each
-    chapter's :data:`mia_utils.book.runs.RUNS`, in first-use order. ``store`` lets chapter 04
+def chapter_plan(chapter: str, params: dict, store: ResultStore | None = None, plan: Plan | None = None) -> Plan:
+    """The runs one chapter needs with its validated ``params``: its :data:`mia_utils.book.runs.RUNS`
+    entry, teachers included, added to ``plan`` (a new one by default). ``store`` lets chapter 04
     list its pairs, which follow chapter 02's results."""
-    from mia_utils.book.chapters import toc_chapters, validate
     from mia_utils.book.profiles import get_profile
     from mia_utils.book.runs import RUNS
 
-    profile = get_profile(profile_name)
+    plan = plan or Plan(params["profile"])
+    listed = RUNS[chapter](get_profile(params["profile"]), params, store)
+    for config in listed.configs:
+        plan.add(config, chapter)
+    plan.pending.extend(listed.pending)
+    return plan
+
+
+def book_plan(profile_name: str, seed: int = 0, store: ResultStore | None = None, chapters=None) -> Plan:
+    """Every run the book's chapters (``chapters``, default: those in ``_toc.yml``) need under
+    ``profile_name`` with their default parameters and first seed ``seed``: the union of each
+    chapter's :func:`chapter_plan`, in first-use order (the summary page, which reads the others'
+    runs, counts last, as it runs last)."""
+    from mia_utils.book.chapters import get_chapter, toc_chapters, validate
+
     plan = Plan(profile_name)
-    for chapter in chapters or toc_chapters():
+    for chapter in sorted(chapters or toc_chapters(), key=lambda name: get_chapter(name).summary):
         params = validate(chapter, {"profile": profile_name, "seed": seed}, check_available=False)
-        listed = RUNS[chapter](profile, params, store)
-        for config in listed.configs:
-            plan.add(config, chapter)
-        plan.pending.extend(listed.pending)
+        chapter_plan(chapter, params, store, plan)
     return plan
 
 

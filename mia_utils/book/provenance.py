@@ -38,6 +38,9 @@ class ChapterRecord:
         self.started = time.perf_counter()
         self.started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         self._first_log_entry = len(experiment.RUN_LOG)
+        #: Keys of the runs trained for this chapter before it read them back (by
+        #: :func:`open_chapter`, through the sweep), so listed as trained now.
+        self.trained_now: list[str] = []
 
     @property
     def profile(self):
@@ -95,7 +98,8 @@ class ChapterRecord:
                 "seed": config.seed,
                 "members": config.n_members,
                 "epochs": config.epochs,
-                "source": "result store" if entry["from_store"] else "trained now",
+                "source": "trained now" if not entry["from_store"] or entry["key"] in self.trained_now
+                          else "result store",
                 "trained on": entry["device"],
                 "train time (s)": round(float(entry["train_seconds"]), 1),
             })
@@ -136,6 +140,7 @@ class ChapterRecord:
 
         glue("chapter_seconds", self.seconds, display=False)
         glue("profile_name", self.params.get("profile", ""), display=False)
+        experiment.allow_only(None)
         self.show()
 
     def show(self, glue_prefix: str = "provenance") -> None:
@@ -159,7 +164,9 @@ def open_chapter(chapter: str, namespace: dict) -> tuple[dict, ChapterRecord]:
     """The opening every chapter's notebook shares. Reads the chapter's parameters by name from
     ``namespace`` (the notebook's ``globals()``, where papermill injected them), validates them
     (:func:`mia_utils.book.chapters.validate`: a bad value stops here, before anything trains), sets the
-    figures' theme, and starts the page's provenance record. Returns (validated parameters, record).
+    figures' theme, starts the page's provenance record, and trains the runs the chapter lists
+    (:func:`mia_utils.book.sweep.train_chapter_runs`; nothing when the store holds them), after
+    which the chapter may use no other run. Returns (validated parameters, record).
     """
     import seaborn as sns
 
@@ -171,7 +178,12 @@ def open_chapter(chapter: str, namespace: dict) -> tuple[dict, ChapterRecord]:
         raise ValueError(f"namespace: chapter {chapter} needs the parameters {', '.join(missing)} defined")
     params = validate(chapter, {param.name: namespace[param.name] for param in spec.params})
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    return params, ChapterRecord(chapter, params)
+    record = ChapterRecord(chapter, params)
+    from mia_utils.book.sweep import train_chapter_runs
+    from mia_utils.store import ResultStore
+
+    _, record.trained_now = train_chapter_runs(chapter, params, ResultStore())
+    return params, record
 
 
 def _printable(value) -> str:

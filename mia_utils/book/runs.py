@@ -1,7 +1,8 @@
 """Each chapter's runs, defined once: the training runs a chapter needs under a profile, with its
 parameters. :func:`mia_utils.book.plan.book_plan` (and so ``plan`` and ``sweep``) lists the book's runs
-by calling these, and the notebooks read the same runs back, so the two cannot drift apart (a
-test executes the smoke book and checks that its store holds exactly the planned runs).
+by calling these, and each chapter calls its own when it opens
+(:func:`mia_utils.book.sweep.train_chapter_runs`): it trains those the store lacks and may then
+read no other run, so the list and the chapter cannot drift apart.
 
 ``RUNS[name](profile, params, store)`` returns a :class:`ChapterRuns`: the configurations, in the
 order the chapter first uses them, and notes on runs that cannot be listed yet. Chapter 04 pairs
@@ -93,7 +94,8 @@ def regularization(profile, params: dict, store=None) -> ChapterRuns:
 
 
 def differential_privacy(profile, params: dict, store=None) -> ChapterRuns:
-    return _per_dataset(profile, params, _paper_grid, _dp_grid)
+    """The DP grid, and chapter 02's baseline and grid that F6 compares it with."""
+    return _per_dataset(profile, params, _baseline, _paper_grid, _dp_grid)
 
 
 def _chapter02_stored(profile, dataset: str, seeds, store) -> bool:
@@ -180,8 +182,13 @@ def prediction_scores_ood(profile, params: dict, store=None) -> ChapterRuns:
 
 
 def summary(profile, params: dict, store=None) -> ChapterRuns:
-    """The findings page trains nothing of its own: it reads the other chapters' runs."""
-    return ChapterRuns()
+    """The findings page judges the ten findings on chapters 02 to 05's runs, so it lists theirs."""
+    out = ChapterRuns()
+    for chapter in (regularization, differential_privacy, combinations, distance_to_confident):
+        listed = chapter(profile, params, store)
+        out.extend(listed.configs)
+        out.pending.extend(listed.pending)
+    return out
 
 
 RUNS: dict[str, Callable[..., ChapterRuns]] = {

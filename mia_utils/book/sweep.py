@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mia_utils import __version__, experiment
-from mia_utils.book.plan import PlannedRun, book_plan
+from mia_utils.book.plan import Plan, PlannedRun, book_plan
 from mia_utils.config import RunConfig
 from mia_utils.store import ResultStore
 
@@ -228,13 +228,15 @@ class SweepReport:
 
 def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1, progress: bool = True,
           executor=None, chapters=None, threads: int | None = None, task=train_task, lockstep: int = 1,
-          group_task=train_group_task) -> SweepReport:
+          group_task=train_group_task, planner=None) -> SweepReport:
     """Train every run of ``book_plan(profile_name, seed, store, chapters)`` that ``store``
     lacks, with ``executor`` (default: this process), ``threads`` torch threads per task, and
     up to ``retries`` retries per run; plan again until nothing is missing. ``task`` is the
     function each run executes (:func:`train_task`; tests pass fakes). ``lockstep``: up to this
     many compatible runs train together as one task (``group_task``, :func:`train_group_task`),
-    which pays on a GPU; a failed group's runs are retried one by one."""
+    which pays on a GPU; a failed group's runs are retried one by one. ``planner``: a function of
+    the store returning the :class:`~mia_utils.book.plan.Plan` to train, in place of the book's
+    (:func:`train_chapter_runs` passes one chapter's)."""
     if lockstep < 1:
         raise ValueError(f"lockstep: must be >= 1, got {lockstep}")
     from tqdm import tqdm
@@ -250,7 +252,7 @@ def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1
                disable=not progress, dynamic_ncols=True)
     try:
         while True:
-            plan = book_plan(profile_name, seed=seed, store=store, chapters=chapters)
+            plan = planner(store) if planner else book_plan(profile_name, seed=seed, store=store, chapters=chapters)
             # a run planned again with more snapshots (chapter 04's early stopping) is a new attempt
             todo = [p for p in plan.missing(store) if p.key not in report.failed
                     and (p.key, p.config.snapshot_epochs) not in attempted]
@@ -370,3 +372,26 @@ def _store_result(planned: PlannedRun, result, store: ResultStore, replace: bool
 def default_threads(workers: int) -> int:
     """Torch threads per task on a local cluster of ``workers``: this machine's cores shared out."""
     return max(1, (os.cpu_count() or 1) // workers)
+
+
+def train_chapter_runs(chapter: str, params: dict, store: ResultStore) -> tuple[Plan, list[str]]:
+    """Train, in this process, every run that ``chapter`` lists with its validated ``params``
+    (:func:`mia_utils.book.plan.chapter_plan`) and ``store`` lacks, planning again until nothing
+    is missing (chapter 04's pairs appear once chapter 02's runs are stored); then allow the
+    chapter to read no other run (:func:`mia_utils.experiment.allow_only`). Returns the plan and
+    the keys of the runs trained now. Raises RuntimeError when a run fails or the chapter's list
+    stays incomplete."""
+    from mia_utils.book.plan import chapter_plan
+
+    plan, trained = chapter_plan(chapter, params, store), []
+    if plan.missing(store) or plan.pending:
+        report = sweep(params["profile"], store, progress=True,
+                       planner=lambda current: chapter_plan(chapter, params, current))
+        if report.failed:
+            raise RuntimeError(f"{chapter}: {len(report.failed)} of its runs failed to train: "
+                               + "; ".join(f"{key[:12]}: {error}" for key, error in report.failed.items()))
+        plan, trained = chapter_plan(chapter, params, store), report.trained
+    if plan.pending:
+        raise RuntimeError(f"{chapter}: its runs cannot all be listed: " + "; ".join(plan.pending))
+    experiment.allow_only(set(plan.runs), chapter)
+    return plan, trained
