@@ -213,6 +213,47 @@ def command_build(args) -> int:
     return subprocess.run(command).returncode
 
 
+def parse_mechanisms(text: str) -> list[list]:
+    """``-p mechanisms`` as given on the command line, e.g. ``distillation=50,random_crop=4``, into
+    the configuration's (name, value) pairs; an empty string means no mechanism. Only the syntax is
+    checked here; names, ranges and combinations are checked as a ``RunConfig`` checks them."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"-p mechanisms: {item!r} must be NAME=VALUE, e.g. distillation=50,random_crop=4 "
+                             "(see `python -m mia_utils mechanisms`)")
+        try:
+            pairs.append([name.strip(), float(value)])
+        except ValueError:
+            raise ValueError(f"-p mechanisms: the value of {name.strip()} must be a number, got {value!r}") from None
+    return pairs
+
+
+def parse_config_value(name: str, text: str, default):
+    """One ``-p NAME VALUE`` for ``train``, converted to the type of the configuration field's
+    ``default``: true/false for flags, comma-separated integers for lists (``snapshot_epochs``),
+    NAME=VALUE pairs for ``mechanisms``. A value of the wrong kind stops with a message naming
+    the field, the value and what is allowed."""
+    if name == "mechanisms":
+        return parse_mechanisms(text)
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("1", "true", "yes")
+        if kind is list:
+            return [int(v) for v in text.split(",") if v.strip()]
+        return kind(text)
+    except ValueError:
+        allowed = {bool: "true or false", list: "comma-separated whole numbers", int: "a whole number",
+                   float: "a number", str: "text"}[kind]
+        raise ValueError(f"-p {name}: got {text!r}; allowed: {allowed}") from None
+
+
 def command_train(args) -> int:
     from mia_utils.config import RunConfig
     from mia_utils.experiment import run
@@ -225,10 +266,8 @@ def command_train(args) -> int:
     defaults = config.to_dict()
     for name, value in args.param:
         if name not in defaults:
-            raise ValueError(f"parameter {name!r} is not a configuration field; allowed: {', '.join(defaults)}")
-        kind = type(defaults[name])
-        changes[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else (
-            [int(v) for v in value.split(",") if v] if kind is list else kind(value))
+            raise ValueError(f"-p {name}: not a configuration field; allowed: {', '.join(defaults)}")
+        changes[name] = parse_config_value(name, value, defaults[name])
     config = RunConfig.from_dict({**defaults, **changes})
     result = run(config, ResultStore(args.store) if args.store else None, progress=not args.quiet)
     report = {"key": result.key, "from_store": result.from_store, **result.metrics,
@@ -351,6 +390,26 @@ def command_sweep(args) -> int:
     return 1 if report.failed else 0
 
 
+def command_mechanisms(args) -> int:
+    """Print every mechanism a run may use: its name (for ``-p mechanisms NAME=VALUE``), symbol,
+    allowed range and what it does, and the pairs that cannot be combined."""
+    from mia_utils.defenses import MECHANISM_ORDER, REGISTRY
+
+    names = [n for n in MECHANISM_ORDER if n in REGISTRY] + sorted(set(REGISTRY) - set(MECHANISM_ORDER))
+    width = max(map(len, names))
+    print(f"{'name':<{width}}  {'symbol':<8} {'range':<20}  meaning")
+    for name in names:
+        cls = REGISTRY[name]
+        allowed = f"{'whole' if cls.integer else 'real'} {cls.low:g} to {cls.high:g}"
+        print(f"{name:<{width}}  {cls.symbol:<8} {allowed:<20}  {cls.description}")
+    print(f"{'early_stopping':<{width}}  {'E':<8} {'whole 1 to epochs':<20}  training stopped after E epochs "
+          "(not a mechanism here: pass -p epochs E)")
+    print("\nNot combinable: " + "; ".join(f"{name} with {other} ({reason})" for name in names
+                                         for other, reason in REGISTRY[name].excludes.items()))
+    print("Example: python -m mia_utils train -p mechanisms distillation=50,random_crop=4")
+    return 0
+
+
 def command_clean(args) -> int:
     targets = [PROJECT_ROOT / "_build"] + sorted((PROJECT_ROOT / EXECUTED).glob("*.ipynb"))
     if args.store:
@@ -399,6 +458,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_param_option(train)
     train.set_defaults(handler=command_train)
+
+    mechanisms = commands.add_parser("mechanisms", help="list the mechanisms (name, symbol, range, meaning)")
+    mechanisms.set_defaults(handler=command_mechanisms)
 
     plan = commands.add_parser("plan", help="list every run the book needs, which are stored, and the cost of the rest")
     plan.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")

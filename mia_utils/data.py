@@ -252,6 +252,14 @@ def make_split(
     ``n_members`` training images become members. ``n_eval`` members and ``n_eval`` test
     images form the evaluation set; ``n_adversary`` further members and ``n_adversary``
     further test images form the adversary's labelled set.
+
+    Args:
+        info: the dataset's :class:`DatasetInfo` (its ``n_train`` and ``n_test`` image counts).
+        n_members: training images that become members (int, 1..``info.n_train``).
+        n_eval: members and test images per side of the evaluation set (int >= 0).
+        n_adversary: members and test images per side of the adversary's set (int >= 0;
+            ``n_eval + n_adversary`` at most ``n_members`` and ``info.n_test``).
+        seed: seed of the CPU generator the split is drawn with (int).
     """
     if not 1 <= n_members <= info.n_train:
         raise ValueError(f"n_members: {n_members} is out of range; allowed 1..{info.n_train} for {info.name}")

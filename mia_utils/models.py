@@ -168,7 +168,19 @@ def textbook_order(model: VGG) -> VGG:
 
 def build_model(dataset: str, width: float = 1.0, dropout: float = 0.0,
                 spatial_dropout: float = 0.0, norm: str = "none") -> VGG:
-    """The dataset's VGG-style CNN; see the module docstring for the exact layers."""
+    """The dataset's VGG-style CNN; see the module docstring for the exact layers.
+
+    Args:
+        dataset: ``"fmnist"``, ``"cifar10"`` or ``"cifar100"``; fixes the layers, input shape
+            and number of classes.
+        width: multiplier of every layer's channels and hidden units (float > 0; rounded, at least 1).
+        dropout: element-wise dropout probability p after every convolution's activation (float
+            in [0, 1); 0 = none).
+        spatial_dropout: whole-channel dropout probability q (``nn.Dropout2d``) after every
+            convolution's activation (float in [0, 1); 0 = none).
+        norm: normalization after every convolution, ``"none"``, ``"batch"`` (BatchNorm) or
+            ``"group"`` (GroupNorm).
+    """
     return VGG(dataset, width, dropout, spatial_dropout, norm)
 
 

@@ -206,8 +206,17 @@ def training_objective_loss(model: nn.Module, mechanisms, images: torch.Tensor, 
     clean loss; penalty terms (MMD) are left out. This is the "average training loss" a training
     log reports: reading (b) of Yeom's threshold (:func:`mia_utils.attacks.yeom`).
 
-    ``images`` float (N, C, H, W) in [0, 1] and ``targets`` (N, classes) probability rows, on the
-    model's device; batches are consecutive (no shuffling), transforms draw from ``generator``.
+    Batches are consecutive (no shuffling). The model's training flag is restored afterwards.
+
+    Args:
+        model: the network (``nn.Module``, logits out), evaluated in eval mode without gradients.
+        mechanisms: the run's mechanisms (iterable of :class:`mia_utils.defenses.Mechanism`), whose
+            ``transform`` is applied to every batch in order.
+        images: float tensor (N, C, H, W) in [0, 1], every training image, on the model's device.
+        targets: float tensor (N, classes), the training targets as probability rows, on the
+            model's device.
+        batch_size: images per batch (int).
+        generator: the ``torch.Generator`` the transforms draw from (advanced in place).
     """
     was_training = model.training
     model.eval()
@@ -430,7 +439,17 @@ def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | No
     2-core CPU it does not (``benchmarks/gpu.py`` measures it).
 
     The recipe's mechanisms (:mod:`mia_utils.defenses`) shape the model, the optimiser, every
-    batch and the loss. ``teacher_logits(config) -> (N, classes)`` serves distillation.
+    batch and the loss.
+
+    Args:
+        configs: the runs' :class:`~mia_utils.config.RunConfig` (list, at least one; several must
+            share :func:`lockstep_key`).
+        data: the :class:`~mia_utils.data.ImageDataset` they train and are evaluated on.
+        progress: show a tqdm bar per epoch (bool); None = on when stderr is a terminal or
+            ``$MIA_PROGRESS=1`` (:func:`show_progress`).
+        device: the device to train on (``torch.device``; None = :func:`default_device`).
+        teacher_logits: for distillation, a callable ``teacher_logits(config) -> (N, classes)``
+            returning a stored teacher run's logits on the training images, or None.
     """
     if not configs:
         raise ValueError("configs: need at least one configuration")
@@ -475,5 +494,15 @@ def train_many(configs: list[RunConfig], data: ImageDataset, progress: bool | No
 
 def train(config: RunConfig, data: ImageDataset, progress: bool | None = None,
           device: torch.device | None = None, teacher_logits=None) -> TrainResult:
-    """Train the model of ``config`` on ``data`` alone; see :func:`train_many`."""
+    """Train the model of ``config`` on ``data`` alone; see :func:`train_many`.
+
+    Args:
+        config: the run's :class:`~mia_utils.config.RunConfig`.
+        data: the :class:`~mia_utils.data.ImageDataset` it trains and is evaluated on.
+        progress: show a tqdm bar per epoch (bool); None = on when stderr is a terminal or
+            ``$MIA_PROGRESS=1``.
+        device: the device to train on (``torch.device``; None = :func:`default_device`).
+        teacher_logits: for distillation, a callable ``teacher_logits(config) -> (N, classes)``,
+            or None.
+    """
     return train_many([config], data, progress, device, teacher_logits)[0]

@@ -1,7 +1,8 @@
 """Chapter provenance: every run a chapter uses is listed, with where it came from."""
 
 from mia_utils import experiment
-from mia_utils.book.provenance import ChapterRecord, describe_mechanisms
+from mia_utils.book.provenance import ChapterRecord
+from mia_utils.defenses import describe_mechanisms
 
 
 def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):

@@ -141,7 +141,15 @@ def augment(images: torch.Tensor, crop: int, noise_std: float, generator: torch.
     units; clamped back to [0, 1] unless ``clamp`` is false) when ``noise_std`` > 0, then a random
     crop of ``crop`` pixels (zero padding, an independent offset per image) when ``crop`` > 0: the
     training loop's order (noise is stage 30, cropping stage 31) and the recipe's own functions,
-    so the same ``generator`` state gives the same images as training would. CPU generator."""
+    so the same ``generator`` state gives the same images as training would. CPU generator.
+
+    Args:
+        images: float tensor (N, C, H, W), pixels in [0, 1].
+        crop: random-crop padding in pixels (int); 0 = no cropping.
+        noise_std: Gaussian noise standard deviation in pixel-range units (float); 0 = no noise.
+        generator: CPU ``torch.Generator`` the noise and crop offsets are drawn from (advanced in place).
+        clamp: whether noisy pixels are clamped back to [0, 1] (bool).
+    """
     out = images
     if noise_std > 0:
         out = add_gaussian_noise(out, noise_std, generator, clamp)
@@ -177,6 +185,19 @@ def augmented_losses(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     consumed in order k = 0, 1, ...; so column k depends on N and on the order of the images, but
     not on ``batch_size`` (which only chunks the forward passes, on the model's device and dtype).
     Cost: K forward passes per sample (:func:`augmentation_aware_cost`). Eval mode, no gradients.
+
+    Args:
+        model: the target ``nn.Module`` (classifier returning logits); run in eval mode, its
+            training flag restored afterwards.
+        images: tensor (N, C, H, W), uint8 in 0..255 or float in [0, 1].
+        labels: int tensor (N,), the true class indices.
+        n_augmentations: K, the number of augmented queries per sample (int >= 1).
+        crop: the recipe's random-crop padding in pixels (int >= 0; 0 = none).
+        noise_std: the recipe's Gaussian noise standard deviation in pixel-range units (float >= 0;
+            0 = none).
+        clamp: whether noisy pixels are clamped to [0, 1], as in training (bool).
+        seed: seed of the CPU generator the augmentations are drawn from (int).
+        batch_size: images per forward pass (int >= 1); does not change the result.
     """
     x = as_unit_float(images)
     labels = check_labels(labels, x.shape[0])
@@ -231,6 +252,17 @@ def augmentation_aware_attack(eval_losses: torch.Tensor, eval_is_member: torch.T
     accuracy on the adversary's samples (:func:`mia_utils.attacks.inputs.best_threshold`) is
     applied to the evaluation set. The result is named ``augmentation_aware_<reduction>``, or
     ``augmentation_aware_best_<chosen>`` for ``"best"``.
+
+    Args:
+        eval_losses: float tensor (N, K), per-query losses of the evaluation set in nats.
+        eval_is_member: bool tensor (N,), the evaluation set's membership (both classes present).
+        adv_losses: float tensor (M, K), the adversary's own samples' per-query losses in nats
+            (same K as ``eval_losses``).
+        adv_is_member: bool tensor (M,), the adversary's samples' membership (both classes present).
+        reduction: name of the reduction over the K losses (str), see above.
+        n_bootstrap: stratified bootstrap resamples for the metrics' uncertainty (int >= 0;
+            0 = std 0), see :func:`mia_utils.attacks.metrics.summarize`.
+        seed: seed of the bootstrap resampling (int).
     """
     eval_losses, eval_is_member = _check_losses("eval", eval_losses, eval_is_member)
     adv_losses, adv_is_member = _check_losses("adv", adv_losses, adv_is_member)

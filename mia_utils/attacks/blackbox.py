@@ -62,9 +62,19 @@ def logit_scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch
 
 def threshold_attack(name: str, member_like: str, score_fn, inputs: AttackInputs, n_bootstrap: int = 200,
                      seed: int = 0) -> AttackResult:
-    """Threshold one per-sample score; the threshold is chosen on the adversary's samples only.
+    """Threshold one per-sample score; the threshold is chosen on the adversary's samples only
+    (:func:`mia_utils.attacks.inputs.best_threshold`) and applied to the evaluation set.
 
-    ``member_like``: "high" when larger scores indicate members, "low" otherwise.
+    Args:
+        name: the result's name (str), e.g. ``"loss"``.
+        member_like: ``"high"`` when larger scores indicate members, ``"low"`` otherwise (any
+            other value counts as ``"low"``); the result's scores are negated for ``"low"``.
+        score_fn: callable ``(logits (N, classes), labels (N,)) -> float tensor (N,)``, e.g.
+            :func:`loss_score`.
+        inputs: :class:`~mia_utils.attacks.inputs.AttackInputs`, the evaluation set and the
+            adversary's samples.
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
     """
     sign = 1.0 if member_like == "high" else -1.0
     scores = sign * score_fn(inputs.logits, inputs.labels)
@@ -132,7 +142,17 @@ def salem(inputs: AttackInputs, n_bootstrap: int = 200, seed: int = 0, hidden: i
     adversary 1 instead trains a shadow model on data from the same distribution and builds the
     attack classifier's training set from the shadow's posteriors, so its numbers are not
     directly comparable. The function keeps the name ``salem`` for the paper's Adv_Salem.
-    Seeded and deterministic."""
+    Seeded and deterministic. A sample is guessed member when the MLP's logit is > 0.
+
+    Args:
+        inputs: :class:`~mia_utils.attacks.inputs.AttackInputs`; the MLP trains on ``adv_*`` and
+            scores ``logits``.
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the MLP's initialisation (under a forked RNG) and of the bootstrap (int).
+        hidden: width of the MLP's hidden layer (int).
+        steps: full-batch Adam steps (int).
+        lr: Adam's learning rate (float).
+    """
     features = top3_posteriors(inputs.adv_logits)
     target = inputs.adv_is_member.float()
     positive = target.mean()

@@ -212,7 +212,20 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
     forward and one backward pass to the input of the active samples, the last check (after
     ``max_steps`` steps) a forward pass alone. Per-sample results are independent of the
     batching (exactly so in float64; in float32 a near-zero gradient's sign may differ).
-    ``return_images``: also return the final points (on the CPU).
+
+    Args:
+        model: the target ``nn.Module`` (logits out); put in eval mode with its parameters'
+            ``requires_grad`` off during the search, both restored afterwards.
+        images: tensor (N, C, H, W), uint8 in 0..255 or float in [0, 1], on any device.
+        labels: int tensor (N,), the TRUE labels.
+        threshold: the confidence threshold, a true-label cross-entropy in nats (finite float),
+            usually :func:`confident_loss`.
+        step: PGD step in pixel-range units (float > 0; the paper's 0.001 = one DtC unit of 1/1000).
+        max_steps: the step budget per sample (int >= 0; the paper's 100).
+        batch_size: samples per chunk sent to the model's device (int >= 1); does not change
+            the per-sample results.
+        return_images: also return the final points, (N, C, H, W) on the CPU, in
+            :attr:`DtCResult.final_images` (bool).
     """
     from mia_utils.train import keep_freed_memory
 
@@ -284,7 +297,18 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
 
 def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, threshold: float,
                                step: float = 0.001, max_steps: int = 100, return_images: bool = False) -> DtCResult:
-    """The reference: the same search as :func:`distance_to_confident`, one sample at a time."""
+    """The reference: the same search as :func:`distance_to_confident`, one sample at a time.
+
+    Args:
+        model: the target ``nn.Module`` (logits out); eval mode and frozen parameters during the
+            search, both restored afterwards.
+        images: tensor (N, C, H, W), uint8 in 0..255 or float in [0, 1].
+        labels: int tensor (N,), the TRUE labels.
+        threshold: the confidence threshold, a true-label cross-entropy in nats (finite float).
+        step: PGD step in pixel-range units (float > 0; 0.001 = one DtC unit of 1/1000).
+        max_steps: the step budget per sample (int >= 0).
+        return_images: also return the final points, (N, C, H, W) on the CPU (bool).
+    """
     convert, labels, threshold, step, max_steps, _ = _prepare(model, images, labels, threshold, step, max_steps, 1)
     n = images.shape[0]
     distance = torch.zeros(n, dtype=torch.float64)
@@ -486,8 +510,19 @@ def dtc_on_run(run, max_samples: int | None = None, device: torch.device | str |
     this many members and this many non-members of each set (the first ones), for speed.
     ``adversary``: also measure the adversary's set (needed by :meth:`RunDtC.attack`); False
     halves the time and leaves ``adv`` / ``adv_is_member`` None. ``gap`` is :func:`dtc_gap`
-    without bootstrap. ``kwargs`` go to :func:`distance_to_confident` (``step``, ``max_steps``,
-    ``batch_size``).
+    without bootstrap.
+
+    Args:
+        run: the stored target run (:class:`mia_utils.experiment.Run`, or anything with its
+            ``config``, ``outputs`` and ``model()``); a shadow model's run is refused.
+        max_samples: keep at most this many members and this many non-members of each set (the
+            first ones), for speed (int >= 1; None = all).
+        device: the device the model runs on (``torch.device`` or str; None =
+            :func:`mia_utils.train.default_device`).
+        data_root: folder the dataset is loaded from (path or None for the default search, see
+            :func:`mia_utils.data.load_dataset`).
+        adversary: also measure the adversary's set (bool).
+        **kwargs: passed to :func:`distance_to_confident` (``step``, ``max_steps``, ``batch_size``).
     """
     from mia_utils.train import default_device
 
@@ -519,7 +554,18 @@ def dtc_attack(eval_result, eval_is_member: torch.Tensor, adv_result, adv_is_mem
     Takes :class:`DtCResult` (scored with the paper's DtC, :attr:`DtCResult.paper_distances`) or
     plain distance tensors (N,) (scored as they are), with bool (N,) membership; returns an
     :class:`mia_utils.attacks.AttackResult` named ``dtc`` (advantage, AUC, TPR at low FPR, ... with
-    bootstrap uncertainty)."""
+    bootstrap uncertainty).
+
+    Args:
+        eval_result: :class:`DtCResult` or float tensor (N,) of distances (units of 1/1000 of the
+            pixel range) for the evaluation set; finite.
+        eval_is_member: bool tensor (N,), the evaluation set's membership (both classes present).
+        adv_result: :class:`DtCResult` or float tensor (M,) of distances for the adversary's
+            samples; finite.
+        adv_is_member: bool tensor (M,), the adversary's samples' membership (both classes present).
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
+    """
     from mia_utils.attacks.inputs import AttackInputError, attack_result, best_threshold, membership_flags
 
     eval_scores, adv_scores = -_distances(eval_result, paper=True), -_distances(adv_result, paper=True)
@@ -555,7 +601,20 @@ def stored_dtc(run, store=None, epoch: int | None = None, max_samples: int | Non
     measure the adversary's set (False: ``adv`` / ``adv_is_member`` are None). The stored
     ``gap`` is :func:`dtc_gap` on the evaluation set with ``n_bootstrap`` resamples from
     ``seed`` (its ``gap_variance`` / ``gap_zero_floor_variance``). ``adversary``,
-    ``n_bootstrap``, ``seed`` and ``kwargs`` (for :func:`dtc_on_run`) are all part of the key."""
+    ``n_bootstrap``, ``seed`` and ``kwargs`` (for :func:`dtc_on_run`) are all part of the key.
+
+    Args:
+        run: the stored target run (:class:`mia_utils.experiment.Run`); its ``key`` names the entry.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        epoch: measure the snapshot after this epoch (int) instead of the final model (None).
+        max_samples: at most this many members and this many non-members per set (int >= 1;
+            None = all), see :func:`dtc_on_run`.
+        adversary: also measure the adversary's set (bool).
+        n_bootstrap: bootstrap resamples for the stored gap's variance (int >= 0).
+        seed: seed of those resamples (int >= 0).
+        **kwargs: passed to :func:`dtc_on_run` (e.g. ``step``, ``max_steps``, ``batch_size`` for
+            :func:`distance_to_confident`); part of the store key.
+    """
     from mia_utils.store import ResultStore, derived_key
 
     n_bootstrap, seed = _check_bootstrap(n_bootstrap, seed)

@@ -95,7 +95,19 @@ def evaluation_key(run_key: str, epoch: int | None, n_bootstrap: int, seed: int)
 def evaluate(run: "experiment.Run", epoch: int | None = None, n_bootstrap: int = 200, seed: int = 0,
              store=None) -> dict[str, dict]:
     """:func:`evaluate_outputs` of ``run`` (after ``epoch`` when given: a snapshot), computed
-    once and kept in ``store`` (default: the run's store, ``$MIA_STORE``)."""
+    once and kept in ``store`` (default: the run's store, ``$MIA_STORE``).
+
+    Args:
+        run: the trained :class:`mia_utils.experiment.Run`.
+        epoch: evaluate the snapshot after this epoch (int); None or ``run.config.epochs`` = the
+            final model.
+        n_bootstrap: bootstrap resamples for the variances (int >= 0); part of the cache key.
+        seed: seed of the bootstrap and of Salem's attack model (int); part of the cache key.
+        store: the :class:`mia_utils.store.ResultStore` the result is cached in (None = default).
+
+    Returns:
+        metric name -> ``{"value", "variance"}`` (fractions), as :func:`evaluate_outputs`.
+    """
     from mia_utils.store import ResultStore
 
     store = store or ResultStore()

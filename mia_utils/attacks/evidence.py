@@ -114,7 +114,15 @@ def combine_seeds(values, within_variances=None, level: float = LEVEL) -> SeedEs
 
 def paired_difference(a, b, a_variances=None, b_variances=None, level: float = LEVEL) -> SeedEstimate:
     """``a - b`` seed by seed (both (n,), seed i of ``a`` paired with seed i of ``b``), combined
-    with :func:`combine_seeds`; the within-seed variance of a difference is ``a_var + b_var``."""
+    with :func:`combine_seeds`; the within-seed variance of a difference is ``a_var + b_var``.
+
+    Args:
+        a: per-seed estimates (n,) (array-like of floats; units of the metric, fractions for rates).
+        b: the paired per-seed estimates (n,), same seeds in the same order as ``a``.
+        a_variances: within-seed (bootstrap) variances of ``a`` (n,), or None for 0.
+        b_variances: within-seed (bootstrap) variances of ``b`` (n,), or None for 0.
+        level: confidence level of the interval (float in (0, 1); default 0.95).
+    """
     a, b = _floats(a, "a"), _floats(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"a, b: paired estimates need the same seeds, got {a.size} and {b.size} values")

@@ -122,6 +122,18 @@ class AttackResult:
 
 
 def attack_result(name, scores, predicted, threshold, is_member, n_bootstrap, seed) -> AttackResult:
+    """An attack's :class:`AttackResult`: its scores and guesses with the metrics of
+    :func:`mia_utils.attacks.metrics.summarize` (stratified bootstrap uncertainty).
+
+    Args:
+        name: the attack's name (str), e.g. ``"loss"``.
+        scores: float tensor (N,), higher = member; stored as float64.
+        predicted: bool (or 0/1) tensor (N,), the attack's guesses; stored as bool.
+        threshold: the threshold on the score scale that gave ``predicted`` (float; may be +-inf).
+        is_member: bool (or 0/1) tensor (N,), the truth; stored as bool.
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0; 0 = std 0).
+        seed: seed of the bootstrap resampling (int).
+    """
     scores = scores.double()
     summary = metrics.summarize(scores, predicted, is_member, n_bootstrap=n_bootstrap, seed=seed)
     return AttackResult(name, scores, predicted.bool(), float(threshold), is_member.bool(), summary)

@@ -154,8 +154,19 @@ def translated_queries(images: torch.Tensor, max_shift: int = 1, flip: bool = Fa
 def translation_correctness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, max_shift: int = 1,
                             flip: bool = False, fill: str = "zeros", batch_size: int = 1024) -> torch.Tensor:
     """Whether the model labels each translated copy correctly: bool (N, A), columns in the order of
-    :func:`translated_queries`. ``images`` (N, C, H, W) uint8 or float in [0, 1]; ``labels`` (N,).
-    A forward passes per sample (:func:`label_only_cost`), eval mode, no gradients."""
+    :func:`translated_queries`. A forward passes per sample (:func:`label_only_cost`), eval mode,
+    no gradients.
+
+    Args:
+        model: the target ``nn.Module`` (logits out); its training flag is restored afterwards.
+        images: tensor (N, C, H, W), uint8 in 0..255 or float in [0, 1].
+        labels: int tensor (N,), the true class indices.
+        max_shift: the shift parameter d in pixels (int >= 0); A = 4 d + 1 copies
+            (:func:`translation_offsets`).
+        flip: also query the horizontal mirror of every shifted copy (bool; doubles A).
+        fill: how uncovered pixels are filled, ``"zeros"`` or ``"nearest"`` (:func:`shift_images`).
+        batch_size: queries per forward pass (int >= 1); does not change the result.
+    """
     x = as_unit_float(images)
     labels = check_labels(labels, x.shape[0])
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -189,7 +200,16 @@ def label_only_translation(eval_correct: torch.Tensor, eval_is_member: torch.Ten
     """The translation attack on :func:`translation_correctness` tables, bool (N, A) for the
     evaluation set and (M, A) for the adversary's own labelled samples: the score is the number
     of correctly labelled copies (0..A, higher = member), thresholded where balanced accuracy is
-    best on the adversary's samples. Named ``label_only_translation``."""
+    best on the adversary's samples. Named ``label_only_translation``.
+
+    Args:
+        eval_correct: bool tensor (N, A), the evaluation set's :func:`translation_correctness`.
+        eval_is_member: bool tensor (N,), the evaluation set's membership (both classes present).
+        adv_correct: bool tensor (M, A), the adversary's samples' table (same A).
+        adv_is_member: bool tensor (M,), the adversary's samples' membership (both classes present).
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
+    """
     for name, table in (("eval_correct", eval_correct), ("adv_correct", adv_correct)):
         if not isinstance(table, torch.Tensor) or table.ndim != 2 or 0 in table.shape:
             raise AttackInputError(f"{name}: expected a bool table of shape (N >= 1, A >= 1), got "
@@ -257,15 +277,25 @@ def boundary_distances(model: nn.Module, images: torch.Tensor, labels: torch.Ten
                        batch_size: int = 500) -> BoundaryResult:
     """The distance of each sample to the model's decision boundary (see the module docstring).
 
-    ``images`` (N, C, H, W) uint8 or float in [0, 1]; ``labels`` (N,) the true labels;
-    ``norm``: ``"l2"`` or ``"linf"``; ``step``: the walk's step in that norm (default
-    :data:`BOUNDARY_STEPS`: 0.05 in L2, 0.002 in L-infinity); ``max_steps``: the walk's budget;
-    ``refine_steps``: bisection steps on the segment from x to the first misclassified point (each
-    halves the uncertainty along it). Chunks of ``batch_size`` run on the model's device and dtype;
-    within a chunk only the samples still walking are forwarded. Per-sample results do not depend
-    on the batching (exactly in float64; in float32 a near-zero gradient may differ). Deterministic.
-    Forward passes per sample: at most 1 + ``max_steps`` + ``refine_steps``; input gradients: at
-    most ``max_steps`` (:func:`label_only_cost`).
+    Chunks of ``batch_size`` run on the model's device and dtype; within a chunk only the samples
+    still walking are forwarded. Per-sample results do not depend on the batching (exactly in
+    float64; in float32 a near-zero gradient may differ). Deterministic. Forward passes per
+    sample: at most 1 + ``max_steps`` + ``refine_steps``; input gradients: at most ``max_steps``
+    (:func:`label_only_cost`).
+
+    Args:
+        model: the target ``nn.Module`` (logits out); eval mode and frozen parameters during the
+            search, both restored afterwards.
+        images: tensor (N, C, H, W), uint8 in 0..255 or float in [0, 1].
+        labels: int tensor (N,), the true labels.
+        norm: ``"l2"`` or ``"linf"``, the norm of the steps and of the reported distances (on
+            [0, 1] pixels).
+        step: the walk's step length in that norm, pixel-range units (float > 0; None = the default
+            of :data:`BOUNDARY_STEPS`: 0.05 in L2, 0.002 in L-infinity).
+        max_steps: the walk's budget of gradient steps (int >= 0).
+        refine_steps: bisection steps on the segment from x to the first misclassified point
+            (int >= 0; each halves the uncertainty along it).
+        batch_size: samples per chunk (int >= 1).
     """
     if norm not in BOUNDARY_NORMS:
         raise ValueError(f"norm: got {norm!r}; allowed: {', '.join(BOUNDARY_NORMS)}")
@@ -355,7 +385,18 @@ def label_only_boundary(eval_distances, eval_is_member: torch.Tensor, adv_distan
     samples 0), thresholded where balanced accuracy is best on the adversary's own samples, as
     ART's ``calibrate_distance_threshold`` and the reference's ``get_threshold`` do (exactly, not on
     a grid). Takes :class:`BoundaryResult` or plain distance tensors (N,), with bool membership.
-    Named ``label_only_boundary_<norm>`` (``label_only_boundary`` for plain tensors)."""
+    Named ``label_only_boundary_<norm>`` (``label_only_boundary`` for plain tensors).
+
+    Args:
+        eval_distances: :class:`BoundaryResult` or float tensor (N,) of distances (pixel-range
+            units of its norm) for the evaluation set; finite.
+        eval_is_member: bool tensor (N,), the evaluation set's membership (both classes present).
+        adv_distances: :class:`BoundaryResult` or float tensor (M,) for the adversary's samples
+            (the same norm as ``eval_distances`` when both are results).
+        adv_is_member: bool tensor (M,), the adversary's samples' membership (both classes present).
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
+    """
     norms = {r.norm for r in (eval_distances, adv_distances) if isinstance(r, BoundaryResult)}
     if len(norms) > 1:
         raise AttackInputError(f"adv_distances: measured in {sorted(norms)}; both sides need the same norm")
@@ -373,7 +414,19 @@ def label_only_cost(attack: str, max_shift: int = 1, flip: bool = False, max_ste
     ``"boundary"``: at most 1 + ``max_steps`` + ``refine_steps`` forward passes and ``max_steps``
     input gradients (the actual counts are in :class:`BoundaryResult`; misclassified samples take
     1). ``label_only`` says whether only predicted labels are read (the boundary search here uses
-    gradients, so False). No reference model."""
+    gradients, so False). No reference model.
+
+    Args:
+        attack: ``"gap"``, ``"translation"`` or ``"boundary"``.
+        max_shift: the translation attack's shift parameter d in pixels (int >= 0; translation only).
+        flip: whether the translation attack also queries mirrored copies (bool; translation only).
+        max_steps: the boundary walk's step budget (int >= 0; boundary only).
+        refine_steps: the boundary search's bisection steps (int >= 0; boundary only).
+
+    Returns:
+        dict with ``target_queries``, ``target_gradients``, ``reference_models``,
+        ``reference_queries`` (ints) and ``label_only`` (bool).
+    """
     if attack == "gap":
         queries, gradients, label_only = 1, 0, True
     elif attack == "translation":

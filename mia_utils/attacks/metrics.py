@@ -501,6 +501,16 @@ def summarize(scores, predicted, is_member, n_bootstrap: int = 200, seed: int = 
     target); its Estimate also has ``exact``, the 95 % Clopper-Pearson interval of
     :func:`tpr_interval`. When the set has too few non-members to resolve the target
     (:func:`fpr_resolvable`), value, std, low, high and ``exact`` are all NaN.
+
+    Args:
+        scores: real tensor or array (N,), higher = more likely a member; no NaN.
+        predicted: bool (or 0/1) tensor or array (N,), the attack's hard guesses.
+        is_member: bool (or 0/1) tensor or array (N,), the truth; both classes present.
+        n_bootstrap: number of stratified bootstrap resamples (int >= 0).
+        seed: seed of ``numpy.random.default_rng`` for the resamples (int).
+
+    Returns:
+        dict from each of :data:`SUMMARY_KEYS` to its :class:`Estimate` (fractions in [0, 1]).
     """
     scores, is_member = _validate_scores(scores, is_member)
     predicted = _binary(predicted, "predicted")

@@ -176,19 +176,35 @@ def rmia(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
     """RMIA's scores on the evaluation set (see the module docstring for the definition and the
     reference code).
 
-    ``shadow_logits`` float (M, N, classes), ``shadow_in`` bool (M, N): M >= 1 reference models'
-    logits on the evaluation set and whether each trained on each sample, as
-    :func:`mia_utils.attacks.shadow_models.lira` takes them (M = 1, 2, 4 are fine). ``online``: average p over all reference models; offline only over
-    each sample's OUT models (at least one each), corrected with ``offline_a`` in [0, 1].
-    ``gamma`` > 0: the likelihood-ratio threshold (default 2, the paper's); ``temperature`` T > 0:
-    p = softmax(logits / T) of the true label (1, plain softmax; the paper's configurations use 2).
-    ``population``: the non-members z compared with (:class:`RMIAPopulation`); None: the
-    evaluation set's own non-members (as the reference code does), a sample not being compared
-    with itself. ``adv_shadow_logits`` (M, N_adv, classes) and ``adv_shadow_in`` (M, N_adv): the
-    same reference models on the adversary's samples (``inputs.adv_*``); when given, the hard
-    guesses use the threshold maximising balanced accuracy there, otherwise the median score of
-    the population's own samples (see the module docstring). Scores (N,) float64 in [0, 1],
-    higher = member. Named ``rmia_online`` or ``rmia_offline``. Cost: :func:`rmia_cost`.
+    Scores (N,) float64 in [0, 1], higher = member. Named ``rmia_online`` or ``rmia_offline``.
+    Cost: :func:`rmia_cost`.
+
+    Args:
+        inputs: :class:`~mia_utils.attacks.inputs.AttackInputs`: the target's logits, labels and
+            membership on the evaluation set (N samples) and on the adversary's samples (``adv_*``).
+        shadow_logits: float tensor (M, N, classes): M >= 1 reference models' logits on the
+            evaluation set, as :func:`mia_utils.attacks.shadow_models.lira` takes them (M = 1, 2,
+            4 are fine).
+        shadow_in: bool tensor (M, N): whether each reference model trained on each sample
+            (None: none did).
+        online: average p over all reference models (bool); offline (False) averages only over
+            each sample's OUT models (at least one each), corrected with ``offline_a``.
+        offline_a: the offline correction coefficient a (float in [0, 1]; default 0.3, the
+            paper's CIFAR-10 configurations).
+        gamma: the likelihood-ratio threshold (float > 0; default 2, the paper's).
+        temperature: T (float > 0): p = softmax(logits / T) of the true label (1, plain softmax;
+            the paper's configurations use 2).
+        population: the non-members z compared with (:class:`RMIAPopulation`); None: the
+            evaluation set's own non-members (as the reference code does), a sample not being
+            compared with itself.
+        adv_shadow_logits: float tensor (M, N_adv, classes): the same reference models on the
+            adversary's samples (``inputs.adv_*``), or None. When given (with
+            ``adv_shadow_in``), the hard guesses use the threshold maximising balanced accuracy
+            there; otherwise the median score of the population's own samples (see the module
+            docstring).
+        adv_shadow_in: bool tensor (M, N_adv), or None; give both ``adv_*`` or neither.
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
     """
     _check_options(online, offline_a, gamma, temperature)
     n, classes = inputs.logits.shape

@@ -75,11 +75,22 @@ def lira(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
          queries: torch.Tensor | None = None) -> AttackResult:
     """The likelihood-ratio attack, with the scores of Carlini et al.'s reference code.
 
-    ``shadow_logits``: (K, N, classes), the K shadow models' logits on the evaluation set, or
-    (K, N, A, classes) on A augmented queries of each example, with ``queries`` (N, A, classes)
-    the target's logits on the same queries (see :func:`shifted_queries`);
-    ``shadow_in``: bool (K, N), whether shadow k trained on example n. Each example needs at
-    least one OUT shadow model, and online at least one IN shadow model.
+    Each example needs at least one OUT shadow model, and online at least one IN shadow model.
+
+    Args:
+        inputs: :class:`~mia_utils.attacks.inputs.AttackInputs`: the target's logits (N, classes),
+            labels (N,) and membership (N,) on the evaluation set.
+        shadow_logits: float tensor (K, N, classes), the K shadow models' logits on the evaluation
+            set, or (K, N, A, classes) on A augmented queries of each example (with ``queries``).
+        shadow_in: bool tensor (K, N), whether shadow k trained on example n.
+        online: the online attack (IN and OUT Gaussians) when True, the offline one (OUT only)
+            when False (bool).
+        fixed_variance: one spread shared by all examples instead of per-example ones (bool;
+            see below).
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        seed: seed of the bootstrap resampling (int).
+        queries: float tensor (N, A, classes), the target's logits on the same A augmented queries
+            as ``shadow_logits`` (see :func:`shifted_queries`), or None for one clean query.
 
     What the reference (tensorflow/privacy ``research/mi_lira_2021``) does, and so this does:
 

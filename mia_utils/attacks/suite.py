@@ -26,7 +26,22 @@ ATTACK_KNOWLEDGE = {
 
 def run_attacks(inputs: AttackInputs, shadow_logits: torch.Tensor | None = None,
                 shadow_in: torch.Tensor | None = None, n_bootstrap: int = 200, seed: int = 0) -> dict[str, AttackResult]:
-    """Every black-box attack, plus the four LiRA variants when shadow outputs are given."""
+    """Every black-box attack, plus the four LiRA variants when shadow outputs are given.
+
+    Args:
+        inputs: :class:`~mia_utils.attacks.inputs.AttackInputs`, the target's outputs on the
+            evaluation set and the adversary's samples.
+        shadow_logits: float tensor (K, N, classes), the shadow models' logits on the evaluation
+            set, or None to skip LiRA.
+        shadow_in: bool tensor (K, N), whether shadow k trained on example n (needed with
+            ``shadow_logits``).
+        n_bootstrap: bootstrap resamples for every attack's metrics (int >= 0).
+        seed: seed of the bootstrap (and of Salem's attack model) (int).
+
+    Returns:
+        attack name (``yeom``, ``loss``, ..., ``lira_online``, ...) -> its
+        :class:`~mia_utils.attacks.inputs.AttackResult`.
+    """
     results = {name: attack(inputs, n_bootstrap=n_bootstrap, seed=seed) for name, attack in BLACK_BOX_ATTACKS.items()}
     if shadow_logits is not None:
         for online in (True, False):

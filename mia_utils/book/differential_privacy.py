@@ -60,7 +60,15 @@ class DPChapter:
 def load_chapter(profile, datasets, seeds, store=None, progress=print) -> DPChapter:
     """Train or read back, for each of ``datasets`` in order, the DP-SGD sweep
     (:func:`mia_utils.book.findings.dp_settings`) and chapter 02's sweep over ``seeds``, and pass
-    :meth:`DPChapter.loaded_text` to ``progress`` (None: silent) after each dataset."""
+    :meth:`DPChapter.loaded_text` to ``progress`` (None: silent) after each dataset.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        datasets: the datasets' names (iterable of str) in the page's order; the first is the lead.
+        seeds: the seeds (iterable of int) of every setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        progress: a callable taking one str (default ``print``), or None for silence.
+    """
     chapter = DPChapter(tuple(seeds), {}, {})
     for dataset in datasets:
         chapter.dp[dataset] = findings.dp_settings(profile, dataset, chapter.seeds, store)

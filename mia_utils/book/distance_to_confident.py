@@ -56,7 +56,16 @@ class DtCChapter:
 def load_chapter(profile, datasets, seeds, per_side: int | None, store=None) -> DtCChapter:
     """Read back (or train) chapter 02's and the DP sweeps over ``seeds`` for each of
     ``datasets`` in order, and measure (or read back) their DtC gaps
-    (:func:`mia_utils.book.findings.dtc_results`)."""
+    (:func:`mia_utils.book.findings.dtc_results`).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        datasets: the datasets' names (iterable of str) in the page's order; the first is the lead.
+        seeds: the seeds (iterable of int) of every setting.
+        per_side: members and non-members measured per evaluation set (int), or None for all
+            (see :func:`samples_per_side`).
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+    """
     chapter = DtCChapter(tuple(seeds), per_side, {}, {}, {})
     for dataset in datasets:
         chapter.regularization[dataset] = findings.regularization_results(profile, dataset, chapter.seeds, store)

@@ -71,6 +71,18 @@ def _paper_row(finding_id: str) -> pd.Series:
 
 def make_finding(finding_id: str, state: str, ours: str, dataset: str, estimate: SeedEstimate | None = None,
                  note: str = "") -> Finding:
+    """A :class:`Finding` with the paper's claim and evidence read from the published
+    ``findings`` table and the chapter from :data:`FINDING_CHAPTERS`.
+
+    Args:
+        finding_id: the finding's id, ``"F1"`` .. ``"F10"``.
+        state: our verdict, one of :data:`mia_utils.attacks.evidence.VERDICTS` (``holds``,
+            ``contradicted``, ``inconclusive``).
+        ours: the figure the verdict rests on, with its 95 % interval, as text.
+        dataset: the dataset's name the finding was judged on (e.g. ``"fmnist"``).
+        estimate: the :class:`~mia_utils.attacks.evidence.SeedEstimate` behind the verdict, or None.
+        note: a remark shown with the finding (str; empty for none).
+    """
     paper = _paper_row(finding_id)
     return Finding(finding_id, paper["finding"], state, ours, paper["published_evidence"],
                    FINDING_CHAPTERS[finding_id], dataset, estimate, note)
@@ -130,7 +142,17 @@ class RegularizationResults:
 
 
 def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=None) -> RegularizationResults:
-    """Train or read back chapter 02's sweep over ``seeds`` and make the paper's selection."""
+    """Train or read back chapter 02's sweep over ``seeds`` and make the paper's selection.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        seeds: the seeds (iterable of int) of every setting (the baseline may get more, see
+            :func:`mia_utils.book.replicated.baseline_seed_list`).
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        mechanisms: the mechanisms to sweep (iterable of str), or None for
+            :data:`mia_utils.book.chapters.PAPER_MECHANISMS`.
+    """
     from mia_utils.book.chapters import PAPER_MECHANISMS
 
     baseline, settings = replicated.regularization_sweep(profile, dataset, mechanisms or PAPER_MECHANISMS,
@@ -441,7 +463,17 @@ class DtCResults:
 
 def dtc_results(profile, reg: RegularizationResults, dp: list[Setting], per_side: int | None, store=None) -> DtCResults:
     """Measure (or read back) DtC on ``per_side`` members and non-members of each seed's
-    evaluation set, with the profile's bootstrap for the gap's variance."""
+    evaluation set, with the profile's bootstrap for the gap's variance.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (its ``bootstrap``).
+        reg: chapter 02's :class:`RegularizationResults` for the dataset (its baseline, measured
+            with the adversary's set too, and its RAD<15% picks).
+        dp: the DP-SGD settings (list of :class:`~mia_utils.book.replicated.Setting`), measured
+            in order of increasing σ_DP.
+        per_side: members and non-members measured per evaluation set (int), or None for all.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+    """
     from mia_utils.attacks.dtc import stored_dtc
 
     def measure(adversary):
@@ -461,7 +493,16 @@ def dtc_findings(results: DtCResults) -> list[Finding]:
 
 def all_findings(profile, dataset: str, seeds, store=None, per_side: int | None = None) -> list[Finding]:
     """F1-F10 on ``dataset`` (F7 on :func:`judged_dataset` is the caller's choice of dataset),
-    from the runs and DtC measurements the chapters use (read back from the store)."""
+    from the runs and DtC measurements the chapters use (read back from the store).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        seeds: the seeds (iterable of int) of every setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        per_side: members and non-members per set on which DtC is measured (int), or None for
+            the profile's ``dtc_samples`` (0 there = all of them).
+    """
     reg = regularization_results(profile, dataset, seeds, store)
     dp = dp_settings(profile, dataset, seeds, store)
     distillation = combinations(profile, reg, "distillation", store)

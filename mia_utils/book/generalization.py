@@ -112,12 +112,22 @@ def population_lira(config: RunConfig, count: int, epochs, store=None, n_bootstr
     ``n_nonmembers``, the non-members it was evaluated on (:func:`population_target`), and
     ``queries``, how many queries of each image LiRA scored.
 
-    ``augmented``: query every model on the augmentations its recipe trains with, as the
-    reference does (:func:`augmented_queries`; for a recipe without random cropping, the clean
-    image only), and average the per-query scores; otherwise one clean query.
-
     The rows are computed once per (models, epochs, settings) and kept in the store as a derived
     ``lira-`` entry, so executing a chapter again reads them back.
+
+    Args:
+        config: the :class:`~mia_utils.config.RunConfig` the population is drawn for (not one of
+            its shadow models).
+        count: the number of population models (even int >= 4).
+        epochs: the epochs E to attack at (iterable of int), each ``config.epochs`` or one of
+            ``config.snapshot_epochs``.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        n_bootstrap: bootstrap resamples for each target's metrics (int >= 0).
+        seed: base seed of the bootstrap; model i's attack uses ``seed + i`` (int).
+        augmented: query every model on the augmentations its recipe trains with, as the
+            reference does (:func:`augmented_queries`; for a recipe without random cropping, the
+            clean image only), and average the per-query scores; otherwise (False) one clean
+            query (bool).
     """
     from mia_utils.store import ResultStore, derived_key
 
@@ -271,7 +281,19 @@ def population_difference(claim: str, after: pd.DataFrame, before: pd.DataFrame,
     """:func:`difference_finding` of ``after - before`` on ``metric``, model by model: both are
     rows of :func:`population_lira` for two configurations, and model ``i`` of one shares its
     membership split and seed with model ``i`` of the other (they must hold the same models).
-    The bootstrap variances (``<metric>_std`` squared) are the within-model floor."""
+    The bootstrap variances (``<metric>_std`` squared) are the within-model floor.
+
+    Args:
+        claim: the claim tested, in words (str).
+        after: rows of :func:`population_lira` (a DataFrame with ``model``, ``<metric>`` and
+            ``<metric>_std`` columns) for the changed configuration.
+        before: the same models' rows for the configuration compared with.
+        metric: the column compared (e.g. ``"tpr_at_1%_fpr"``; fractions).
+        expected: the predicted direction of ``after - before``, ``"decrease"`` or ``"increase"``.
+        candidates: how many settings ``after`` was chosen from (int >= 1); the interval's level
+            is :func:`mia_utils.book.verdicts.selection_level` of it.
+        nan_text: the text when the difference is NaN (str).
+    """
     after, before = after.sort_values("model"), before.sort_values("model")
     if tuple(after["model"]) != tuple(before["model"]):
         raise ValueError(f"after, before: models {tuple(after['model'])} and {tuple(before['model'])} differ")
@@ -315,8 +337,18 @@ def gap_predicts_better(gap, test_acc, success, success_name: str = "LiRA's succ
     value per model) better than test accuracy does. Judged on the bootstrap interval of
     ``|rho(gap, success)| - |rho(test_acc, success)|`` (Spearman, the same resampled models for
     both, :func:`rank_correlations`): holds when it excludes 0 above, contradicted below.
-    ``what``: the points, in words, for the text. ``parts``: ``rho_gap`` and ``rho_acc`` with
-    their intervals."""
+    The result's ``parts``: ``rho_gap`` and ``rho_acc`` with their intervals.
+
+    Args:
+        gap: the train-test gap per model (1-D array-like of floats, fractions).
+        test_acc: the test accuracy per model, the same models in the same order.
+        success: the attack's success per model (e.g. LiRA's TPR at 1 % FPR), the same models.
+        success_name: the success measure in words, for the claim (str).
+        n_bootstrap: bootstrap resamples of the models (int).
+        seed: seed of the resamples (int).
+        min_points: fewest points for an interval (int); fewer reads inconclusive.
+        what: the points, in words, for the text (str).
+    """
     claim = f"the train-test gap predicts {success_name} better than test accuracy does"
     rhos, diff = rank_correlations({"gap": gap, "test_acc": test_acc}, success, n_bootstrap, seed,
                                    min_points=min_points)

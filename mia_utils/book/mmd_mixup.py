@@ -53,7 +53,17 @@ def mmd_setting_configs(profile, dataset: str, params: dict, seeds, schedule: st
     """Chapter 07's MMD + mix-up targets, one per seed in ``seeds``: the setting ``mmd = λ`` (or
     ``mmd_gated = λ`` for ``schedule`` "authors' code", :data:`MMD_SCHEDULES`) with mix-up
     underneath (:func:`mia_utils.book.replicated.setting_configs`), so that it pairs seed by seed with the
-    baseline and the regularization chapter's settings."""
+    baseline and the regularization chapter's settings.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
+            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
+            MMD^2 penalty's weight).
+        seeds: the seeds (iterable of int), one target each.
+        schedule: a key of :data:`MMD_SCHEDULES` (``"every step"`` or ``"authors' code"``).
+    """
     from mia_utils.book import replicated
 
     defense = mmd_defense(params)
@@ -62,7 +72,18 @@ def mmd_setting_configs(profile, dataset: str, params: dict, seeds, schedule: st
 
 
 def mmd_setting(profile, dataset: str, params: dict, seeds, store=None, schedule: str = "every step") -> Setting:
-    """Train (or read back) and evaluate :func:`mmd_setting_configs`, as a :class:`Setting`."""
+    """Train (or read back) and evaluate :func:`mmd_setting_configs`, as a :class:`Setting`.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
+            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
+            MMD^2 penalty's weight).
+        seeds: the seeds (iterable of int), one target each.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        schedule: a key of :data:`MMD_SCHEDULES` (``"every step"`` or ``"authors' code"``).
+    """
     from mia_utils.book import replicated
 
     defense = mmd_defense(params)
@@ -72,7 +93,15 @@ def mmd_setting(profile, dataset: str, params: dict, seeds, store=None, schedule
 
 def evaluated_setting(run: experiment.Run, profile, mechanism: str, value=None, store=None) -> Setting:
     """One trained run as a one-seed :class:`mia_utils.book.replicated.Setting`, evaluated (and cached)
-    exactly as :func:`mia_utils.book.replicated.run_setting` evaluates its runs, so it pairs with them."""
+    exactly as :func:`mia_utils.book.replicated.run_setting` evaluates its runs, so it pairs with them.
+
+    Args:
+        run: the trained :class:`mia_utils.experiment.Run`; its seed is the setting's one seed.
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (its ``bootstrap``).
+        mechanism: the setting's mechanism name (str), as a label.
+        value: the mechanism's value (or None), as a label.
+        store: the :class:`mia_utils.store.ResultStore` the evaluation is cached in (None = default).
+    """
     from mia_utils.attacks import evaluation
 
     config = run.config
@@ -84,7 +113,18 @@ def evaluated_setting(run: experiment.Run, profile, mechanism: str, value=None, 
 def setting_difference(claim: str, setting: Setting, reference: Setting, metric: str, expected: str = "decrease",
                        candidates: int = 1, nan_text: str = "not measurable") -> RelatedFinding:
     """:func:`difference_finding` of ``setting - reference`` on ``metric``, seed by seed (they must
-    share their seeds), at the Bonferroni level for ``candidates``."""
+    share their seeds), at the Bonferroni level for ``candidates``.
+
+    Args:
+        claim: the claim tested, in words (str).
+        setting: the :class:`~mia_utils.book.replicated.Setting` judged.
+        reference: the setting it is compared with, over the same seeds in the same order.
+        metric: a metric of :data:`mia_utils.attacks.evaluation.METRICS` (e.g. ``"adv_yeom"``;
+            fractions).
+        expected: the predicted direction of ``setting - reference``, ``"decrease"`` or ``"increase"``.
+        candidates: how many settings ``setting`` was chosen from (int >= 1).
+        nan_text: the text when the difference is NaN (str).
+    """
     if setting.seeds != reference.seeds:
         raise ValueError(f"reference: seeds {reference.seeds} differ from the setting's {setting.seeds}")
     return difference_finding(claim, setting.values(metric), reference.values(metric), setting.variances(metric),
@@ -289,7 +329,19 @@ def population_comparison(profile, params: dict, dataset: str, store=None,
                           metric: str = LIRA_METRIC) -> PopulationComparison:
     """Population LiRA (:func:`mia_utils.book.generalization.population_lira`, final models only)
     against the baseline of ``dataset`` (the chapter's first seed) and MMD + mix-up, with
-    :func:`mia_utils.book.chapters.related_shadow_count` models each (:func:`population_finding`)."""
+    :func:`mia_utils.book.chapters.related_shadow_count` models each (:func:`population_finding`).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (base config and bootstrap).
+        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
+            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
+            MMD^2 penalty's weight), ``seed`` (the chapter's first seed, also the LiRA bootstrap's
+            seed), ``shadow_models`` (models per population; 0 = the count of the profile named
+            ``profile``) and ``profile`` (the profile's name).
+        dataset: the dataset's name, one of the profile's.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        metric: the LiRA metric judged (default ``"tpr_at_1%_fpr"``; fractions).
+    """
     n_shadows = related_shadow_count(params)
     base = profile.base_config(dataset, seed=params["seed"]).replace(snapshot_epochs=())
     populations = {label: pd.DataFrame(population_lira(config, n_shadows, [config.epochs], store,
@@ -351,7 +403,17 @@ def comparison_figure(results: MMDResults):
 
 
 def schedule_settings(profile, dataset: str, params: dict, seeds, store=None) -> dict[str, Setting]:
-    """MMD + mix-up over ``seeds`` on each schedule of :data:`MMD_SCHEDULES`, by schedule name."""
+    """MMD + mix-up over ``seeds`` on each schedule of :data:`MMD_SCHEDULES`, by schedule name.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
+            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
+            MMD^2 penalty's weight).
+        seeds: the seeds (iterable of int) of each schedule's setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+    """
     return {name: mmd_setting(profile, dataset, params, seeds, store, schedule=name) for name in MMD_SCHEDULES}
 
 

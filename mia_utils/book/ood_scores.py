@@ -41,9 +41,17 @@ def confidence_attack_fprs(eval_probs: torch.Tensor, eval_is_member: torch.Tenso
     """The prediction-score attack (member when the top probability is at least a threshold set on
     the adversary's own members and non-members) on the evaluation set and on OOD inputs.
 
-    Probabilities are (N, classes). Returns fractions: ``tpr`` and ``fpr`` on the evaluation
-    set, ``advantage`` (tpr - fpr), ``auc`` of the score, ``threshold``, and ``fpr_<name>``:
-    the share of each OOD set called a member."""
+    Returns fractions: ``tpr`` and ``fpr`` on the evaluation set, ``advantage`` (tpr - fpr),
+    ``auc`` of the score, ``threshold``, and ``fpr_<name>``: the share of each OOD set called a
+    member.
+
+    Args:
+        eval_probs: float tensor (N, classes), class probabilities on the evaluation set.
+        eval_is_member: bool tensor (N,), the evaluation set's membership.
+        adv_probs: float tensor (M, classes), class probabilities on the adversary's samples.
+        adv_is_member: bool tensor (M,), the adversary's samples' membership (sets the threshold).
+        ood_probs: OOD set name -> float tensor (K, classes) of class probabilities on that set.
+    """
     threshold = attacks.best_threshold(max_probability(adv_probs), adv_is_member)
     scores = max_probability(eval_probs)
     predicted = scores >= threshold
@@ -95,7 +103,16 @@ def ood_experiment(profile, seed: int, n_ood: int = 0, store=None, data=None) ->
     adversary's set; the temperature and the smoothing strength are fitted on further such images
     (at most twice the evaluation size per side; :func:`mia_utils.attacks.ood.free_test_split`, which
     raises ``ValueError`` naming ``ood_samples`` when too few are free). The measurements are
-    kept in the store as a derived ``ood-`` entry, so executing the chapter again reads them back."""
+    kept in the store as a derived ``ood-`` entry, so executing the chapter again reads them back.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (its Fashion-MNIST sizes
+            and label-smoothing grid).
+        seed: the seed of the baseline run, of its split and of the OOD sets' draws (int).
+        n_ood: images per OOD set (int; 0 = the evaluation set's size per side).
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        data: the Fashion-MNIST :class:`mia_utils.data.ImageDataset`, or None to load it.
+    """
     from mia_utils.attacks import ood
     from mia_utils.data import gather, load_dataset, split_for
     from mia_utils.models import predict_logits
@@ -199,7 +216,15 @@ def calibrating_smoothing(profile, base: RunConfig, validation_images: torch.Ten
     """The label-smoothing strength a practitioner calibrating ``base`` would pick: the value of
     the profile's grid whose model (``base`` with it, trained or read back) has the lowest
     expected calibration error (:func:`mia_utils.attacks.ood.expected_calibration_error`) on the held-out
-    ``validation_images``. Returns the value, its model and every value's ECE."""
+    ``validation_images``. Returns the value, its model and every value's ECE.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (its ``label_smoothing`` grid).
+        base: the :class:`~mia_utils.config.RunConfig` being calibrated (label smoothing is added to it).
+        validation_images: uint8 tensor (V, C, H, W), held-out images no model trained on.
+        validation_labels: int tensor (V,), their labels.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+    """
     from mia_utils.attacks import ood
     from mia_utils.book import replicated
     from mia_utils.models import predict_logits
@@ -255,7 +280,16 @@ def ood_exceeds_test(fpr_ood: dict, n_ood: int, fpr_test, n_test: int,
     With one seed the interval is :func:`proportion_difference` (independent binomials: the
     threshold is set on the adversary's data, so each input is an independent trial). With several,
     the difference is taken seed by seed and combined over seeds (:func:`difference_finding`),
-    with each rate's binomial variance p (1 - p) / n as the within-seed floor."""
+    with each rate's binomial variance p (1 - p) / n as the within-seed floor.
+
+    Args:
+        fpr_ood: OOD set name -> its false-positive rate (fraction), or one rate per seed.
+        n_ood: inputs per OOD set (int).
+        fpr_test: the rate on the test non-members (fraction), or one per seed, the same seeds
+            in the same order as ``fpr_ood``.
+        n_test: the test non-members per seed (int).
+        titles: OOD set name -> its title in the claims (dict or None: the names themselves).
+    """
     titles = titles or {}
     tests = np.atleast_1d(np.asarray(fpr_test, dtype=float))
     rates = {name: np.atleast_1d(np.asarray(rate, dtype=float)) for name, rate in fpr_ood.items()}
@@ -290,7 +324,15 @@ def tradeoff_finding(mean_ood_fpr, advantage, min_points: int = MIN_RANK_POINTS,
     (lower mean OOD false-positive rate) leak more (higher advantage), i.e. Spearman's rho of the
     two is negative. One point per version (and seed); with fewer than ``min_points`` points no
     interval can be given, and the finding is inconclusive by design (:func:`rank_finding`).
-    ``what``: the points, in words."""
+
+    Args:
+        mean_ood_fpr: mean OOD false-positive rate per point (1-D array-like of fractions).
+        advantage: the attack's advantage per point, the same points in the same order.
+        min_points: fewest points for an interval (int).
+        n_bootstrap: bootstrap resamples of the points (int).
+        seed: seed of the resamples (int).
+        what: the points, in words, for the text (str).
+    """
     return rank_finding("versions of the model fooled less by OOD inputs leak more", mean_ood_fpr, advantage,
                         "decrease", n_bootstrap, seed, what=what, basis="", min_points=min_points)
 
@@ -332,8 +374,15 @@ class OodChapter:
 
 def ood_chapter(profile, seeds, n_ood: int = 0, store=None, data=None) -> OodChapter:
     """Chapter 08 on every seed of ``seeds``: :func:`ood_experiment` on each (``n_ood`` images per OOD set;
-    0: the evaluation set's size per side) and their :func:`ood_summary`. ``data``: the Fashion-MNIST
-    dataset (loaded once here when None)."""
+    0: the evaluation set's size per side) and their :func:`ood_summary`.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        seeds: the seeds (iterable of int), one :func:`ood_experiment` each, in order.
+        n_ood: images per OOD set (int; 0 = the evaluation set's size per side).
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        data: the Fashion-MNIST :class:`mia_utils.data.ImageDataset` (loaded once here when None).
+    """
     from mia_utils.data import load_dataset
 
     data = data if data is not None else load_dataset("fmnist")

@@ -149,7 +149,7 @@ def _shadow_training_images(config: RunConfig) -> int:
 def describe(plan: Plan, store: ResultStore) -> str:
     """The plan as text: one line per run with its status, then totals and the cost of the rest
     in model-epochs, image-epochs and (from the store's measured rate) hours on this machine."""
-    from mia_utils.book.provenance import describe_mechanisms
+    from mia_utils.defenses import describe_mechanisms
 
     missing = {p.key for p in plan.missing(store)}
     lines = [f"plan for profile {plan.profile!r}: {len(plan.runs)} runs", "",

@@ -17,13 +17,7 @@ import pandas as pd
 import torch
 
 from mia_utils import __version__, experiment
-
-
-def describe_mechanisms(mechanisms) -> str:
-    """'baseline' or e.g. 'distillation = 50, random_crop = 4'."""
-    if not mechanisms:
-        return "baseline"
-    return ", ".join(f"{name} = {value:g}" for name, value in mechanisms)
+from mia_utils.defenses import describe_mechanisms
 
 
 class ChapterRecord:

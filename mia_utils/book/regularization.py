@@ -24,7 +24,15 @@ TRADEOFF_ATTACKS = {"adv_yeom": ("Yeom", "*"), "adv_salem": ("Salem", "P")}
 
 def sweep(profile, datasets, seeds, mechanisms=None, store=None) -> dict[str, RegularizationResults]:
     """Dataset -> :func:`mia_utils.book.findings.regularization_results` over ``seeds`` (trained or read
-    back), in the order of ``datasets``; ``mechanisms``: empty or None for all eight of the paper."""
+    back), in the order of ``datasets``.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        datasets: the datasets' names (iterable of str), in the page's order.
+        seeds: the seeds (iterable of int) of every setting.
+        mechanisms: the mechanisms to sweep (iterable of str); empty or None for all eight of the paper.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+    """
     return {dataset: findings.regularization_results(profile, dataset, seeds, store, mechanisms=mechanisms or None)
             for dataset in datasets}
 

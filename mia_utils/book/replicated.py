@@ -117,9 +117,19 @@ def _evaluated(config: RunConfig, profile: Profile, store, epoch: int | None = N
 def setting_configs(profile: Profile, dataset: str, mechanism: str, value, seeds,
                     mechanisms: dict | None = None) -> list[tuple[RunConfig, int | None]]:
     """(run configuration, snapshot epoch or None) of ``mechanism = value`` on ``dataset`` for
-    each seed in ``seeds``, trained by :func:`run_setting`. ``mechanism`` may be ``"baseline"``
-    (value None) or ``"early_stopping"`` (value E: the snapshot after E epochs of the run without
-    it). ``mechanisms``: other mechanisms applied underneath (for pairs), as ``{name: value}``."""
+    each seed in ``seeds``, trained by :func:`run_setting`.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile` (sizes and training settings).
+        dataset: the dataset's name (``"fmnist"``, ``"cifar10"``, ``"cifar100"``), one of the
+            profile's.
+        mechanism: a mechanism's name, or ``"baseline"`` (value None) or ``"early_stopping"``
+            (value E: the snapshot after E epochs of the run without it).
+        value: the mechanism's value (its unit is the mechanism's: e.g. crop pixels, σ_DP,
+            epochs for early stopping); None for the baseline.
+        seeds: the seeds (iterable of int), one run each.
+        mechanisms: other mechanisms applied underneath (for pairs), as ``{name: value}``, or None.
+    """
     out = []
     for seed in seeds:
         base = profile.base_config(dataset, seed=seed)
@@ -139,7 +149,20 @@ def setting_configs(profile: Profile, dataset: str, mechanism: str, value, seeds
 
 def run_setting(profile: Profile, dataset: str, mechanism: str, value, seeds, store=None,
                 mechanisms: dict | None = None) -> Setting:
-    """Train (or read back) every run of :func:`setting_configs` and evaluate each one."""
+    """Train (or read back) every run of :func:`setting_configs` and evaluate each one
+    (:func:`mia_utils.attacks.evaluation.evaluate` with the profile's bootstrap, seeded by the run).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        mechanism: a mechanism's name, ``"baseline"`` or ``"early_stopping"``
+            (see :func:`setting_configs`).
+        value: the mechanism's value (None for the baseline; E epochs for early stopping).
+        seeds: the seeds (iterable of int), one run each.
+        store: the :class:`mia_utils.store.ResultStore` runs are read from and written to
+            (None = the default store).
+        mechanisms: other mechanisms applied underneath, ``{name: value}``, or None.
+    """
     evaluations, facts, configs, epochs, trained = [], [], [], [], 0
     for config, epoch in setting_configs(profile, dataset, mechanism, value, seeds, mechanisms):
         run, metrics = _evaluated(config, profile, store, epoch)
@@ -157,7 +180,16 @@ def run_baseline(profile: Profile, dataset: str, seeds, store=None) -> Setting:
 
 
 def mechanism_sweep(profile: Profile, dataset: str, mechanism: str, seeds, store=None, grid=None) -> list[Setting]:
-    """A :class:`Setting` for every value of ``mechanism`` in ``grid`` (default: the profile's)."""
+    """A :class:`Setting` for every value of ``mechanism`` in ``grid`` (default: the profile's).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        mechanism: the mechanism's name (a key of ``profile.grids`` when ``grid`` is None).
+        seeds: the seeds (iterable of int) of every setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        grid: the values to sweep (iterable), or None for ``profile.grids[mechanism]``.
+    """
     settings = []
     for value in (grid if grid is not None else profile.grids[mechanism]):
         setting = run_setting(profile, dataset, mechanism, value, seeds, store)
@@ -168,7 +200,18 @@ def mechanism_sweep(profile: Profile, dataset: str, mechanism: str, seeds, store
 
 def regularization_sweep(profile: Profile, dataset: str, mechanisms, seeds, store=None) -> tuple[Setting, list[Setting]]:
     """The baseline (over :func:`baseline_seed_list`) and every (mechanism, value) of the
-    profile's grids, each over ``seeds``."""
+    profile's grids, each over ``seeds``.
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        mechanisms: the mechanisms' names to sweep (iterable of str), each over its grid.
+        seeds: the seeds (iterable of int) of every setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+
+    Returns:
+        (baseline :class:`Setting`, list of the mechanisms' settings in sweep order).
+    """
     baseline = run_baseline(profile, dataset, seeds, store)
     settings = []
     for mechanism in mechanisms:

@@ -234,9 +234,30 @@ def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1
     up to ``retries`` retries per run; plan again until nothing is missing. ``task`` is the
     function each run executes (:func:`train_task`; tests pass fakes). ``lockstep``: up to this
     many compatible runs train together as one task (``group_task``, :func:`train_group_task`),
-    which pays on a GPU; a failed group's runs are retried one by one. ``planner``: a function of
-    the store returning the :class:`~mia_utils.book.plan.Plan` to train, in place of the book's
-    (:func:`train_chapter_runs` passes one chapter's)."""
+    which pays on a GPU; a failed group's runs are retried one by one.
+
+    Args:
+        profile_name: the profile's name (``"smoke"``, ``"quick"``, ``"paper"``) whose book plan
+            is trained (also shown on the progress bar).
+        store: the :class:`~mia_utils.store.ResultStore` the finished runs are written to; its
+            half-written entries are removed first.
+        seed: the chapters' first seed, passed to :func:`~mia_utils.book.plan.book_plan` (int).
+        retries: retries per failed run or group (int >= 0).
+        progress: show a tqdm progress bar on stderr (bool).
+        executor: where tasks run: :class:`InProcessExecutor` (the default, None) or
+            :class:`DaskExecutor`; closed when the sweep ends.
+        chapters: the chapters' names whose runs are planned (iterable of str), or None for
+            those in ``_toc.yml``.
+        threads: torch threads per task (int), or None to leave the worker's setting.
+        task: the function each single run executes (default :func:`train_task`; tests pass fakes).
+        lockstep: up to this many compatible runs train together as one task (int >= 1).
+        group_task: the function a lockstep group executes (default :func:`train_group_task`).
+        planner: a function of the store returning the :class:`~mia_utils.book.plan.Plan` to
+            train, in place of the book's (:func:`train_chapter_runs` passes one chapter's), or None.
+
+    Returns:
+        a :class:`SweepReport` of the runs trained, failed and retried.
+    """
     if lockstep < 1:
         raise ValueError(f"lockstep: must be >= 1, got {lockstep}")
     from tqdm import tqdm

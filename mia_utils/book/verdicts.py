@@ -26,7 +26,15 @@ from mia_utils.attacks.evidence import (
 def spearman_interval(x, y, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """Spearman's rank correlation of the paired points (x, y), and a percentile bootstrap
     interval at ``level`` from resampling the points with replacement (resamples in which
-    either variable is constant are skipped). Returns ``(rho, low, high)``."""
+    either variable is constant are skipped). Returns ``(rho, low, high)``.
+
+    Args:
+        x: the points' first coordinates, 1-D array-like of floats (at least 3 points).
+        y: their second coordinates, the same length as ``x``.
+        n_bootstrap: bootstrap resamples of the points (int).
+        seed: seed of ``numpy.random.default_rng`` for the resamples (int).
+        level: the interval's confidence level (float in (0, 1)).
+    """
     from scipy.stats import spearmanr
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -105,7 +113,16 @@ def rate_text(value: float, variance: float | None = None, n_nonmembers: int | N
               scale: float = 100.0, unit: str = "") -> str:
     """A rate in percent with its normal 95 % interval from ``variance`` ("12.3 [10.1, 14.5]",
     followed by `` unit`` when given), or ``"not resolvable at n = <n_nonmembers> non-members per
-    side"`` when the value is NaN (a TPR at an FPR the evaluation set cannot resolve)."""
+    side"`` when the value is NaN (a TPR at an FPR the evaluation set cannot resolve).
+
+    Args:
+        value: the rate as a fraction (float; None or NaN = not resolvable).
+        variance: its variance (fraction squared), or None / NaN to print the value alone.
+        n_nonmembers: non-members per side, named in the "not resolvable" text (int or None).
+        digits: decimals printed (int).
+        scale: multiplier of the value (float; 100 = percent).
+        unit: text appended after the number (str; empty for none).
+    """
     if value is None or math.isnan(value):
         return "not resolvable" + (f" at n = {n_nonmembers:,} non-members per side" if n_nonmembers else "")
     suffix = f" {unit}" if unit else ""
@@ -137,7 +154,22 @@ def difference_finding(claim: str, after, before, after_variances, before_varian
     ``after_var + before_var``: conservative, as it ignores the pair's positive correlation).
     ``candidates`` > 1 marks ``after`` as the best of several settings, for the text (pass
     ``level = selection_level(candidates)``). A NaN value gives an inconclusive verdict whose
-    text is ``nan_text`` (e.g. a TPR the evaluation set cannot resolve)."""
+    text is ``nan_text`` (e.g. a TPR the evaluation set cannot resolve).
+
+    Args:
+        claim: the claim tested, in words (str).
+        after: per-seed values after the change (array-like of floats, (n,); fractions for rates).
+        before: the paired per-seed values before it, the same seeds in the same order.
+        after_variances: within-seed variances of ``after`` (n,), or None for 0.
+        before_variances: within-seed variances of ``before`` (n,), or None for 0.
+        expected: the predicted direction, ``"decrease"`` or ``"increase"``.
+        level: the interval's confidence level (float in (0, 1)).
+        candidates: how many settings ``after`` was chosen from (int >= 1), for the text.
+        nan_text: the text when the difference is NaN (str).
+        unit: the unit printed after the change (str; ``"pp"`` = percentage points).
+        scale: multiplier of the change for the text (float; 100 = percent).
+        digits: decimals printed (int).
+    """
     after, before = np.atleast_1d(np.asarray(after, dtype=float)), np.atleast_1d(np.asarray(before, dtype=float))
     change = paired_difference(after, before, after_variances, before_variances, level=level)
     state = verdict(change, expected)
@@ -176,7 +208,20 @@ def rank_correlations(predictors: dict, outcome, n_bootstrap: int = 2000, seed: 
     With fewer than ``min_points`` points, or a NaN or constant variable, the estimates have no
     interval (:func:`nan_estimate`, the rho itself as mean; NaN when undefined). The resampled
     points are treated as exchangeable: points from one training run (several stopping epochs)
-    are not independent, so the interval is optimistic about how the correlation generalizes."""
+    are not independent, so the interval is optimistic about how the correlation generalizes.
+
+    Args:
+        predictors: name -> values, each a 1-D array-like of floats as long as ``outcome``.
+        outcome: the outcome per point, 1-D array-like of floats.
+        n_bootstrap: bootstrap resamples of the points (int).
+        seed: seed of ``numpy.random.default_rng`` for the resamples (int).
+        level: the intervals' confidence level (float in (0, 1)).
+        min_points: fewest points for an interval (int).
+
+    Returns:
+        (name -> :class:`~mia_utils.attacks.evidence.SeedEstimate` of rho, the estimate of
+        ``|rho_a| - |rho_b|`` or None).
+    """
     y = np.asarray(outcome, dtype=float)
     xs = {name: np.asarray(values, dtype=float) for name, values in predictors.items()}
     if any(x.shape != y.shape or x.ndim != 1 for x in xs.values()):
@@ -221,7 +266,19 @@ def rank_finding(claim: str, x, y, expected: str = "increase", n_bootstrap: int 
                  what: str = "models", basis: str = "1 seed", min_points: int = MIN_RANK_POINTS) -> RelatedFinding:
     """The claim that ``y`` rises (``expected="increase"``) or falls with ``x``: Spearman's rho
     with its percentile bootstrap interval over the points (:func:`rank_correlations`), read
-    against 0. Fewer than ``min_points`` points: inconclusive by design, and the text says so."""
+    against 0. Fewer than ``min_points`` points: inconclusive by design, and the text says so.
+
+    Args:
+        claim: the claim tested, in words (str).
+        x: the predictor per point, 1-D array-like of floats.
+        y: the outcome per point, the same length as ``x``.
+        expected: the predicted direction of rho, ``"increase"`` or ``"decrease"``.
+        n_bootstrap: bootstrap resamples of the points (int).
+        seed: seed of the resamples (int).
+        what: the points, in words, for the text (str; e.g. ``"models"``).
+        basis: what the points span, for the text (str; e.g. ``"1 seed"``; empty to leave out).
+        min_points: fewest points for an interval (int).
+    """
     rhos, _ = rank_correlations({"x": x}, y, n_bootstrap, seed, min_points=min_points)
     rho = rhos["x"]
     n = len(np.asarray(y))
@@ -246,7 +303,15 @@ def proportion_difference(successes_a: int, trials_a: int, successes_b: int, tri
     """``p_a - p_b`` for two independent binomial proportions with an interval at ``level`` by the
     MOVER method (Newcombe 1998; Zou & Donner 2008) on the Clopper-Pearson intervals (l, u) of
     each: ``[d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2), d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2)]``.
-    ``se`` is the half-width over the normal quantile (for display only)."""
+    ``se`` is the half-width over the normal quantile (for display only).
+
+    Args:
+        successes_a: successes of proportion a (int >= 0).
+        trials_a: trials of proportion a (int >= 1).
+        successes_b: successes of proportion b (int >= 0).
+        trials_b: trials of proportion b (int >= 1).
+        level: the interval's confidence level (float in (0, 1)).
+    """
     from scipy import stats
 
     p_a, p_b = successes_a / trials_a, successes_b / trials_b

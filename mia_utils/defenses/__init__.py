@@ -15,9 +15,11 @@ from mia_utils.defenses.mmd import MMD, GatedMMD, Mixup
 from mia_utils.defenses.recipe import (Distillation, Dropout, GaussianNoise, GaussianNoiseUnclamped, LabelSmoothing,
                                        RandomCrop, SpatialDropout, WeightDecay, add_gaussian_noise, random_crop,
                                        smooth, soft_labels)
-from mia_utils.defenses.registry import MECHANISM_ORDER, REGISTRY, build, check_mechanisms, exclusion, register
+from mia_utils.defenses.registry import (MECHANISM_ORDER, REGISTRY, build, check_mechanisms, describe_mechanisms,
+                                         exclusion, register)
 
-__all__ = ["Mechanism", "TrainingContext", "REGISTRY", "MECHANISM_ORDER", "build", "check_mechanisms", "exclusion",
+__all__ = ["Mechanism", "TrainingContext", "REGISTRY", "MECHANISM_ORDER", "build", "check_mechanisms",
+           "describe_mechanisms", "exclusion",
            "register", "Distillation", "LabelSmoothing", "GaussianNoise", "GaussianNoiseUnclamped", "RandomCrop",
            "Dropout", "SpatialDropout", "WeightDecay", "DPSGD", "Mixup", "MMD", "GatedMMD", "soft_labels", "smooth",
            "add_gaussian_noise", "random_crop"]

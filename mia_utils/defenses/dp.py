@@ -147,7 +147,17 @@ def epsilon_prv(noise_multiplier: float, sample_rate: float, steps: int, delta: 
     give a number: for very small noise its discretization grid grows beyond ``max_grid`` points
     (:data:`PRV_MAX_GRID`; sigma_DP = 0.01 would need hundreds of GB), so it is not even tried;
     and when it runs out of memory or raises one of the failures :data:`PRV_FAILURES` names.
-    The RDP epsilon (:func:`epsilon`) is finite in every such case."""
+    The RDP epsilon (:func:`epsilon`) is finite in every such case.
+
+    Args:
+        noise_multiplier: sigma_DP, the Gaussian noise's standard deviation over the clipping
+            norm (float > 0).
+        sample_rate: q, the Poisson sampling rate of a batch (float in (0, 1]).
+        steps: the number of DP-SGD steps (int >= 0).
+        delta: the privacy parameter delta (float in (0, 1)).
+        max_grid: largest PRV discretization grid tried, in points (int; default
+            :data:`PRV_MAX_GRID`).
+    """
     _check_accounting(noise_multiplier, sample_rate, steps, delta)
     if steps == 0:
         return 0.0
@@ -265,6 +275,21 @@ def _ghost_clipping_class():
             return super().capture_activations_hook(module, inputs, forward_output)
 
         def capture_backprops_hook(self, module, _forward_input, forward_output, loss_reduction, batch_first):
+            """Opacus' backward hook, replaced: per-example gradient norms of ``module``'s
+            parameters (``p._norm_sample``, (B,)), ghost norms for a 2-D ``nn.Linear``, and what
+            :meth:`clipped_backward` forms the clipped sum from. Does nothing while
+            ``hooks_enabled`` is False.
+
+            Args:
+                module: the layer whose output gradient arrived (``nn.Module``).
+                _forward_input: the gradients with respect to the layer's inputs (unused, as in
+                    Opacus; the names are Opacus').
+                forward_output: the gradients of the layer's outputs (tuple; the first, (B, ...),
+                    is used).
+                loss_reduction: how the loss was reduced over the batch, ``"mean"`` or ``"sum"``
+                    (Opacus rescales ``"mean"`` by the batch size).
+                batch_first: whether the batch is the first dimension (bool).
+            """
             if not self.hooks_enabled:
                 return
             activations, backprops = self.rearrange_grad_samples(

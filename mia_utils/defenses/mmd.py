@@ -153,7 +153,15 @@ def validation_indices(info: DatasetInfo, split: MembershipSplit, size: int, see
     disjoint from the members, the evaluation non-members and the adversary non-members (and
     from ``exclude``, e.g. a shadow model's training images): first training images that are
     not members (drawn at random with ``seed``), then, when those run out, unused test images.
-    Raises ValueError when fewer than ``size`` such images exist."""
+    Raises ValueError when fewer than ``size`` such images exist.
+
+    Args:
+        info: the dataset's :class:`~mia_utils.data.DatasetInfo` (its image counts).
+        split: the run's :class:`~mia_utils.data.MembershipSplit`.
+        size: the number of indices drawn (int >= 0).
+        seed: seed of the CPU generator that orders the free images (int).
+        exclude: int64 tensor of global indices also left out, or None.
+    """
     if size < 0:
         raise ValueError(f"size: must be >= 0, got {size}")
     free_train, free_test = _free_images(info, split, exclude)

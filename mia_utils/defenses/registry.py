@@ -40,6 +40,13 @@ def exclusion(a: str, b: str) -> str | None:
     return None
 
 
+def describe_mechanisms(mechanisms) -> str:
+    """A configuration's (name, value) pairs in words: 'baseline' or e.g. 'distillation = 50, random_crop = 4'."""
+    if not mechanisms:
+        return "baseline"
+    return ", ".join(f"{name} = {value:g}" for name, value in mechanisms)
+
+
 def check_mechanisms(pairs) -> list[str]:
     """Problems with a list of (name, value) pairs, one message each (empty when valid)."""
     problems, seen = [], set()
