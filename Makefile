@@ -12,11 +12,14 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 # every thread: benchmarks/results/sweep.md); the chapters then read their runs from the store,
 # as many at once as there are workers (the findings page last).
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+# The book's GitHub repository (https://github.com/OWNER/NAME): with it, the pages get repository,
+# issue, edit and launch (Binder, Colab) buttons; without it, none of them (no invented URL).
+REPOSITORY ?=
 
 book: setup data
 	$(PY) -m mia_utils sweep --profile $(PROFILE) --workers $(WORKERS)
 	$(PY) -m mia_utils run --profile $(PROFILE) --jobs $(WORKERS)
-	$(PY) -m mia_utils build
+	$(PY) -m mia_utils build $(if $(REPOSITORY),--repository $(REPOSITORY),)
 
 test: setup data browser
 	$(PY) -m pytest

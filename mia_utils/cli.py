@@ -200,17 +200,79 @@ def _finish_executed(path: Path, fingerprint: str) -> None:
     nbformat.write(notebook, path)
 
 
+#: Where the launch buttons open a chapter, with the repository's URL set (see :func:`repository_config`).
+LAUNCH_BUTTONS = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
+                  "colab_url": "https://colab.research.google.com"}
+
+
+def repository_url(text: str) -> str:
+    """The book's repository setting, checked: ``https://github.com/OWNER/NAME`` (launch buttons
+    need a GitHub repository), without a trailing slash or ``.git``."""
+    url = text.strip().removesuffix("/").removesuffix(".git")
+    if not re.fullmatch(r"https://github\.com/[A-Za-z0-9][\w.-]*/[\w.-]+", url):
+        raise ValueError(f"repository: got {text!r}; allowed: a GitHub repository URL, https://github.com/OWNER/NAME")
+    return url
+
+
+def repository_config(root: Path, url: str, branch: str) -> Path:
+    """A copy of ``root/_config.yml`` with the repository's buttons (repository, issues, edit) and
+    the launch buttons (Binder, Colab) turned on for ``url`` at ``branch``, written to
+    ``root/_build/_config.repository.yml``; the path."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config["repository"] = {"url": url, "path_to_book": ".", "branch": branch}
+    config.setdefault("html", {}).update(use_repository_button=True, use_issues_button=True,
+                                         use_edit_page_button=True)
+    config["launch_buttons"] = dict(LAUNCH_BUTTONS)
+    # relative paths in the configuration stay relative to the book's root
+    config["bibtex_bibfiles"] = [str((root / name).resolve()) for name in config.get("bibtex_bibfiles", [])]
+    path = root / "_build" / "_config.repository.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def point_buttons_at_sources(html_root: Path, url: str) -> int:
+    """Make the launch and edit buttons of every chapter page open the source notebook
+    (``notebooks/NAME.ipynb``, which runs anywhere) instead of papermill's executed copy under
+    ``book/executed/``, which git ignores. Returns the number of links changed."""
+    executed = EXECUTED.as_posix() + "/"
+    changed = 0
+    for page in html_root.rglob("*.html"):
+        text = page.read_text()
+
+        def to_source(match):
+            nonlocal changed
+            changed += 1
+            return match.group(0).replace(executed, "notebooks/").replace("/./notebooks/", "/notebooks/")
+
+        new = re.sub(r'href="https://[^"]*' + re.escape(executed) + r'[^"]*\.ipynb[^"]*"', to_source, text)
+        if new != text:
+            page.write_text(new)
+    return changed
+
+
 def command_build(args) -> int:
     root = Path(args.dir)
+    repository = args.repository or os.environ.get("MIA_BOOK_REPOSITORY", "")
+    url = repository_url(repository) if repository else None
     executable = Path(sys.executable).parent / "jupyter-book"
     command = [str(executable if executable.exists() else "jupyter-book"), "build", str(root),
                "--warningiserror", "--keep-going"]
+    if url:
+        command += ["--config", str(repository_config(root, url, args.branch))]
     missing = [name for name in toc_chapters(root) if not (root / EXECUTED / f"{name}.ipynb").exists()]
     if missing:
         print(f"[mia_utils] not executed yet: {', '.join(missing)}; run `python -m mia_utils run` first",
               file=sys.stderr)
         return 1
-    return subprocess.run(command).returncode
+    status = subprocess.run(command).returncode
+    if status == 0 and url:
+        changed = point_buttons_at_sources(root / "_build" / "html", url)
+        print(f"[mia_utils] repository buttons for {url}; {changed} launch and edit links point at notebooks/",
+              file=sys.stderr)
+    return status
 
 
 def parse_mechanisms(text: str) -> list[list]:
@@ -448,6 +510,11 @@ def parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="build the HTML book with warnings as errors")
     build.add_argument("--dir", default=str(PROJECT_ROOT), help="book root holding _config.yml")
+    build.add_argument("--repository", default="",
+                       help="GitHub URL of the book's repository (default $MIA_BOOK_REPOSITORY); without it the "
+                            "repository, issue, edit and launch buttons are left out")
+    build.add_argument("--branch", default=os.environ.get("MIA_BOOK_BRANCH", "main"),
+                       help="the repository's branch the buttons open (default $MIA_BOOK_BRANCH or main)")
     build.set_defaults(handler=command_build)
 
     train = commands.add_parser("train", help="train one configuration into the store")

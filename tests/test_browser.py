@@ -7,11 +7,13 @@ in ``test-artifacts/`` (or ``$MIA_TEST_ARTIFACTS``).
 
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
 from chromium import PAGE_REPORT, Chromium, find_chromium
-from conftest import ROOT
+from conftest import PYTHON, ROOT
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"),
@@ -90,11 +92,100 @@ def test_first_page_screenshot_is_kept(reports):
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_chapter_pages_offer_launch_and_repository_buttons(built_smoke_book):
-    import yaml
+def page_links(html_root):
+    """Every ``<a href>`` of every built page: (page, href) pairs."""
+    from html.parser import HTMLParser
 
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    repository = config["repository"]["url"].rstrip("/")
-    html = (built_smoke_book / "_build" / "html" / "book" / "executed" / "01_baselines.html").read_text()
-    assert "mybinder.org/v2/gh/" in html and "colab.research.google.com" in html
-    assert repository in html
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.hrefs = []
+
+        def handle_starttag(self, tag, attrs):
+            href = dict(attrs).get("href")
+            if tag == "a" and href:
+                self.hrefs.append(href)
+
+    pairs = []
+    for page in sorted(html_root.rglob("*.html")):
+        parser = Links()
+        parser.feed(page.read_text())
+        pairs += [(page, href) for href in parser.hrefs]
+    return pairs
+
+
+def reference_urls() -> set[str]:
+    """The external addresses the references allow: each entry's url, doi and arXiv eprint."""
+    bib = (ROOT / "book" / "references.bib").read_text()
+    urls = set(re.findall(r"url\s*=\s*[{\"]([^}\"]+)", bib))
+    urls |= {f"https://doi.org/{doi}" for doi in re.findall(r"doi\s*=\s*[{\"]([^}\"]+)", bib)}
+    urls |= {f"https://arxiv.org/abs/{eprint}" for eprint in re.findall(r"eprint\s*=\s*[{\"]([^}\"]+)", bib)}
+    return urls
+
+
+def broken_links(html_root, repository: str | None = None) -> list[str]:
+    """Links of the built book that go nowhere: a local target that does not exist, or an external
+    address that is neither the configured repository (with its Binder and Colab launches) nor in
+    the references."""
+    from urllib.parse import unquote, urlsplit
+
+    allowed = reference_urls()
+    problems = []
+    for page, href in page_links(html_root):
+        parts = urlsplit(href)
+        if parts.scheme in ("http", "https"):
+            launch = repository and any(href.startswith(prefix) for prefix in (
+                repository, "https://mybinder.org/v2/gh/" + repository.removeprefix("https://github.com/"),
+                "https://colab.research.google.com/github/" + repository.removeprefix("https://github.com/")))
+            if not launch and href not in allowed:
+                problems.append(f"{page.relative_to(html_root)}: external link {href}")
+        elif parts.scheme in ("", "file") and parts.path:
+            target = (page.parent / unquote(parts.path)).resolve()
+            if not target.exists():
+                problems.append(f"{page.relative_to(html_root)}: {href} does not exist")
+        elif parts.scheme not in ("", "mailto"):
+            problems.append(f"{page.relative_to(html_root)}: link of scheme {parts.scheme}: {href}")
+    return problems
+
+
+def test_the_link_checker_finds_missing_pages_and_foreign_addresses(tmp_path):
+    (tmp_path / "a.html").write_text('<a href="b.html#x">b</a> <a href="c.html">c</a> '
+                                     '<a href="https://example.org/">x</a> <a href="#top">top</a>')
+    (tmp_path / "b.html").write_text("<p>b</p>")
+    assert broken_links(tmp_path) == ["a.html: c.html does not exist", "a.html: external link https://example.org/"]
+
+
+def test_every_link_of_the_book_resolves_and_no_repository_button_is_invented(built_smoke_book):
+    html_root = built_smoke_book / "_build" / "html"
+    assert broken_links(html_root) == []
+    page = (html_root / "book" / "executed" / "01_baselines.html").read_text()
+    assert "github.com" not in page and "mybinder.org" not in page and "colab.research.google.com" not in page
+    assert "dropdown-download-buttons" in page  # the download button stays
+
+
+def test_with_a_repository_the_buttons_open_the_source_notebooks(built_smoke_book, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(built_smoke_book, book, ignore=shutil.ignore_patterns("_build", "store"))
+    repository = "https://github.com/example/regularization-mia-book"
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "build", "--dir", str(book), "--repository", repository + "/"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    html_root = book / "_build" / "html"
+    assert broken_links(html_root, repository) == []
+    page = (html_root / "book" / "executed" / "01_baselines.html").read_text()
+    for launch in ("https://mybinder.org/v2/gh/example/regularization-mia-book/main?urlpath=lab/tree/notebooks/"
+                   "01_baselines.ipynb",
+                   "https://colab.research.google.com/github/example/regularization-mia-book/blob/main/notebooks/"
+                   "01_baselines.ipynb",
+                   f"{repository}/edit/main/notebooks/01_baselines.ipynb"):
+        assert launch in page
+    assert "book/executed/01_baselines.ipynb" not in page.replace("issues/new", "")
+    assert (ROOT / "notebooks" / "01_baselines.ipynb").exists()
+
+
+def test_a_repository_that_is_not_a_github_url_is_refused_before_building(tmp_path, capsys):
+    from mia_utils.cli import main
+
+    assert main(["build", "--dir", str(tmp_path), "--repository", "github.com/example"]) == 2
+    assert "repository: got 'github.com/example'; allowed: a GitHub repository URL" in capsys.readouterr().err
+
