@@ -144,7 +144,7 @@ def main(argv=None) -> None:
     matmul.append(matmul_gflops(device))
 
     matmul_rate = statistics.mean(matmul)
-    total_steps = batched.total_steps
+    total_steps = batched.counts()["total_steps"]
     flops = flops_per_forward * (2 * total_steps + n)
     flops_3f = flops_per_forward * (3 * total_steps + n)
     rows = []
@@ -158,8 +158,8 @@ def main(argv=None) -> None:
             "run_key": target.key, "from_store": target.from_store, "forward_mflops": flops_per_forward / 1e6,
             "samples": n, "members": int(is_member.sum()), "nonmembers": int((~is_member).sum()),
             "threshold": threshold, "step": args.step, "max_steps": args.steps, "batch_size": args.batch_size,
-            "already_confident": batched.n_already_confident, "reached": batched.n_reached,
-            "capped": batched.n_capped, "total_steps": total_steps, "mean_steps": total_steps / n,
+            "already_confident": batched.counts()["already_confident"], "reached": batched.counts()["reached"],
+            "capped": batched.counts()["capped"], "total_steps": total_steps, "mean_steps": total_steps / n,
             "same_steps": int((batched.steps == loop.steps).sum()),
             "max_distance_difference": float((batched.distances - loop.distances).abs().max()),
             "matmul_gflops": matmul_rate, "matmul_samples": matmul, "gflop": flops / 1e9,

@@ -66,7 +66,8 @@ def test_batched_and_per_sample_agree_exactly_in_float64():
     reference = distance_to_confident_loop(model, images, labels, threshold, step=0.005, max_steps=20)
     # The case mix this test is meant to cover: already confident, reached after moving, capped.
     moved_and_reached = reference.reached & ~reference.already_confident
-    assert reference.n_already_confident > 0 and int(moved_and_reached.sum()) > 0 and reference.n_capped > 0
+    counts = reference.counts()
+    assert counts["already_confident"] > 0 and int(moved_and_reached.sum()) > 0 and counts["capped"] > 0
     for batch_size in (7, 30, 500):
         batched = distance_to_confident(model, images, labels, threshold, step=0.005, max_steps=20,
                                         batch_size=batch_size)
@@ -123,9 +124,9 @@ def test_already_confident_sample_has_zero_distance_and_steps():
         moved = ~result.already_confident
         assert torch.equal(result.paper_distances[moved], result.distances[moved])
         assert result.already_confident.tolist() == (losses <= threshold).tolist()
-        assert result.n_already_confident == int((losses <= threshold).sum())
+        assert result.counts()["already_confident"] == int((losses <= threshold).sum())
     everyone = distance_to_confident(model, images, labels, threshold=100.0)
-    assert everyone.n_already_confident == 5 and everyone.total_steps == 0
+    assert everyone.counts()["already_confident"] == 5 and everyone.counts()["total_steps"] == 0
     assert torch.equal(everyone.distances, torch.zeros(5, dtype=torch.float64))
     assert torch.equal(everyone.paper_distances, torch.ones(5, dtype=torch.float64))  # default step: 1 unit
 
@@ -136,11 +137,11 @@ def test_the_step_budget_is_a_cap(dtype, tolerance):
     images, labels = random_samples(n=6, dtype=dtype)
     for fn in (distance_to_confident, distance_to_confident_loop):
         result = fn(model, images, labels, threshold=1e-6, step=0.001, max_steps=5)  # unreachable in 5 steps
-        assert result.n_capped == 6 and not result.reached.any() and not result.already_confident.any()
+        assert result.counts()["capped"] == 6 and not result.reached.any() and not result.already_confident.any()
         assert (result.steps == 5).all()
         assert (result.distances <= 5.0 + tolerance).all() and (result.distances > 0).all()
     none = distance_to_confident(model, images, labels, threshold=1e-6, max_steps=0)
-    assert (none.steps == 0).all() and none.n_capped == 6 and (none.distances == 0).all()
+    assert (none.steps == 0).all() and none.counts()["capped"] == 6 and (none.distances == 0).all()
 
 
 def test_inputs_stay_in_the_unit_box():

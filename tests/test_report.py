@@ -39,6 +39,15 @@ def test_a_scenario_nothing_satisfies_is_left_out():
     assert list(table["scenario"]) == ["max"]
 
 
+def test_settings_print_as_the_paper_writes_them():
+    from mia_utils.defenses import number_text, setting_text
+
+    assert [setting_text(n, v) for n, v in (("distillation", 2.0), ("label_smoothing", 0.01), ("weight_decay", 1e-4),
+                                            ("dp_sgd", 10.0), ("early_stopping", 5), ("gaussian_noise", 0.025))] == [
+        "T = 2", "α = 0.01", "λ = 1e-4", "σ_DP = 10", "E = 5", "σ = 0.025"]
+    assert [number_text(v) for v in (2.5e-5, 0.001, 0.0, 0.5, 100.0)] == ["2.5e-5", "0.001", "0", "0.5", "100"]
+
+
 def test_relative_change_and_its_undefined_case():
     assert report.relative_change(0.05, 0.10) == pytest.approx(-50.0)
     assert math.isnan(report.relative_change(0.05, 0.0))
@@ -48,10 +57,12 @@ def test_the_table_sits_beside_the_papers_values():
     from test_evidence import make_setting, results
 
     settings = [make_setting("random_crop", 4, 0.87, 0.02, 0.0), make_setting("random_crop", 1, 0.91, 0.06, 0.05)]
-    table = report.scenario_table(results(settings, make_setting("baseline", None, 0.90, 0.10, 0.08)))
-    assert table.loc[("random_crop", "RAD<5%"), "paper value"] == "4"
-    assert table.loc[("random_crop", "RAD<5%"), "paper ΔAdv_Yeom (%)"] == pytest.approx(-90.7)
-    assert table.loc[("random_crop", "RAD<5%"), "value"] == "4"
+    both = results(settings, make_setting("baseline", None, 0.90, 0.10, 0.08))
+    table, paper = report.scenario_table(both), report.paper_scenario_table(both)
+    assert paper.loc[("random_crop", "RAD<5%"), "setting"] == "c = 4"
+    assert paper.loc[("random_crop", "RAD<5%"), "ΔAdv_Yeom (%)"] == pytest.approx(-90.7)
+    assert table.loc[("random_crop", "RAD<5%"), "setting"] == "c = 4"
+    assert list(paper.index) == [i for i in table.index if i in paper.index]  # the same rows, in order
 
 
 def test_reading_agreement_counts_cells_against_the_papers_signs():

@@ -84,26 +84,14 @@ class DtCResult:
         one_step = torch.full_like(self.distances, self.step * SCALE, dtype=torch.float64)
         return torch.where(self.already_confident.bool(), one_step, self.distances.double())
 
-    @property
-    def n_already_confident(self) -> int:
-        return int(self.already_confident.sum())
-
-    @property
-    def n_reached(self) -> int:
-        return int(self.reached.sum())
-
-    @property
-    def n_capped(self) -> int:
-        return int(self.capped.sum())
-
-    @property
-    def total_steps(self) -> int:
-        """PGD steps taken over all samples (each a forward and a backward pass to the input)."""
-        return int(self.steps.sum())
-
     def counts(self) -> dict[str, int]:
-        return {"n": len(self), "already_confident": self.n_already_confident, "reached": self.n_reached,
-                "capped": self.n_capped, "total_steps": self.total_steps}
+        """How the search ended, counted over the samples: ``n`` samples, ``already_confident``
+        (no step needed), ``reached`` (confident after stepping), ``capped`` (stopped at
+        ``max_steps``), and ``total_steps``, the PGD steps taken over all samples (each a forward
+        and a backward pass to the input)."""
+        return {"n": len(self), "already_confident": int(self.already_confident.sum()),
+                "reached": int(self.reached.sum()), "capped": int(self.capped.sum()),
+                "total_steps": int(self.steps.sum())}
 
     def subset(self, index) -> "DtCResult":
         """The result restricted to ``index`` (a bool mask or integer indices)."""
@@ -112,6 +100,14 @@ class DtCResult:
         images = None if self.final_images is None else self.final_images[index]
         return DtCResult(**pick, threshold=self.threshold, step=self.step, max_steps=self.max_steps,
                          final_images=images)
+
+
+def _outcome_tensors(n: int):
+    """Zeroed per-sample outcomes of a search over ``n`` samples: distance and initial and final
+    losses (float64), steps taken (int64), and whether the confident region was reached (bool)."""
+    return (torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.int64),
+            torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64),
+            torch.zeros(n, dtype=torch.bool))
 
 
 def confident_loss(member_losses) -> float:
@@ -233,11 +229,7 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
                                                                       max_steps, batch_size)
     keep_freed_memory()  # each step frees and re-allocates ~25 MB blocks: 67 -> 40 ms per quick step
     n = images.shape[0]
-    distance = torch.zeros(n, dtype=torch.float64)
-    steps = torch.zeros(n, dtype=torch.int64)
-    initial = torch.zeros(n, dtype=torch.float64)
-    final = torch.zeros(n, dtype=torch.float64)
-    reached = torch.zeros(n, dtype=torch.bool)
+    distance, steps, initial, final, reached = _outcome_tensors(n)
     finals = [] if return_images else None
     with input_gradients_only(model):
         for start in range(0, n, batch_size):
@@ -311,11 +303,7 @@ def distance_to_confident_loop(model: nn.Module, images: torch.Tensor, labels: t
     """
     convert, labels, threshold, step, max_steps, _ = _prepare(model, images, labels, threshold, step, max_steps, 1)
     n = images.shape[0]
-    distance = torch.zeros(n, dtype=torch.float64)
-    steps = torch.zeros(n, dtype=torch.int64)
-    initial = torch.zeros(n, dtype=torch.float64)
-    final = torch.zeros(n, dtype=torch.float64)
-    reached = torch.zeros(n, dtype=torch.bool)
+    distance, steps, initial, final, reached = _outcome_tensors(n)
     finals = []
     with input_gradients_only(model):
         for i in range(n):
@@ -428,8 +416,9 @@ def dtc_gap(member_distances, nonmember_distances, n_bootstrap: int = 0, seed: i
         out[f"{name}_mean_zero_floor"] = float(zero_floor.mean())
         out[f"n_{name}"] = int(paper.numel())
         if isinstance(result, DtCResult):
-            out[f"{name}_already_confident"] = result.n_already_confident
-            out[f"{name}_capped"] = result.n_capped
+            counts = result.counts()
+            out[f"{name}_already_confident"] = counts["already_confident"]
+            out[f"{name}_capped"] = counts["capped"]
             outside = zero_floor[~result.already_confident.bool()]
             out[f"{name}_mean_outside"] = float(outside.mean()) if outside.numel() else float("nan")
     out["gap"] = _relative_gap(out["nonmembers_mean"], out["members_mean"])

@@ -75,14 +75,12 @@ def mmd_setting(profile, dataset: str, params: dict, seeds, store=None, schedule
     """Train (or read back) and evaluate :func:`mmd_setting_configs`, as a :class:`Setting`.
 
     Args:
-        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
-        dataset: the dataset's name, one of the profile's.
-        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
-            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
-            MMD^2 penalty's weight).
-        seeds: the seeds (iterable of int), one target each.
+        profile: as for :func:`mmd_setting_configs`.
+        dataset: as for :func:`mmd_setting_configs`.
+        params: as for :func:`mmd_setting_configs` (``mixup_alpha``, ``mmd_lambda``).
+        seeds: as for :func:`mmd_setting_configs`.
         store: the :class:`mia_utils.store.ResultStore` (None = the default store).
-        schedule: a key of :data:`MMD_SCHEDULES` (``"every step"`` or ``"authors' code"``).
+        schedule: as for :func:`mmd_setting_configs`.
     """
     from mia_utils.book import replicated
 
@@ -406,11 +404,9 @@ def schedule_settings(profile, dataset: str, params: dict, seeds, store=None) ->
     """MMD + mix-up over ``seeds`` on each schedule of :data:`MMD_SCHEDULES`, by schedule name.
 
     Args:
-        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
-        dataset: the dataset's name, one of the profile's.
-        params: chapter 07's validated parameters (:data:`mia_utils.book.chapters.CHAPTERS`), a dict
-            with ``mixup_alpha`` (mix-up's Beta(alpha, alpha) parameter) and ``mmd_lambda`` (the
-            MMD^2 penalty's weight).
+        profile: as for :func:`mmd_setting_configs`.
+        dataset: as for :func:`mmd_setting_configs`.
+        params: as for :func:`mmd_setting_configs` (``mixup_alpha``, ``mmd_lambda``).
         seeds: the seeds (iterable of int) of each schedule's setting.
         store: the :class:`mia_utils.store.ResultStore` (None = the default store).
     """

@@ -158,31 +158,47 @@ def _paper_cells(dataset: str):
 
 
 def scenario_table(results) -> pd.DataFrame:
-    """Our three-scenario table beside the paper's (Tables 3-5).
+    """Our three-scenario table (Tables 3-5; the paper's own values are :func:`paper_scenario_table`,
+    kept apart so that each fits the page).
 
     ``results``: :class:`mia_utils.book.findings.RegularizationResults`. One row per (mechanism,
-    scenario) the selection picked: the value, the paired change of accuracy and of both
-    advantages against the same seeds' baseline (relative to the baseline's mean, in percent,
-    where the baseline's interval excludes zero; otherwise absolute, in points, marked "pp"),
-    whether Adv_Yeom fell (the verdict of its paired change), and the paper's values."""
+    scenario) the selection picked: the setting as the paper writes it (``T = 2``), the paired
+    change of accuracy and of both advantages against the same seeds' baseline (relative to the
+    baseline's mean, in percent, where the baseline's interval excludes zero; otherwise absolute,
+    in points, marked "pp"), and whether Adv_Yeom fell (the verdict of its paired change)."""
     from mia_utils.attacks.evidence import relative_change_text, verdict
+    from mia_utils.defenses import setting_text
 
-    paper = _paper_cells(results.dataset)
     base = results.baseline
     rows = []
     for _, pick in results.scenarios.iterrows():
         setting = results.chosen(pick["mechanism"], pick["scenario"])
-        key = (pick["mechanism"], pick["scenario"])
-        entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]], "value": f"{pick['value']:g}"}
+        entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
+                 "setting": setting_text(pick["mechanism"], pick["value"])}
         for metric, title in CHANGE_METRICS.items():
             entry[title] = relative_change_text(setting.change(base, metric), base.estimate(metric))
         entry["Adv_Yeom lowered?"] = verdict(setting.change(base, "adv_yeom"), "decrease")
-        if key in paper.index:
-            cell = paper.loc[key]
-            entry.update({"paper value": f"{cell['value']:g}", "paper ΔAcc (%)": cell["d_acc_pct"],
-                          "paper ΔAdv_Yeom (%)": cell["d_adv_yeom_pct"], "paper ΔAdv_Salem (%)": cell["d_adv_salem_pct"]})
         rows.append(entry)
     return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
+
+
+def paper_scenario_table(results) -> pd.DataFrame:
+    """The paper's Tables 3-5 for the rows :func:`scenario_table` shows, in the same order: the
+    paper's setting and its relative changes of accuracy and both advantages (percent, as printed).
+    Rows the paper does not report are left out."""
+    from mia_utils.defenses import setting_text
+
+    paper = _paper_cells(results.dataset)
+    rows = []
+    for _, pick in results.scenarios.iterrows():
+        key = (pick["mechanism"], pick["scenario"])
+        if key in paper.index:
+            cell = paper.loc[key]
+            rows.append({"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
+                         "setting": setting_text(pick["mechanism"], cell["value"]), "ΔAcc (%)": cell["d_acc_pct"],
+                         "ΔAdv_Yeom (%)": cell["d_adv_yeom_pct"], "ΔAdv_Salem (%)": cell["d_adv_salem_pct"]})
+    columns = ["mechanism", "scenario", "setting", "ΔAcc (%)", "ΔAdv_Yeom (%)", "ΔAdv_Salem (%)"]
+    return pd.DataFrame(rows, columns=columns).set_index(["mechanism", "scenario"])
 
 
 READING_METRICS = {"adv_yeom": "(a) clean loss", "adv_yeom_objective": "(b) training objective"}
@@ -293,9 +309,11 @@ def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
     setting's value under the name ``symbol``. DP runs also get their mean ε and δ."""
     from mia_utils.attacks.evidence import relative_change_text
 
+    from mia_utils.defenses import number_text
+
     rows = []
     for setting in settings:
-        row = {symbol: setting.value}
+        row = {symbol: number_text(setting.value)}
         epsilons = [f["dp_epsilon"] for f in setting.facts if "dp_epsilon" in f]
         if epsilons:
             row["ε (mean over seeds)"] = float(sum(epsilons) / len(epsilons))
@@ -316,13 +334,17 @@ def combination_table(combo, baseline) -> pd.DataFrame:
     Adv_Yeom and Adv_Salem against ``baseline`` (see :func:`settings_table`)."""
     from mia_utils.attacks.evidence import relative_change_text
 
-    labelled = [(f"single, {SCENARIO_TITLES[scenario]} ({setting.value:g})", setting)
+    from mia_utils.defenses import setting_text
+
+    labelled = [(f"single, {SCENARIO_TITLES[scenario]} ({setting_text(combo.base, setting.value)})", setting)
                 for scenario, setting in combo.singles.items()]
-    labelled += [(f"+ {partner} ({setting.value:g})", setting) for partner, setting in combo.pairs.items()]
-    labelled += [(f"+ early stopping (E = {epoch})", setting) for epoch, setting in combo.early.items()]
+    labelled += [(f"+ {partner} ({setting_text(partner, setting.value)})", setting)
+                 for partner, setting in combo.pairs.items()]
+    labelled += [(f"+ early stopping ({setting_text('early_stopping', epoch)})", setting)
+                 for epoch, setting in combo.early.items()]
     rows = []
     for label, setting in labelled:
-        row = {"base": f"{combo.base} = {combo.value:g}", "row": label,
+        row = {"base": f"{combo.base}, {setting_text(combo.base, combo.value)}", "row": label,
                "test acc (%)": _interval(setting.estimate("test_acc")),
                "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom"))}
         for metric, title in (("test_acc", "ΔAcc"), ("adv_yeom", "ΔAdv_Yeom"), ("adv_salem", "ΔAdv_Salem")):

@@ -16,10 +16,10 @@ from mia_utils.defenses.recipe import (Distillation, Dropout, GaussianNoise, Gau
                                        RandomCrop, SpatialDropout, WeightDecay, add_gaussian_noise, random_crop,
                                        smooth, soft_labels)
 from mia_utils.defenses.registry import (MECHANISM_ORDER, REGISTRY, build, check_mechanisms, describe_mechanisms,
-                                         exclusion, register)
+                                         exclusion, number_text, register, setting_text)
 
 __all__ = ["Mechanism", "TrainingContext", "REGISTRY", "MECHANISM_ORDER", "build", "check_mechanisms",
-           "describe_mechanisms", "exclusion",
+           "describe_mechanisms", "exclusion", "number_text", "setting_text",
            "register", "Distillation", "LabelSmoothing", "GaussianNoise", "GaussianNoiseUnclamped", "RandomCrop",
            "Dropout", "SpatialDropout", "WeightDecay", "DPSGD", "Mixup", "MMD", "GatedMMD", "soft_labels", "smooth",
            "add_gaussian_noise", "random_crop"]

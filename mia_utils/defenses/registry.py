@@ -40,6 +40,27 @@ def exclusion(a: str, b: str) -> str | None:
     return None
 
 
+#: How a mechanism's symbol prints: the registry's ASCII names as the paper writes them.
+SYMBOLS = {"alpha": "α", "sigma": "σ", "lambda": "λ", "sigma_DP": "σ_DP"}
+
+
+def number_text(value) -> str:
+    """A hyperparameter in its natural form: ``2``, ``0.5``, ``0.01``, ``1e-4`` (no trailing
+    zeros; powers of ten below 0.001 as ``1e-4``, ``2.5e-5``)."""
+    value = float(value)
+    if value != 0 and abs(value) < 1e-3:
+        mantissa, exponent = f"{value:.3e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:.6g}"
+
+
+def setting_text(name: str, value) -> str:
+    """A mechanism's setting as the paper writes it, e.g. ``T = 2`` (distillation), ``α = 0.01``
+    (label smoothing), ``λ = 1e-4`` (weight decay), ``E = 5`` (early stopping after E epochs)."""
+    symbol = "E" if name == "early_stopping" else REGISTRY[name].symbol
+    return f"{SYMBOLS.get(symbol, symbol)} = {number_text(value)}"
+
+
 def describe_mechanisms(mechanisms) -> str:
     """A configuration's (name, value) pairs in words: 'baseline' or e.g. 'distillation = 50, random_crop = 4'."""
     if not mechanisms:
