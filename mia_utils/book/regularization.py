@@ -12,7 +12,7 @@ import pandas as pd
 from mia_utils.book import findings, replicated, report
 from mia_utils.book.findings import RegularizationResults
 from mia_utils.data import DATASETS
-from mia_utils.defenses import REGISTRY
+from mia_utils.defenses import REGISTRY, number_text
 
 #: The columns of the findings table the page shows (a subset of :func:`findings.findings_frame`'s).
 FINDINGS_COLUMNS = ["claim", "verdict", "ours (95 % interval)", "paper"]
@@ -102,14 +102,16 @@ def tradeoff_frame(settings: list[replicated.Setting]) -> pd.DataFrame:
 
 def mechanism_title(name: str) -> str:
     """A trade-off panel's title: the mechanism in words and its symbol ("E" for early stopping)."""
+    from mia_utils.defenses.registry import SYMBOLS
+
     symbol = REGISTRY[name].symbol if name in REGISTRY else "E"
-    return f"{name.replace('_', ' ')} ({symbol})"
+    return f"{name.replace('_', ' ')} ({SYMBOLS.get(symbol, symbol)})"
 
 
-def tradeoff_figure(result: RegularizationResults, max_columns: int = 4):
+def tradeoff_figure(result: RegularizationResults, max_columns: int = 2):
     """Test accuracy (%) against both advantages (%) for every value of every mechanism of
-    ``result`` (seed means): one panel per mechanism, at most ``max_columns`` a row, shared y axis,
-    each point labelled with its value, the baseline as a black star (Yeom) and cross (Salem).
+    ``result`` (seed means): one panel per mechanism, at most ``max_columns`` a row (two, so that
+    the labels stay readable at the page's width), shared y axis, each point labelled with its value, the baseline as a black star (Yeom) and cross (Salem).
     Returns the matplotlib Figure (open: the caller shows or glues it)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -118,7 +120,7 @@ def tradeoff_figure(result: RegularizationResults, max_columns: int = 4):
     names = list(dict.fromkeys(long["mechanism"]))
     columns = min(max_columns, len(names))
     rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.4 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.2 * rows), squeeze=False,
                              sharey=True, layout="constrained")
     base = replicated.means_frame([result.baseline]).iloc[0]
     for ax, name in zip(axes.ravel(), names):
@@ -126,8 +128,8 @@ def tradeoff_figure(result: RegularizationResults, max_columns: int = 4):
         sns.lineplot(part, x="test accuracy (%)", y="advantage (%)", hue="attack", style="attack",
                      markers=True, sort=False, ax=ax, legend=ax is axes.ravel()[0])
         for _, point in part[part["attack"] == "Yeom"].iterrows():
-            ax.annotate(f"{point['value']:g}", (point["test accuracy (%)"], point["advantage (%)"]),
-                        textcoords="offset points", xytext=(3, 3), fontsize=8)
+            ax.annotate(number_text(point["value"]), (point["test accuracy (%)"], point["advantage (%)"]),
+                        textcoords="offset points", xytext=(3, 3), fontsize=9)
         for attack, (_, marker) in TRADEOFF_ATTACKS.items():
             ax.plot(100 * base["test_acc"], 100 * base[attack], marker=marker, color="black", markersize=10)
         ax.set_title(mechanism_title(name))
