@@ -59,8 +59,8 @@ def _process_alive(pid: int) -> bool:
 
 
 #: Key prefixes of entries derived from runs (cached evaluations, DtC measurements, population
-#: LiRA, chapter 08's OOD measurements).
-DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-")
+#: LiRA, chapter 08's OOD measurements, chapter 09's stronger attacks and their reference outputs).
+DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-", "atk-")
 
 
 def derived_key(prefix: str, settings: dict) -> str:

@@ -32,11 +32,13 @@ notebook narrates and calls them):
   Figure 1);
 * :mod:`~mia_utils.book.generalization`: chapter 06, LiRA against generalization;
 * :mod:`~mia_utils.book.mmd_mixup`: chapter 07, MMD + mix-up;
-* :mod:`~mia_utils.book.ood_scores`: chapter 08, prediction scores on out-of-distribution inputs.
+* :mod:`~mia_utils.book.ood_scores`: chapter 08, prediction scores on out-of-distribution inputs;
+* :mod:`~mia_utils.book.stronger_attacks`: chapter 09, the selected defenses and DP-SGD against
+  RMIA, the augmentation-aware attack and label-only attacks.
 
 Import the modules themselves, e.g. ``from mia_utils.book import findings, report``.
 """
 
 __all__ = ["chapters", "runs", "profiles", "replicated", "plan", "sweep", "provenance", "report", "findings",
            "verdicts", "primer", "baselines", "regularization", "differential_privacy", "combinations",
-           "distance_to_confident", "generalization", "mmd_mixup", "ood_scores"]
+           "distance_to_confident", "generalization", "mmd_mixup", "ood_scores", "stronger_attacks"]

@@ -141,8 +141,8 @@ CHAPTERS: dict[str, Chapter] = {
         Param("members", "int", 0, "training images (members); 0 keeps the primer's default for the profile "
               "(smoke 300, quick 1000, paper 5000)", minimum=0, maximum=60_000),
         Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
-        Param("width", "float", 0.0, "network width multiplier (1.0 = the paper's channels); 0 keeps the "
-              "profile's value", minimum=0.0, maximum=16.0),
+        Param("width", "float", 0.0, "network width multiplier (1.0 = the paper's channels; at least 0.0625); "
+              "0 keeps the profile's value", minimum=0.0, maximum=16.0),
     )),
     "01_baselines": Chapter("01_baselines", "Baselines: how much do unregularized models leak?", COMMON + (
         Param("epochs", "int", 0, "training epochs; 0 keeps the profile's value", minimum=0, maximum=1000),
@@ -197,7 +197,54 @@ CHAPTERS["08_prediction_scores_ood"] = Chapter(
     ))
 
 
+#: Chapter 09's defaults per profile, used where its parameter is 0: the augmented queries K of the
+#: augmentation-aware attack, the members and non-members per side that the query attacks
+#: (augmentation-aware, translation) attack, and those the boundary-distance search attacks.
+STRONGER_DEFAULTS = {
+    "smoke": {"augmentations": 2, "query_samples": 100, "boundary_samples": 20},
+    "quick": {"augmentations": 8, "query_samples": 500, "boundary_samples": 50},
+    "paper": {"augmentations": 20, "query_samples": 3_000, "boundary_samples": 500},
+}
+#: The smallest nonzero value of a parameter (0 keeps the default), so that no value yields a
+#: degenerate model or measurement: the primer's members (a quarter of them evaluated on each
+#: side) and width (the smoke profile's 1/16, the narrowest network the book trains); chapter 09's K
+#: >= 2 (the authors' reductions include a standard deviation), and enough samples per side for
+#: an advantage with a usable interval.
+FLOORS = {"members": 8, "width": 0.0625, "augmentations": 2, "query_samples": 50, "boundary_samples": 10}
+
+
+def _stronger_defaults(name: str) -> str:
+    """"(at least 2); 0 keeps the profile's (smoke 2, quick 8, paper 20)" for one of chapter 09's
+    parameters, from :data:`FLOORS` and :data:`STRONGER_DEFAULTS`."""
+    defaults = ", ".join(f"{profile} {values[name]}" for profile, values in STRONGER_DEFAULTS.items())
+    return f"(at least {FLOORS[name]}); 0 keeps the profile's ({defaults})"
+
+
+CHAPTERS["09_stronger_attacks"] = Chapter(
+    "09_stronger_attacks", "Stronger attacks than the paper tried: is the protection real?", COMMON + (
+        Param("augmentations", "int", 0, "augmented queries K per sample of the augmentation-aware attack "
+              + _stronger_defaults("augmentations"), minimum=0, maximum=200),
+        Param("query_samples", "int", 0, "members and non-members per side (of the evaluation and the adversary's "
+              "sets) that the augmentation-aware and translation attacks query "
+              + _stronger_defaults("query_samples"), minimum=0, maximum=60_000),
+        Param("boundary_samples", "int", 0, "members and non-members per side that the boundary-distance attack "
+              "searches " + _stronger_defaults("boundary_samples"), minimum=0, maximum=60_000),
+    ))
+
+
 CHAPTERS["findings"] = Chapter("findings", "The paper's findings, one by one", COMMON, summary=True)
+
+
+def stronger_attack_options(params: dict) -> dict:
+    """Chapter 09's ``augmentations``, ``query_samples`` and ``boundary_samples`` from its validated
+    ``params``: each parameter, or the profile's default (:data:`STRONGER_DEFAULTS`) where it is 0,
+    the sample counts cut to the sizes of the chapter's first dataset."""
+    profile = get_profile(params["profile"])
+    size = profile.sizes[(params.get("datasets") or list(profile.datasets))[0]]
+    options = {name: params[name] or default for name, default in STRONGER_DEFAULTS[profile.name].items()}
+    for name in ("query_samples", "boundary_samples"):
+        options[name] = min(options[name], size.n_eval, size.n_adversary)
+    return options
 
 
 def related_shadow_count(params: dict) -> int:
@@ -257,6 +304,16 @@ def validate(chapter: str, params: dict, check_available: bool = True) -> dict:
                              ">= 4, so that each population model, as the target, keeps IN and OUT shadow models "
                              "for every example")
     profile = get_profile(values["profile"])
+    for name, floor in FLOORS.items():
+        if name in values and 0 < values[name] < floor:
+            raise ParameterError(f"parameter {name!r}: got {values[name]}; allowed: 0 (the default) or at "
+                                 f"least {floor:g}")
+    for name in ("query_samples", "boundary_samples"):
+        largest = min(min(size.n_eval, size.n_adversary) for size in profile.sizes.values())
+        if values.get(name, 0) > largest:
+            raise ParameterError(f"parameter {name!r}: got {values[name]}; allowed: 0 (the profile's value) or at "
+                                 f"most {largest}, the evaluation and adversary sets' size per side in profile "
+                                 f"{profile.name!r}")
     if "mechanisms" in values and not values["mechanisms"]:
         values["mechanisms"] = list(PAPER_MECHANISMS)
     if "datasets" in values:

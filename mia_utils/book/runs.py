@@ -181,6 +181,19 @@ def prediction_scores_ood(profile, params: dict, store=None) -> ChapterRuns:
     return out
 
 
+def stronger_attacks(profile, params: dict, store=None) -> ChapterRuns:
+    """On the chapter's first dataset: chapter 02's baseline and grid (its RAD selection reads them
+    all), chapter 03's DP grid, and chapter 01's shadow models of the first seed's baseline, which
+    serve as RMIA's reference models. Nothing of its own: the chapter attacks stored models."""
+    out, seeds = ChapterRuns(), _seeds(profile, params)
+    dataset = _datasets(profile, params)[0]
+    for part in (_baseline, _paper_grid, _dp_grid):
+        out.extend(part(profile, dataset, seeds))
+    base = profile.base_config(dataset, seed=params["seed"])
+    out.extend(base.shadow(i, profile.shadow_models) for i in range(profile.shadow_models))
+    return out
+
+
 def summary(profile, params: dict, store=None) -> ChapterRuns:
     """The findings page judges the ten findings on chapters 02 to 05's runs, so it lists theirs."""
     out = ChapterRuns()
@@ -201,5 +214,6 @@ RUNS: dict[str, Callable[..., ChapterRuns]] = {
     "06_generalization_lira": generalization_lira,
     "07_mmd_mixup": mmd_mixup,
     "08_prediction_scores_ood": prediction_scores_ood,
+    "09_stronger_attacks": stronger_attacks,
     "findings": summary,
 }
