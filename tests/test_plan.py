@@ -54,3 +54,18 @@ def test_plan_is_the_union_of_each_chapters_runs(profile_name, tmp_path):
     for key, chapters in listed.items():
         assert set(plan.runs[key].chapters) == chapters
     assert set(RUNS) == set(toc_chapters())
+
+
+def test_chapter_01_lists_the_target_and_shadows_its_parameters_ask_for():
+    from mia_utils.book.chapters import validate
+    from mia_utils.book.profiles import get_profile
+    from mia_utils.book.runs import RUNS
+
+    profile = get_profile("smoke")
+    params = validate("01_baselines", {"profile": "smoke", "epochs": 3, "shadow_models": 6}, check_available=False)
+    configs = RUNS["01_baselines"](profile, params).configs
+    target = profile.base_config("fmnist", seed=0, epochs=3)
+    assert target in configs
+    assert [c for c in configs if c.is_shadow] == [target.shadow(i, 6) for i in range(6)]
+    default = RUNS["01_baselines"](profile, validate("01_baselines", {"profile": "smoke"}, check_available=False))
+    assert sum(c.is_shadow for c in default.configs) == profile.shadow_models

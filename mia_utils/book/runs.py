@@ -72,11 +72,17 @@ def primer(profile, params: dict, store=None) -> ChapterRuns:
 
 
 def baselines(profile, params: dict, store=None) -> ChapterRuns:
+    """The baseline over its seeds, and the first seed's target trained for the chapter's
+    ``epochs`` (the same run unless they are changed) with LiRA's ``shadow_models`` shadows."""
+    from mia_utils.book.chapters import related_shadow_count
+
     out, seeds = ChapterRuns(), _seeds(profile, params)
+    n_shadows = related_shadow_count(params)
     for dataset in _datasets(profile, params):
-        base = profile.base_config(dataset, seed=params["seed"])
+        base = profile.base_config(dataset, seed=params["seed"], epochs=params.get("epochs") or None)
         out.extend(_baseline(profile, dataset, seeds))
-        out.extend(base.shadow(i, profile.shadow_models) for i in range(profile.shadow_models))
+        out.extend([base])
+        out.extend(base.shadow(i, n_shadows) for i in range(n_shadows))
     return out
 
 
