@@ -189,3 +189,27 @@ def test_a_repository_that_is_not_a_github_url_is_refused_before_building(tmp_pa
     assert main(["build", "--dir", str(tmp_path), "--repository", "github.com/example"]) == 2
     assert "repository: got 'github.com/example'; allowed: a GitHub repository URL" in capsys.readouterr().err
 
+
+
+def exercise_counts(page_html: str) -> tuple[int, int]:
+    """(exercises, solutions folded until opened) on one built page."""
+    return (len(re.findall(r'class="exercise admonition"', page_html)),
+            len(re.findall(r'class="solution dropdown admonition"', page_html)))
+
+
+def test_every_chapter_has_exercises_whose_solutions_stay_folded(built_smoke_book):
+    from mia_utils.book.chapters import toc_chapters
+
+    for name in toc_chapters():
+        page = (built_smoke_book / "_build" / "html" / "book" / "executed" / f"{name}.html").read_text()
+        exercises, folded = exercise_counts(page)
+        assert 2 <= exercises <= 4 and folded == exercises, (name, exercises, folded)
+        assert "{glue:" not in page  # every number in a solution was filled in from the computation
+    teaching = (built_smoke_book / "_build" / "html" / "book" / "teaching.html").read_text()
+    assert all(f"executed/{name}.html" in teaching for name in toc_chapters() if name != "findings")
+
+
+def test_the_exercise_counter_sees_folded_and_open_solutions():
+    page = ('<div class="exercise admonition"></div><div class="solution dropdown admonition"></div>'
+            '<div class="exercise admonition"></div><div class="solution admonition"></div>')
+    assert exercise_counts(page) == (2, 1)
