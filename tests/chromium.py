@@ -159,6 +159,10 @@ PAGE_REPORT = """
                                 width: img.naturalWidth, height: img.naturalHeight,
                                 shown_width: img.getBoundingClientRect().width})),
     error_outputs: document.querySelectorAll('.output.error, .output.traceback, .output.stderr').length,
+    // each table's full width against the content column's, in CSS pixels
+    tables: [...document.querySelectorAll('article table')].map(table => ({
+        width: table.scrollWidth, column: document.querySelector('article').clientWidth,
+        start: table.innerText.slice(0, 60).replace(/\s+/g, ' ')})),
   };
 })()
 """

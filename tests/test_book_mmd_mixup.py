@@ -63,9 +63,9 @@ def test_attack_rows_and_frame():
     assert rows[0]["TPR @ 1 % FPR (%)"] == "5.00 [3.04, 6.96]"
     assert rows[0]["TPR @ 0.1 % FPR (%)"] == "not resolvable at n = 100 non-members per side"
     table = mmd_mixup.attacks_frame(rows)
-    assert table.index.names == ["dataset", "attack"] and table.shape == (2, 8)
-    assert list(table.columns.get_level_values(1)[:2]) == ["MMD + mix-up", "baseline"]
-    assert table.loc[("Fashion-MNIST", "yeom"), ("advantage (%)", "MMD + mix-up")] == "10.0 [0.2, 19.8]"
+    assert table.index.names == ["dataset", "attack", "model"] and table.shape == (4, 4)  # turned: narrow
+    assert [model for _, _, model in table.index[:2]] == ["baseline", "MMD + mix-up"]
+    assert table.loc[("Fashion-MNIST", "yeom", "MMD + mix-up"), "advantage (%)"] == "10.0 [0.2, 19.8]"
 
 
 def test_attacks_table_attacks_both_final_models(monkeypatch):
@@ -83,8 +83,8 @@ def test_attacks_table_attacks_both_final_models(monkeypatch):
     table = mmd_mixup.attacks_table(get_profile("smoke"), PARAMS)
     assert [dict(c.mechanisms) for c in seen] == [{}, {"mixup": 1.0, "mmd": 0.5}]
     assert all(c.snapshot_epochs == () for c in seen)
-    assert table.loc[("Fashion-MNIST", "yeom"), ("advantage (%)", "baseline")].startswith("20.0")
-    assert table.loc[("Fashion-MNIST", "lira_online"), ("advantage (%)", "MMD + mix-up")].startswith("4.0")  # 4 shadows
+    assert table.loc[("Fashion-MNIST", "yeom", "baseline"), "advantage (%)"].startswith("20.0")
+    assert table.loc[("Fashion-MNIST", "lira_online", "MMD + mix-up"), "advantage (%)"].startswith("4.0")  # 4 shadows
 
 
 def test_mmd_results_reads_the_sweep_and_the_defense(monkeypatch):

@@ -84,6 +84,22 @@ def test_no_glue_key_traceback_or_error_output(reports):
             assert match is None, f"{page} shows {what}: {match.group(0) if match else ''!r}"
 
 
+def wider_than_the_column(report: dict) -> list[str]:
+    """The tables of one page report that would need sideways scrolling (1 px of rounding allowed)."""
+    return [f"{t['width']} px > {t['column']} px: {t['start']}" for t in report["tables"] if t["width"] > t["column"] + 1]
+
+
+def test_the_width_check_flags_a_wide_table():
+    report = {"tables": [{"width": 900, "column": 752, "start": "a b"}, {"width": 753, "column": 752, "start": "c"}]}
+    assert wider_than_the_column(report) == ["900 px > 752 px: a b"]
+
+
+def test_every_table_fits_the_content_column(reports):
+    wide = {page: wider_than_the_column(report) for page, report in reports.items()}
+    assert sum(len(report["tables"]) for report in reports.values()) > 20
+    assert {page: tables for page, tables in wide.items() if tables} == {}
+
+
 def test_first_page_screenshot_is_kept(reports):
     artifacts = os.environ.get("MIA_TEST_ARTIFACTS", str(ROOT / "test-artifacts"))
     shot = os.path.join(artifacts, "smoke_book_first_page.png")

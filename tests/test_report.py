@@ -89,3 +89,22 @@ def test_low_fpr_text_prints_the_exact_interval_or_why_it_cannot():
     resolvable = SimpleNamespace(resolvable=True, format=lambda digits, exact: f"1.25 [0.5, 2.0] ({digits}, {exact})")
     assert low_fpr_text(resolvable, 2000) == "1.25 [0.5, 2.0] (2, True) %"
     assert low_fpr_text(SimpleNamespace(resolvable=False), 1500) == "not resolvable at n = 1,500"
+
+
+def test_the_readings_table_splits_into_two_narrow_views():
+    from test_evidence import make_setting, results
+
+    settings = [make_setting("random_crop", 4, 0.87, 0.02, 0.0), make_setting("random_crop", 1, 0.91, 0.06, 0.05)]
+    readings = report.yeom_readings(results(settings, make_setting("baseline", None, 0.90, 0.10, 0.08)))
+    advantage, signal = report.reading_views(readings)
+    assert sorted(advantage.columns.tolist() + signal.columns.tolist()) == sorted(readings.columns)
+    assert "Adv_Yeom (a) clean loss (%)" in advantage and "AUC (%)" in signal and "AUC (%)" not in advantage
+    assert len(advantage.columns) <= 7 and len(signal.columns) <= 7
+
+
+def test_the_papers_table_6_folds_the_values_into_its_labels():
+    table = report.paper_table6()
+    assert table.index.names == ["base", "row"] and list(table.columns) == ["ΔAcc (%)", "ΔAdv_Yeom (%)", "ΔAdv_Salem (%)"]
+    assert ("distillation, T = 50", "single_rad5") in table.index
+    assert table.loc[("distillation, T = 50", "single_rad5"), "ΔAdv_Yeom (%)"] == pytest.approx(-68.6)
+    assert any(row.startswith("+ random_crop (c = ") for _, row in table.index)

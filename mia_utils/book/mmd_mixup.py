@@ -208,9 +208,15 @@ def attack_rows(results: dict, dataset_title: str, model: str, n_nonmembers: int
 
 
 def attacks_frame(rows: list[dict]) -> pd.DataFrame:
-    """:func:`attack_rows` of every (dataset, model) for display: indexed by dataset and attack,
-    with two levels of columns (measure; model, in alphabetical order)."""
-    return pd.DataFrame(rows).set_index(["dataset", "attack", "model"]).unstack("model")
+    """:func:`attack_rows` of every (dataset, model) for display, narrow enough for the page: one
+    column per measure, indexed by dataset, attack and model, the baseline's row above the
+    defended model's for each attack (datasets and attacks in the order of ``rows``)."""
+    frame = pd.DataFrame(rows)
+    order = {column: {value: i for i, value in enumerate(dict.fromkeys(frame[column]))}
+             for column in ("dataset", "attack")}
+    order["model"] = {BASELINE_LABEL: 0, DEFENDED_LABEL: 1}
+    keys = frame[["dataset", "attack", "model"]].apply(lambda column: column.map(order[column.name]))
+    return frame.iloc[keys.sort_values(["dataset", "attack", "model"]).index].set_index(["dataset", "attack", "model"])
 
 
 def attacks_table(profile, params: dict, store=None) -> pd.DataFrame:

@@ -224,6 +224,7 @@ def yeom_readings(results) -> pd.DataFrame:
     baseline with its verdict ("decrease" predicted), the AUC's verdict, what the AUC says
     (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom."""
     from mia_utils.attacks.evidence import relative_change_text, verdict
+    from mia_utils.defenses import setting_text
 
     paper = _paper_cells(results.dataset)
     base = results.baseline
@@ -235,7 +236,7 @@ def yeom_readings(results) -> pd.DataFrame:
         setting = results.chosen(pick["mechanism"], pick["scenario"])
         auc_state = verdict(setting.change(base, "auc"), "decrease")
         entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
-                 "value": f"{pick['value']:g}"}
+                 "value": setting_text(pick["mechanism"], pick["value"])}
         for metric, title in READING_METRICS.items():
             change = setting.change(base, metric)
             entry[f"Adv_Yeom {title} (%)"] = _interval(setting.estimate(metric))
@@ -250,6 +251,29 @@ def yeom_readings(results) -> pd.DataFrame:
         entry["paper ΔAdv_Yeom (%)"] = paper.loc[key, "d_adv_yeom_pct"] if key in paper.index else float("nan")
         rows.append(entry)
     return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
+
+
+def reading_views(readings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`yeom_readings` as two tables narrow enough for the page: the two readings of Yeom's
+    advantage (value, change and verdict of each), and what the threshold-free measures say (AUC
+    and its verdict, TPR at 0.1 % FPR, the reading of each, and the paper's ΔAdv_Yeom)."""
+    advantage = [c for c in readings.columns if c.startswith(("Adv_Yeom", "Δ ", "(")) or c == "value"]
+    return readings[advantage], readings[[c for c in readings.columns if c not in advantage]]
+
+
+def paper_table6(dataset_table: str = "table6_combinations_cifar100") -> pd.DataFrame:
+    """The paper's Table 6 as the page shows it: one row per (base mechanism, row), the base's
+    and the row's values folded into the labels, and the three relative changes (percent)."""
+    from mia_utils.defenses import setting_text
+
+    paper = published(dataset_table)
+    rows = []
+    for _, cell in paper.iterrows():
+        row = cell["row"] if pd.isna(cell["row_value"]) else f"+ {cell['row']} ({setting_text(cell['row'], cell['row_value'])})"
+        rows.append({"base": f"{cell['base']}, {setting_text(cell['base'], cell['base_value'])}", "row": row,
+                     "ΔAcc (%)": cell["d_acc_pct"],
+                     "ΔAdv_Yeom (%)": cell["d_adv_yeom_pct"], "ΔAdv_Salem (%)": cell["d_adv_salem_pct"]})
+    return pd.DataFrame(rows).set_index(["base", "row"])
 
 
 def threshold_moved(readings: pd.DataFrame, reading: str = "a") -> list[str]:
@@ -328,8 +352,9 @@ def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
 
 
 def combination_table(combo, baseline) -> pd.DataFrame:
-    """Table 6's rows for one base mechanism (:class:`mia_utils.book.findings.Combinations`): the base
-    alone at RAD<5% and RAD<15%, each pair, and the base stopped early after each E; test
+    """Table 6's rows for one base mechanism (:class:`mia_utils.book.findings.Combinations`; the page
+    names the base above the table): the base alone at RAD<5% and RAD<15%, each pair, and the base
+    stopped early after each E, indexed by that row's label; test
     accuracy and Adv_Yeom as seed means with 95 % intervals, and the paired changes of accuracy,
     Adv_Yeom and Adv_Salem against ``baseline`` (see :func:`settings_table`)."""
     from mia_utils.attacks.evidence import relative_change_text
@@ -344,13 +369,13 @@ def combination_table(combo, baseline) -> pd.DataFrame:
                  for epoch, setting in combo.early.items()]
     rows = []
     for label, setting in labelled:
-        row = {"base": f"{combo.base}, {setting_text(combo.base, combo.value)}", "row": label,
+        row = {"row": label,
                "test acc (%)": _interval(setting.estimate("test_acc")),
                "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom"))}
         for metric, title in (("test_acc", "ΔAcc"), ("adv_yeom", "ΔAdv_Yeom"), ("adv_salem", "ΔAdv_Salem")):
             row[title] = relative_change_text(setting.change(baseline, metric), baseline.estimate(metric))
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["base", "row"])
+    return pd.DataFrame(rows).set_index("row")
 
 
 def paper_epsilons(profile_name: str = "paper", dataset: str = "fmnist") -> pd.DataFrame:
