@@ -171,6 +171,14 @@ def test_advantage_and_verdict_tables_shapes():
     assert counts.loc["Yeom"].tolist() == [2, 0, 1] and counts.loc["RMIA"].tolist() == [1, 1, 1]
 
 
+def test_compact_table_splits_into_the_aucs_and_the_low_fpr_rates():
+    table = sa.compact_table(_results())
+    aucs, rates = sa.compact_views(_results())
+    assert list(aucs.columns) + list(rates.columns) == list(table.columns)
+    assert set(aucs.columns.get_level_values("metric")) == {"AUC (%)"}
+    assert "AUC (%)" not in set(rates.columns.get_level_values("metric"))
+
+
 def test_compact_table_leaves_out_unresolvable_rates():
     table = sa.compact_table(_results())
     metrics = list(dict.fromkeys(table.columns.get_level_values(0)))

@@ -258,7 +258,12 @@ def reading_views(readings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     advantage (value, change and verdict of each), and what the threshold-free measures say (AUC
     and its verdict, TPR at 0.1 % FPR, the reading of each, and the paper's ΔAdv_Yeom)."""
     advantage = [c for c in readings.columns if c.startswith(("Adv_Yeom", "Δ ", "(")) or c == "value"]
-    return readings[advantage], readings[[c for c in readings.columns if c not in advantage]]
+    short = {}
+    for title in READING_METRICS.values():  # "(a) clean loss" -> "(a)": the text names each reading
+        letter = title.split()[0]
+        short.update({f"Adv_Yeom {title} (%)": f"Adv_Yeom {letter} (%)", f"Δ {title}": f"Δ {letter}",
+                      f"{title} lowered?": f"{letter} lowered?"})
+    return readings[advantage].rename(columns=short), readings[[c for c in readings.columns if c not in advantage]]
 
 
 def paper_table6(dataset_table: str = "table6_combinations_cifar100") -> pd.DataFrame:

@@ -553,6 +553,13 @@ def compact_table(results: StrongerAttacks) -> pd.DataFrame:
     return frame
 
 
+def compact_views(results: StrongerAttacks) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`compact_table` as two tables narrow enough for the page: the AUCs, and the TPRs at
+    low FPR."""
+    table = compact_table(results)
+    return table[["AUC (%)"]], table.drop(columns="AUC (%)", level="metric")
+
+
 @dataclass(frozen=True)
 class AttackVerdict:
     """Whether one defense lowers one attack's advantage below the baseline's: the paired
