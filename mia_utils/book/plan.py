@@ -82,7 +82,7 @@ def chapter_plan(chapter: str, params: dict, store: ResultStore | None = None, p
     listed = RUNS[chapter](get_profile(params["profile"]), params, store)
     for config in listed.configs:
         plan.add(config, chapter)
-    plan.pending.extend(listed.pending)
+    plan.pending.extend(note for note in listed.pending if note not in plan.pending)
     return plan
 
 
