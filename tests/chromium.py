@@ -162,7 +162,7 @@ PAGE_REPORT = """
     // each table's full width against the content column's, in CSS pixels
     tables: [...document.querySelectorAll('article table')].map(table => ({
         width: table.scrollWidth, column: document.querySelector('article').clientWidth,
-        start: table.innerText.slice(0, 60).replace(/\s+/g, ' ')})),
+        start: table.innerText.slice(0, 60).replace(/\\s+/g, ' ')})),
   };
 })()
 """
