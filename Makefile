@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: book test setup data browser executed clean clean-all
+.PHONY: book pdf tex test setup data browser executed clean clean-all
 
 # Training first, on one single-thread worker per core (about 10 % faster than one process with
 # every thread: benchmarks/results/sweep.md); the chapters then read their runs from the store,
@@ -20,6 +20,20 @@ book: setup data
 	$(PY) -m mia_utils sweep --profile $(PROFILE) --workers $(WORKERS)
 	$(PY) -m mia_utils run --profile $(PROFILE) --jobs $(WORKERS)
 	$(PY) -m mia_utils build $(if $(REPOSITORY),--repository $(REPOSITORY),)
+
+# The book as a PDF (_build/latex/book.pdf) through Jupyter Book's LaTeX route, from the pages
+# `make book` executed; Debian's TeX packages are installed first when apt is usable as root.
+pdf: setup tex
+	$(PY) -m mia_utils build --pdf
+
+tex:
+	@if ! command -v xelatex >/dev/null || ! command -v xindy >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+				texlive-fonts-extra texlive-plain-generic fonts-freefont-otf latexmk xindy; \
+		else echo "install TeX Live with xelatex, latexmk and xindy to build the PDF"; exit 1; fi; \
+	fi
 
 test: setup data browser
 	$(PY) -m pytest

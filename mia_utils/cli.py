@@ -253,6 +253,12 @@ def point_buttons_at_sources(html_root: Path, url: str) -> int:
     return changed
 
 
+#: What the PDF route needs besides Python: the LaTeX engine, its driver and the index builder
+#: (Debian: texlive-xetex, latexmk, xindy; the book class also needs texlive-latex-extra and
+#: texlive-fonts-extra, see ``make pdf``).
+PDF_TOOLS = ("xelatex", "latexmk", "xindy")
+
+
 def command_build(args) -> int:
     root = Path(args.dir)
     repository = args.repository or os.environ.get("MIA_BOOK_REPOSITORY", "")
@@ -260,6 +266,12 @@ def command_build(args) -> int:
     executable = Path(sys.executable).parent / "jupyter-book"
     command = [str(executable if executable.exists() else "jupyter-book"), "build", str(root),
                "--warningiserror", "--keep-going"]
+    if args.pdf:
+        missing = [tool for tool in PDF_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise ValueError(f"--pdf: needs {', '.join(missing)} on PATH; `make pdf` installs Debian's TeX packages")
+        # LaTeX reports overfull boxes and the like as warnings: they do not stop the PDF
+        command = command[:3] + ["--builder", "pdflatex"]
     if url:
         command += ["--config", str(repository_config(root, url, args.branch))]
     missing = [name for name in toc_chapters(root) if not (root / EXECUTED / f"{name}.ipynb").exists()]
@@ -268,7 +280,9 @@ def command_build(args) -> int:
               file=sys.stderr)
         return 1
     status = subprocess.run(command).returncode
-    if status == 0 and url:
+    if status == 0 and args.pdf:
+        print(f"[mia_utils] the book as a PDF: {root / '_build' / 'latex' / 'book.pdf'}", file=sys.stderr)
+    if status == 0 and url and not args.pdf:
         changed = point_buttons_at_sources(root / "_build" / "html", url)
         print(f"[mia_utils] repository buttons for {url}; {changed} launch and edit links point at notebooks/",
               file=sys.stderr)
@@ -513,6 +527,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--repository", default="",
                        help="GitHub URL of the book's repository (default $MIA_BOOK_REPOSITORY); without it the "
                             "repository, issue, edit and launch buttons are left out")
+    build.add_argument("--pdf", action="store_true",
+                       help="build the PDF (_build/latex/book.pdf) through Jupyter Book's LaTeX route instead of HTML")
     build.add_argument("--branch", default=os.environ.get("MIA_BOOK_BRANCH", "main"),
                        help="the repository's branch the buttons open (default $MIA_BOOK_BRANCH or main)")
     build.set_defaults(handler=command_build)

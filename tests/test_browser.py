@@ -231,3 +231,25 @@ def test_the_exercise_counter_sees_folded_and_open_solutions():
     page = ('<div class="exercise admonition"></div><div class="solution dropdown admonition"></div>'
             '<div class="exercise admonition"></div><div class="solution admonition"></div>')
     assert exercise_counts(page) == (2, 1)
+
+
+@pytest.mark.skipif(any(shutil.which(tool) is None for tool in ("xelatex", "latexmk", "xindy")),
+                    reason="needs TeX Live with xelatex, latexmk and xindy (make pdf installs them)")
+def test_the_book_builds_as_a_pdf(built_smoke_book, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(built_smoke_book, book, ignore=shutil.ignore_patterns("_build", "store"))
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "build", "--dir", str(book), "--pdf"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    pdf = book / "_build" / "latex" / "book.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 500_000
+    tex = (book / "_build" / "latex" / "book.tex").read_text()
+    assert all(f"{{{title}}}" in tex or title in tex for title in ("A primer", "Stronger attacks"))
+
+
+def test_a_pdf_without_tex_stops_with_what_to_install(tmp_path, monkeypatch, capsys):
+    from mia_utils import cli
+
+    monkeypatch.setattr(cli.shutil, "which", lambda tool: None)
+    assert cli.main(["build", "--dir", str(tmp_path), "--pdf"]) == 2
+    assert "--pdf: needs xelatex, latexmk, xindy on PATH" in capsys.readouterr().err
