@@ -259,6 +259,40 @@ def point_buttons_at_sources(html_root: Path, url: str) -> int:
 PDF_TOOLS = ("xelatex", "latexmk", "xindy")
 
 
+#: The id of the first code cell of every source notebook, which installs the package when the
+#: notebook is launched outside this repository (it must live in the notebook: until it has run,
+#: the package is not there to call).
+INSTALL_CELL = "install-when-launched"
+
+
+def stamp_repository(folder: Path, url: str) -> list[Path]:
+    """Write ``url`` (checked by :func:`repository_url`) into the ``REPOSITORY = ...`` line of the
+    install cell of every notebook in ``folder``, so that a notebook opened by a Colab launch button
+    can install the package from the book's repository. Returns the notebooks changed."""
+    import nbformat
+
+    url = repository_url(url)
+    changed = []
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        cell = next((c for c in notebook.cells if c.get("id") == INSTALL_CELL), None)
+        if cell is None:
+            raise ValueError(f"{path.name}: has no install cell (id {INSTALL_CELL!r}) to stamp")
+        source = re.sub(r'^REPOSITORY = "[^"]*"', f'REPOSITORY = "{url}"', cell.source, count=1, flags=re.M)
+        if source != cell.source:
+            cell.source = source
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
+
+
+def command_stamp(args) -> int:
+    changed = stamp_repository(Path(args.dir), args.repository)
+    print(f"[mia_utils] {len(changed)} notebooks now install from {repository_url(args.repository)} when launched; "
+          "commit them so that the launch buttons find them", file=sys.stderr)
+    return 0
+
+
 def command_build(args) -> int:
     root = Path(args.dir)
     repository = args.repository or os.environ.get("MIA_BOOK_REPOSITORY", "")
@@ -541,6 +575,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_param_option(train)
     train.set_defaults(handler=command_train)
+
+    stamp = commands.add_parser("stamp", help="write the book's repository URL into the notebooks' install cell")
+    stamp.add_argument("--repository", required=True, help="GitHub URL of the book's repository")
+    stamp.add_argument("--dir", default=str(PROJECT_ROOT / "notebooks"), help="folder of the source notebooks")
+    stamp.set_defaults(handler=command_stamp)
 
     mechanisms = commands.add_parser("mechanisms", help="list the mechanisms (name, symbol, range, meaning)")
     mechanisms.set_defaults(handler=command_mechanisms)
