@@ -102,25 +102,25 @@ def test_training_augmentation_and_titles():
     assert sa.training_augmentation(base) == (0, 0.0, True)
     assert sa.training_augmentation(base.with_mechanisms(random_crop=4, gaussian_noise=0.1)) == (4, 0.1, True)
     noisy = Setting("dp_sgd", 1.0, (0,), [{}])
-    assert sa.setting_title(noisy) == "DP-SGD σ = 1"
-    assert sa.setting_title(Setting("early_stopping", 5, (0,), [{}])) == "early stopping E = 5"
+    assert sa.setting_title(noisy) == "DP-SGD, σ_DP = 1"
+    assert sa.setting_title(Setting("early_stopping", 5, (0,), [{}])) == "early stopping, E = 5"
     assert sa.setting_title(Setting("baseline", None, (0,), [{}])) == "baseline"
 
 
 def test_verdicts_known_answers():
     found = {(v.setting, v.attack): v for v in sa.verdicts(_results())}
-    assert found[("random crop = 4", "yeom")].verdict == HOLDS
-    assert found[("random crop = 4", "yeom")].change.mean == pytest.approx(-0.15)
-    assert found[("distillation = 50", "rmia")].verdict == CONTRADICTED
-    assert found[("DP-SGD σ = 1", "yeom")].verdict == INCONCLUSIVE
+    assert found[("random crop, c = 4", "yeom")].verdict == HOLDS
+    assert found[("random crop, c = 4", "yeom")].change.mean == pytest.approx(-0.15)
+    assert found[("distillation, T = 50", "rmia")].verdict == CONTRADICTED
+    assert found[("DP-SGD, σ_DP = 1", "yeom")].verdict == INCONCLUSIVE
     assert len(found) == 3 * len(sa.ATTACKS)
 
 
 def test_survival_sentence_names_the_protection_that_does_not_survive():
     text = sa.survival_sentence(_results())
     assert text.startswith("Of the 3 defense settings, 2 lower Yeom's advantage")
-    assert "random crop = 4 keeps its protection against every stronger attack that leaks." in text
-    assert text.endswith("distillation = 50 lowers Yeom's advantage but not RMIA's (contradicted).")
+    assert "random crop, c = 4 keeps its protection against every stronger attack that leaks." in text
+    assert text.endswith("distillation, T = 50 lowers Yeom's advantage but not RMIA's (contradicted).")
     assert "gains no advantage" not in text
 
 
@@ -142,7 +142,7 @@ def test_survival_sentence_leaves_out_attacks_that_do_not_leak_on_the_baseline()
     assert sa.leaking_attacks(results) == ["rmia", "augmentation", "gap", "translation"]
     text = sa.survival_sentence(results)
     assert "Label-only boundary gains no advantage on the baseline itself" in text
-    assert "boundary's" not in text and "random crop = 4 keeps its protection" in text
+    assert "boundary's" not in text and "random crop, c = 4 keeps its protection" in text
 
 
 def test_power_sentence_names_leaking_attacks_that_no_defense_lowers():
@@ -157,16 +157,16 @@ def test_power_sentence_names_leaking_attacks_that_no_defense_lowers():
 def test_advantage_and_verdict_tables_shapes():
     results = _results()
     table = sa.advantage_table(results)
-    assert list(table.index) == ["baseline", "random crop = 4", "distillation = 50", "DP-SGD σ = 1"]
+    assert list(table.index) == ["baseline", "random crop, c = 4", "distillation, T = 50", "DP-SGD, σ_DP = 1"]
     assert list(table.columns) == ["selected as", "test acc (%)", "Yeom (%)", "RMIA (%)", "augmentation-aware (%)"]
     assert table.loc["baseline", "Yeom (%)"].startswith("20.0 [")
     label_only = sa.advantage_table(results, sa.LABEL_ONLY_ATTACKS, accuracy=False)
     assert list(label_only.columns) == ["selected as", "label-only gap (%)", "label-only translation (%)",
                                         "label-only boundary (%)"]
     verdicts = sa.verdict_table(results)
-    assert list(verdicts.index) == ["random crop = 4", "distillation = 50", "DP-SGD σ = 1"]
-    assert verdicts.loc["distillation = 50", "Δ RMIA (pp)"].endswith(": contradicted")
-    assert verdicts.loc["random crop = 4", "Δ Yeom (pp)"].startswith("-15.0 [")
+    assert list(verdicts.index) == ["random crop, c = 4", "distillation, T = 50", "DP-SGD, σ_DP = 1"]
+    assert verdicts.loc["distillation, T = 50", "Δ RMIA (pp)"].endswith(": contradicted")
+    assert verdicts.loc["random crop, c = 4", "Δ Yeom (pp)"].startswith("-15.0 [")
     counts = sa.verdict_counts(results)
     assert counts.loc["Yeom"].tolist() == [2, 0, 1] and counts.loc["RMIA"].tolist() == [1, 1, 1]
 
@@ -216,9 +216,9 @@ def test_outlier_readings_known_answers():
     assert [r.reading for r in readings] == [sa.OUTLIERS_LESS, sa.OUTLIERS_MORE, INCONCLUSIVE]
     assert readings[0].advantage.mean == pytest.approx(-0.5) and readings[0].tpr.mean == pytest.approx(-0.1)
     text = sa.outliers_sentence(readings, 2000)
-    assert text.startswith("Against RMIA, the strongest attack on the baseline at 1 % FPR: dropout = 0.5 protects")
-    assert "random crop = 4 protects the most exposed members" in text
-    assert "for weight decay = 0.01 the two relative drops cannot be told apart" in text
+    assert text.startswith("Against RMIA, the strongest attack on the baseline at 1 % FPR: dropout, p = 0.5 protects")
+    assert "random crop, c = 4 protects the most exposed members" in text
+    assert "for weight decay, λ = 0.01 the two relative drops cannot be told apart" in text
     table = sa.outliers_table(readings)
     assert list(table.columns) == ["Δ TPR @ 1 % FPR (% of baseline)", "Δ advantage (% of baseline)", "reading"]
 
@@ -285,10 +285,10 @@ def test_key_values_and_figures(monkeypatch):
     shown = sa.figures(results)
     assert set(shown) == {"exposed_gallery", "slices", "overlap"}
     assert len(sa.gallery_settings(results)) == 4  # baseline, two RAD<15 % picks, the DP setting
-    assert [s.title for s in sa.slice_settings(results)] == ["baseline", "random crop = 4", "distillation = 50"]
-    assert [s.title for s in sa.overlap_settings(results)] == ["baseline", "random crop = 4"]
+    assert [s.title for s in sa.slice_settings(results)] == ["baseline", "random crop, c = 4", "distillation, T = 50"]
+    assert [s.title for s in sa.overlap_settings(results)] == ["baseline", "random crop, c = 4"]
     # the hand-made runs share their scores across settings (same seeds), so every top member stays
-    assert sa.gallery_overlap(results) == {"random crop = 4": 8, "distillation = 50": 8, "DP-SGD σ = 1": 8}
+    assert sa.gallery_overlap(results) == {"random crop, c = 4": 8, "distillation, T = 50": 8, "DP-SGD, σ_DP = 1": 8}
     # every attack ties on the hand-made TPR, so the first, Yeom, is the strongest
     assert sa.gallery_sentence(results).startswith("Of the baseline's 8 members that Yeom scores highest")
     import matplotlib.pyplot as plt

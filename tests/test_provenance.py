@@ -14,7 +14,7 @@ def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
     runs = record.runs()
     assert list(runs["run key"]) == [first.key[:12], other.key[:12]]  # one row per distinct run
     assert list(runs["source"]) == ["trained now", "trained now"]
-    assert list(runs["mechanisms"]) == ["baseline", "label_smoothing = 0.1"]
+    assert list(runs["mechanisms"]) == ["baseline", "label_smoothing α = 0.1"]
     summary = record.summary()["value"]
     assert summary["runs trained now"] == "2" and summary["runs read from the store"] == "0"
     assert summary["parameter: profile"] == "smoke" and summary["parameter: datasets"] == "(all)"
@@ -31,7 +31,7 @@ def test_record_lists_runs_trained_now_and_read_back(tiny_config, store):
 
 def test_describe_mechanisms():
     assert describe_mechanisms(()) == "baseline"
-    assert describe_mechanisms((("distillation", 50.0), ("random_crop", 4.0))) == "distillation = 50, random_crop = 4"
+    assert describe_mechanisms((("distillation", 50.0), ("random_crop", 4.0))) == "distillation T = 50, random_crop c = 4"
 
 
 def test_open_chapter_validates_the_notebooks_parameters_and_starts_the_record(monkeypatch):

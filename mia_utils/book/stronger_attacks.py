@@ -71,6 +71,7 @@ from mia_utils.data import (
 )
 from mia_utils.models import predict_logits
 from mia_utils.store import ResultStore, derived_key
+from mia_utils.defenses import setting_text
 
 #: The chapter's attacks, in the order of its tables.
 ATTACKS = ("yeom", "rmia", "augmentation", "gap", "translation", "boundary")
@@ -95,7 +96,7 @@ CACHE_FORMAT = 1
 LOW_FPR_METRICS = ("tpr_at_1%_fpr", "tpr_at_0.1%_fpr")
 METRIC_TITLES = {"advantage": "advantage", "auc": "AUC", "tpr_at_1%_fpr": "TPR @ 1 % FPR",
                  "tpr_at_0.1%_fpr": "TPR @ 0.1 % FPR"}
-SETTING_NAMES = {"dp_sgd": "DP-SGD σ", "early_stopping": "early stopping E"}
+SETTING_NAMES = {"dp_sgd": "DP-SGD", "early_stopping": "early stopping"}
 CLASS_NAMES = {
     "fmnist": ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
@@ -112,11 +113,12 @@ def class_name(dataset: str, label: int) -> str:
 
 
 def setting_title(setting: Setting) -> str:
-    """A setting as the tables name it: ``"baseline"``, ``"distillation = 50"``, ``"DP-SGD σ = 1"``."""
+    """A setting as the tables name it, its value as the paper writes it: ``"baseline"``,
+    ``"distillation, T = 50"``, ``"DP-SGD, σ_DP = 1"``, ``"early stopping, E = 5"``."""
     if setting.mechanism == "baseline":
         return "baseline"
     name = SETTING_NAMES.get(setting.mechanism, setting.mechanism.replace("_", " "))
-    return f"{name} = {setting.value:g}"
+    return f"{name}, {setting_text(setting.mechanism, setting.value)}"
 
 
 def subsample(n: int, per_side: int) -> torch.Tensor:

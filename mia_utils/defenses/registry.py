@@ -62,10 +62,11 @@ def setting_text(name: str, value) -> str:
 
 
 def describe_mechanisms(mechanisms) -> str:
-    """A configuration's (name, value) pairs in words: 'baseline' or e.g. 'distillation = 50, random_crop = 4'."""
+    """A configuration's (name, value) pairs in words: 'baseline' or e.g.
+    'distillation T = 50, random_crop c = 4' (values as :func:`setting_text` writes them)."""
     if not mechanisms:
         return "baseline"
-    return ", ".join(f"{name} = {value:g}" for name, value in mechanisms)
+    return ", ".join(f"{name} {setting_text(name, value)}" for name, value in mechanisms)
 
 
 def check_mechanisms(pairs) -> list[str]:
