@@ -21,13 +21,13 @@ def result():
 
 
 def combo(base, value, rad15_yeom, pair_yeom, early_accs):
-    """A base at ``value`` with its RAD<15% single (Adv_Yeom ``rad15_yeom``), one pair with dropout
-    (Adv_Yeom ``pair_yeom``) and early stops E -> test accuracy ``early_accs``."""
+    """A base at ``value`` with its RAD<15% single (Adv_Yeom ``rad15_yeom``, the base turned up), one
+    pair with dropout (Adv_Yeom ``pair_yeom``) and early stops E -> test accuracy ``early_accs``."""
     singles = {"rad5": synthetic(base, value, 0.87, 0.06, 0.05),
                "rad15": synthetic(base, value * 2, 0.84, rad15_yeom, 0.05)}
     pairs = {"dropout": synthetic("dropout", 0.5, 0.86, pair_yeom, 0.05)}
     early = {e: synthetic("early_stopping", e, acc, 0.05, 0.05) for e, acc in early_accs.items()}
-    return findings.Combinations(base, value, singles, pairs, early)
+    return findings.Combinations(base, value, singles, pairs, early, turned_up=singles["rad15"])
 
 
 def test_chosen_values_show_each_mechanisms_value_and_drop_by_scenario(result):

@@ -87,7 +87,8 @@ def test_key_values_glue_every_name_of_the_page_in_order(result):
     assert list(values) == (["lead_dataset", "n_settings", "n_seeds", "findings_table"]
                             + [f"{i}_{part}" for i in ids for part in ("verdict", "ours")]
                             + ["n_holds", "n_contradicted", "n_inconclusive", "findings_total",
-                               "reading_summary", "threshold_moved_list"])
+                               "reading_summary", "threshold_moved_list", "signal_removed_list", "undecided_list",
+                               "auc_margin"])
     assert values["lead_dataset"] == "Fashion-MNIST" and values["n_settings"] == 12 and values["n_seeds"] == 3
     table = values["findings_table"]
     assert list(table.index) == ids and list(table.columns) == regularization.FINDINGS_COLUMNS
@@ -105,6 +106,7 @@ def test_a_fall_of_yeoms_advantage_without_a_fall_of_the_auc_is_a_moved_threshol
     honest = synthetic_results([synthetic("random_crop", 2, 0.875, 0.05, 0.05)],
                                synthetic("baseline", None, 0.88, 0.20, 0.15))
     assert regularization.threshold_moved_text(honest) == "none"
+    assert regularization.threshold_moved_text(honest, state="signal removed") == "random crop"
 
 
 def test_tradeoff_frame_has_one_row_per_setting_and_attack_in_percent(result):

@@ -20,7 +20,7 @@ stratified bootstrap uncertainty to all the metrics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -394,13 +394,18 @@ class Estimate:
     """A metric's value on the full set, its bootstrap standard error and 95 % percentile interval
     (fractions); for the TPR at a low FPR also ``exact``, the Clopper-Pearson interval
     ``(low, high)`` of :func:`tpr_interval` (None for the other metrics). All NaN when the
-    evaluation set cannot resolve the metric (too few non-members for the target FPR)."""
+    evaluation set cannot resolve the metric (too few non-members for the target FPR).
+    ``replicates``: the metric on each bootstrap resample (float array (n_bootstrap,)), or None.
+    Resamples depend only on the bootstrap seed and the member and non-member counts, so two
+    models scored on the same evaluation samples with the same seed share them: the replicates of
+    a paired difference are the differences of the replicates."""
 
     value: float
     std: float
     low: float
     high: float
     exact: tuple[float, float] | None = None
+    replicates: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def resolvable(self) -> bool:
@@ -550,5 +555,6 @@ def summarize(scores, predicted, is_member, n_bootstrap: int = 200, seed: int = 
             reps = replicates[key]
             low, high = (float(q) for q in np.percentile(reps, [2.5, 97.5]))
             std = float(np.std(reps, ddof=1)) if n_bootstrap > 1 else 0.0
-        result[key] = Estimate(value, std, low, high, exact=exact.get(key))
+        result[key] = Estimate(value, std, low, high, exact=exact.get(key),
+                               replicates=None if n_bootstrap == 0 else replicates[key])
     return result

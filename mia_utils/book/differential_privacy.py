@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mia_utils.attacks.audit import epsilon_comparison, mean_epsilon
-from mia_utils.attacks.evidence import relative_change_text
 from mia_utils.attacks.metrics import epsilon_lower_bound_limit
 from mia_utils.book import findings, replicated
 from mia_utils.book.findings import Finding, RegularizationResults
@@ -106,15 +105,15 @@ def key_values(chapter: DPChapter, f6: dict[str, Finding]) -> dict:
     """The values the page's text glues about the sweep on the lead dataset: its title and the
     seed count; σ_DP (float) and mean certified ε of the strongest and the weakest noise; the
     strongest noise's paired changes of test accuracy and Adv_Yeom against the baseline (text,
-    :func:`mia_utils.attacks.evidence.relative_change_text`); F6's verdict, figure and note."""
+    :meth:`mia_utils.book.replicated.Setting.change_text`); F6's verdict, figure and note."""
     lead = chapter.lead
     ordered, base = by_noise(chapter.dp[lead]), chapter.baseline(lead)
     strongest, weakest = ordered[-1], ordered[0]
     return {
         "lead_dataset": DATASETS[lead].title, "n_seeds": len(chapter.seeds),
         "strongest_sigma": float(strongest.value), "strongest_epsilon": mean_epsilon(strongest),
-        "strongest_d_acc": relative_change_text(strongest.change(base, "test_acc"), base.estimate("test_acc")),
-        "strongest_d_yeom": relative_change_text(strongest.change(base, "adv_yeom"), base.estimate("adv_yeom")),
+        "strongest_d_acc": strongest.change_text(base, "test_acc"),
+        "strongest_d_yeom": strongest.change_text(base, "adv_yeom"),
         "weakest_sigma": float(weakest.value), "weakest_epsilon": mean_epsilon(weakest),
         "f6_verdict": f6[lead].verdict, "f6_ours": f6[lead].ours,
         "f6_note": f6[lead].note or "The DP setting matched the regularizer's protection.",

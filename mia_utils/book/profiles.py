@@ -119,10 +119,10 @@ PAPER_GRIDS = {
     "dp_sgd": (0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0),
 }
 QUICK_GRIDS = {
-    "distillation": (2, 10, 50),
+    "distillation": (2, 10, 50, 100),
     "label_smoothing": (0.01, 0.5, 0.9),
     "gaussian_noise": (0.025, 0.1, 0.2),
-    "random_crop": (1, 4, 12),
+    "random_crop": (1, 2, 4, 8, 12),
     "dropout": (0.1, 0.5, 0.9),
     "spatial_dropout": (0.1, 0.5, 0.9),
     "weight_decay": (1e-4, 1e-2, 0.1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mia_utils.attacks.evidence import MARGINS
 from mia_utils.book import findings, replicated, report
 from mia_utils.book.findings import RegularizationResults
 from mia_utils.data import DATASETS
@@ -57,10 +58,11 @@ def findings_table(chapter_findings: list[findings.Finding]) -> pd.DataFrame:
     return findings.findings_frame(chapter_findings).set_index("finding")[FINDINGS_COLUMNS]
 
 
-def threshold_moved_text(result: RegularizationResults, reading: str = "a") -> str:
-    """The mechanisms whose Yeom advantage under ``reading`` fell while the loss AUC did not
-    (:func:`mia_utils.book.report.threshold_moved`), as words ("label smoothing, dropout"), or "none"."""
-    moved = report.threshold_moved(report.yeom_readings(result), reading)
+def threshold_moved_text(result: RegularizationResults, reading: str = "a", state: str = "threshold moved") -> str:
+    """The mechanisms whose reading of Yeom's threshold under ``reading`` is ``state`` (default:
+    the advantage fell while the loss AUC is shown unchanged or risen;
+    :func:`mia_utils.book.report.threshold_moved`), as words ("label smoothing, dropout"), or "none"."""
+    moved = report.threshold_moved(report.yeom_readings(result), reading, state)
     return ", ".join(name.replace("_", " ") for name in moved) or "none"
 
 
@@ -69,7 +71,9 @@ def key_values(results: dict[str, RegularizationResults], lead: str | None = Non
     title (default: the first of ``results``), the number of settings over all datasets, the seed
     count, the findings table and each finding's ``F<i>_verdict`` and ``F<i>_ours`` (on ``lead``),
     the verdict counts ``n_holds``, ``n_contradicted``, ``n_inconclusive`` and ``findings_total``,
-    and the two readings of Yeom's threshold (``reading_summary``, ``threshold_moved_list``)."""
+    and the two readings of Yeom's threshold (``reading_summary``; the mechanisms read as
+    ``signal_removed_list``, ``threshold_moved_list`` and ``undecided_list``; ``auc_margin``, the
+    AUC's equivalence margin in points)."""
     lead = lead if lead is not None else next(iter(results))
     result = results[lead]
     chapter_findings = findings.regularization_findings(result)
@@ -84,6 +88,9 @@ def key_values(results: dict[str, RegularizationResults], lead: str | None = Non
     values["findings_total"] = len(table)
     values["reading_summary"] = report.reading_summary(report.reading_agreement(result))
     values["threshold_moved_list"] = threshold_moved_text(result)
+    values["signal_removed_list"] = threshold_moved_text(result, state="signal removed")
+    values["undecided_list"] = threshold_moved_text(result, state="undecided")
+    values["auc_margin"] = f"{100 * MARGINS['auc']:g}"
     return values
 
 

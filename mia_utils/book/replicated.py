@@ -16,7 +16,14 @@ import pandas as pd
 
 from mia_utils import experiment
 from mia_utils.attacks import evaluation
-from mia_utils.attacks.evidence import SeedEstimate, combine_seeds, paired_difference
+from mia_utils.attacks.evidence import (
+    SeedEstimate,
+    VariancePrior,
+    combine_seeds,
+    fit_prior,
+    paired_difference,
+    relative_change,
+)
 from mia_utils.book.profiles import Profile
 from mia_utils.config import RunConfig
 
@@ -55,7 +62,9 @@ class Setting:
     """One (mechanism, value) over seeds: ``evaluations[i]`` holds the metrics of seed
     ``seeds[i]`` (:func:`mia_utils.attacks.evaluation.evaluate_outputs`), ``facts[i]`` what its
     mechanisms reported (e.g. DP's epsilon), ``configs[i]`` its run's configuration and
-    ``epochs[i]`` the snapshot epoch it was read at (None: the final model)."""
+    ``epochs[i]`` the snapshot epoch it was read at (None: the final model). ``priors``: metric
+    -> the :class:`~mia_utils.attacks.evidence.VariancePrior` of the family this setting is
+    compared in (set by :func:`moderate`; empty: no moderation)."""
 
     mechanism: str
     value: float | None
@@ -65,6 +74,7 @@ class Setting:
     configs: list[RunConfig] = field(default_factory=list)
     epochs: list[int | None] = field(default_factory=list)
     trained: int = 0
+    priors: dict[str, VariancePrior] = field(default_factory=dict, repr=False)
 
     def runs(self, store=None) -> list[tuple["experiment.Run", int | None]]:
         """(run, snapshot epoch or None) per seed, read back from the store."""
@@ -99,14 +109,100 @@ class Setting:
             return [items[i] for i in index] if items else items
 
         return Setting(self.mechanism, self.value, seeds, pick(self.evaluations), pick(self.facts),
-                       pick(self.configs), pick(self.epochs), self.trained)
+                       pick(self.configs), pick(self.epochs), self.trained, self.priors)
+
+    def paired_variances(self, baseline: "Setting", metric: str) -> list[float]:
+        """Per seed, the within-seed variance of this setting's ``metric`` minus ``baseline``'s
+        (the baseline on this setting's seeds): the paired bootstrap's where both were resampled
+        alike (:func:`mia_utils.attacks.evaluation.paired_variance`), else the sum."""
+        baseline = baseline.on_seeds(self.seeds)
+        return [evaluation.paired_variance(a[metric], b[metric], _resamples(a), _resamples(b))
+                for a, b in zip(self.evaluations, baseline.evaluations)]
+
+    def prior(self, metric: str, *others: "Setting") -> VariancePrior | None:
+        """The family prior for ``metric``: this setting's, else the first of ``others`` that has one."""
+        for setting in (self, *others):
+            if metric in setting.priors:
+                return setting.priors[metric]
+        return None
 
     def change(self, baseline: "Setting", metric: str) -> SeedEstimate:
         """This setting minus ``baseline``, seed by seed, over this setting's seeds (the baseline
-        must hold each of them; it may hold more, see :func:`baseline_seed_list`)."""
-        baseline = baseline.on_seeds(self.seeds)
-        return paired_difference(self.values(metric), baseline.values(metric), self.variances(metric),
-                                 baseline.variances(metric))
+        must hold each of them; it may hold more, see :func:`baseline_seed_list`), with the paired
+        within-seed variances and the family's prior (:func:`moderate`)."""
+        paired = baseline.on_seeds(self.seeds)
+        return paired_difference(self.values(metric), paired.values(metric),
+                                 within=self.paired_variances(baseline, metric), prior=self.prior(metric, baseline))
+
+    def relative_change(self, baseline: "Setting", metric: str) -> SeedEstimate:
+        """(this - baseline) / baseline seed by seed (a fraction: -0.5 = halved), with each seed's
+        within-seed variance from the paired replicates' ratios (the baseline's own sampling noise
+        included) and the family's prior; see :func:`mia_utils.attacks.evidence.relative_change`."""
+        paired = baseline.on_seeds(self.seeds)
+        within = [_ratio_variance(a[metric], b[metric], _resamples(a) == _resamples(b))
+                  for a, b in zip(self.evaluations, paired.evaluations)]
+        return relative_change(self.values(metric), paired.values(metric), within, self.prior(metric, baseline))
+
+    def change_text(self, baseline: "Setting", metric: str, digits: int = 1) -> str:
+        """The change against ``baseline`` as the tables print it: relative ("-62.0 % [-80.1,
+        -43.9]", :meth:`relative_change`) when every paired baseline seed is clearly above zero
+        (its value more than twice its within-seed standard deviation) and the baseline's interval
+        excludes zero; otherwise absolute, in points ("-3.1 pp [...]")."""
+        from mia_utils.attacks.evidence import relative_text
+
+        paired = baseline.on_seeds(self.seeds)
+        clear = all(v > 2 * max(w, 0.0) ** 0.5 for v, w in zip(paired.values(metric), paired.variances(metric)))
+        if clear and baseline.estimate(metric).excludes_zero and baseline.mean(metric) > 0:
+            return relative_text(self.relative_change(baseline, metric), digits)
+        return f"{self.change(baseline, metric).format(digits=digits, signed=True)} pp"
+
+
+def _resamples(evaluation_: dict):
+    entry = evaluation_.get("resamples")
+    return None if entry is None else entry["value"]
+
+
+def _ratio_variance(a: dict, b: dict, same_resamples: bool) -> float:
+    """Within-seed variance of (a - b) / b for one metric of two runs: from the replicates' ratios
+    when both were resampled alike, else by the delta method with independent samples."""
+    import numpy as np
+
+    ra, rb = a.get("replicates"), b.get("replicates")
+    if same_resamples and ra is not None and rb is not None and len(ra) == len(rb) > 1:
+        ra, rb = np.asarray(ra), np.asarray(rb)
+        if (rb > 0).all():
+            return float(np.var(ra / rb - 1.0, ddof=1))
+    if not b["value"] > 0:
+        return float("nan")
+    return a["variance"] / b["value"] ** 2 + a["value"] ** 2 * b["variance"] / b["value"] ** 4
+
+
+def moderate(baseline: Setting, settings: list[Setting], metrics=None) -> list[Setting]:
+    """``settings`` with the priors of their family attached: for each metric, the
+    :class:`~mia_utils.attacks.evidence.VariancePrior` fitted on every setting's paired change
+    against ``baseline`` (:func:`mia_utils.attacks.evidence.fit_prior`). A metric with too few
+    usable comparisons gets no prior. Returns new :class:`Setting` objects (the inputs are not
+    changed).
+
+    Args:
+        baseline: the :class:`Setting` every setting of the family is compared with.
+        settings: the family (list of :class:`Setting`), e.g. one chapter's grid.
+        metrics: the metrics to fit (iterable of str), or None for
+            :data:`mia_utils.attacks.evaluation.METRICS`.
+    """
+    from dataclasses import replace
+
+    priors = {}
+    for metric in (metrics or evaluation.METRICS):
+        comparisons = []
+        for setting in settings:
+            paired = baseline.on_seeds(setting.seeds)
+            differences = [a - b for a, b in zip(setting.values(metric), paired.values(metric))]
+            comparisons.append((differences, setting.paired_variances(baseline, metric)))
+        prior = fit_prior(comparisons)
+        if prior is not None:
+            priors[metric] = prior
+    return [replace(setting, priors={**setting.priors, **priors}) for setting in settings]
 
 
 def _evaluated(config: RunConfig, profile: Profile, store, epoch: int | None = None):
@@ -240,3 +336,22 @@ def find(settings: list[Setting], mechanism: str, value) -> Setting:
         if setting.mechanism == mechanism and (value is None or setting.value == value):
             return setting
     raise KeyError(f"no setting {mechanism} = {value} among {len(settings)} settings")
+
+
+def variance_components(baseline: Setting, settings: list[Setting], metrics) -> pd.DataFrame:
+    """The variance components of every setting's paired change against ``baseline``, one row per
+    (metric, setting): ``n`` seeds, ``spread`` (the sample variance of the per-seed differences,
+    ddof 1), ``paired`` (the mean paired within-seed variance) and ``unpaired`` (the mean of
+    ``w_a + w_b``); all in squared fractions. The input of ``benchmarks/verdict_calibration.py``."""
+    rows = []
+    for metric in metrics:
+        for setting in settings:
+            paired = baseline.on_seeds(setting.seeds)
+            differences = [a - b for a, b in zip(setting.values(metric), paired.values(metric))]
+            unpaired = [a + b for a, b in zip(setting.variances(metric), paired.variances(metric))]
+            series = pd.Series(differences, dtype=float)
+            rows.append({"metric": metric, "setting": setting.label, "n": len(differences),
+                         "mean": float(series.mean()), "spread": float(series.var(ddof=1)),
+                         "paired": float(pd.Series(setting.paired_variances(baseline, metric)).mean()),
+                         "unpaired": float(pd.Series(unpaired).mean())})
+    return pd.DataFrame(rows)

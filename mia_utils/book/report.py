@@ -166,7 +166,7 @@ def scenario_table(results) -> pd.DataFrame:
     change of accuracy and of both advantages against the same seeds' baseline (relative to the
     baseline's mean, in percent, where the baseline's interval excludes zero; otherwise absolute,
     in points, marked "pp"), and whether Adv_Yeom fell (the verdict of its paired change)."""
-    from mia_utils.attacks.evidence import relative_change_text, verdict
+    from mia_utils.attacks.evidence import verdict
     from mia_utils.defenses import setting_text
 
     base = results.baseline
@@ -176,7 +176,7 @@ def scenario_table(results) -> pd.DataFrame:
         entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
                  "setting": setting_text(pick["mechanism"], pick["value"])}
         for metric, title in CHANGE_METRICS.items():
-            entry[title] = relative_change_text(setting.change(base, metric), base.estimate(metric))
+            entry[title] = setting.change_text(base, metric)
         entry["Adv_Yeom lowered?"] = verdict(setting.change(base, "adv_yeom"), "decrease")
         rows.append(entry)
     return pd.DataFrame(rows).set_index(["mechanism", "scenario"])
@@ -204,15 +204,34 @@ def paper_scenario_table(results) -> pd.DataFrame:
 READING_METRICS = {"adv_yeom": "(a) clean loss", "adv_yeom_objective": "(b) training objective"}
 
 
+SIGNAL_READINGS = ("signal removed", "threshold moved", "undecided", "no fall")
+
+
+def auc_reading(auc_change) -> str:
+    """What a paired AUC change (a :class:`~mia_utils.attacks.evidence.SeedEstimate`) shows:
+    ``"fell"`` (its fall holds), ``"unchanged or rose"`` (equivalent to zero within
+    ``MARGINS["auc"]`` by two one-sided tests, or a rise that holds), or ``"undecided"``."""
+    from mia_utils.attacks.evidence import CONTRADICTED, HOLDS, MARGINS, equivalent, verdict
+
+    state = verdict(auc_change, "decrease")
+    if state == HOLDS:
+        return "fell"
+    if state == CONTRADICTED or equivalent(auc_change, MARGINS["auc"]):
+        return "unchanged or rose"
+    return "undecided"
+
+
 def signal_reading(advantage_state: str, auc_state: str) -> str:
-    """What the threshold-free AUC says about a fall of Yeom's advantage: ``"signal removed"``
-    when the AUC falls too, ``"threshold moved"`` when the advantage falls but the AUC does not,
-    ``"no fall"`` when the advantage does not fall."""
+    """What the threshold-free AUC says about a fall of Yeom's advantage (``advantage_state``, the
+    verdict of its predicted decrease; ``auc_state``, :func:`auc_reading`): ``"signal removed"``
+    when the AUC fell too, ``"threshold moved"`` when the AUC is shown unchanged (within the
+    margin) or risen, ``"undecided"`` when the AUC shows neither (an underpowered interval is not
+    evidence of no change), and ``"no fall"`` when the advantage's fall is not shown."""
     from mia_utils.attacks.evidence import HOLDS
 
     if advantage_state != HOLDS:
         return "no fall"
-    return "signal removed" if auc_state == HOLDS else "threshold moved"
+    return {"fell": "signal removed", "unchanged or rose": "threshold moved"}.get(auc_state, "undecided")
 
 
 def yeom_readings(results) -> pd.DataFrame:
@@ -223,7 +242,7 @@ def yeom_readings(results) -> pd.DataFrame:
     (seed means with 95 % intervals, percent), the paired change of each reading against the
     baseline with its verdict ("decrease" predicted), the AUC's verdict, what the AUC says
     (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom."""
-    from mia_utils.attacks.evidence import relative_change_text, verdict
+    from mia_utils.attacks.evidence import verdict
     from mia_utils.defenses import setting_text
 
     paper = _paper_cells(results.dataset)
@@ -234,16 +253,16 @@ def yeom_readings(results) -> pd.DataFrame:
              "TPR @ 0.1 % FPR (%)": _tpr_text(base), "paper ΔAdv_Yeom (%)": float("nan")}]
     for _, pick in results.scenarios.iterrows():
         setting = results.chosen(pick["mechanism"], pick["scenario"])
-        auc_state = verdict(setting.change(base, "auc"), "decrease")
+        auc_state = auc_reading(setting.change(base, "auc"))
         entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
                  "value": setting_text(pick["mechanism"], pick["value"])}
         for metric, title in READING_METRICS.items():
             change = setting.change(base, metric)
             entry[f"Adv_Yeom {title} (%)"] = _interval(setting.estimate(metric))
-            entry[f"Δ {title}"] = relative_change_text(change, base.estimate(metric))
+            entry[f"Δ {title}"] = setting.change_text(base, metric)
             entry[f"{title} lowered?"] = verdict(change, "decrease")
         entry["AUC (%)"] = _interval(setting.estimate("auc"))
-        entry["AUC lowered?"] = auc_state
+        entry["AUC"] = auc_state
         entry["TPR @ 0.1 % FPR (%)"] = _tpr_text(setting)
         for metric, title in READING_METRICS.items():
             entry[f"AUC says ({title[1]})"] = signal_reading(entry[f"{title} lowered?"], auc_state)
@@ -281,11 +300,14 @@ def paper_table6(dataset_table: str = "table6_combinations_cifar100") -> pd.Data
     return pd.DataFrame(rows).set_index(["base", "row"])
 
 
-def threshold_moved(readings: pd.DataFrame, reading: str = "a") -> list[str]:
-    """Mechanisms (in order) for which :func:`yeom_readings` finds that Yeom's advantage under
-    ``reading`` ("a" or "b") fell while the loss AUC did not, in at least one scenario."""
+def threshold_moved(readings: pd.DataFrame, reading: str = "a", state: str = "threshold moved") -> list[str]:
+    """Mechanisms (in order) for which :func:`yeom_readings` reads ``state`` (one of
+    :data:`SIGNAL_READINGS`; default: Yeom's advantage under ``reading``, "a" or "b", fell while the
+    loss AUC is shown unchanged or risen) in at least one scenario."""
+    if state not in SIGNAL_READINGS:
+        raise ValueError(f"state: must be one of {', '.join(SIGNAL_READINGS)}, got {state!r}")
     column = f"AUC says ({reading})"
-    moved = readings[readings[column] == "threshold moved"] if column in readings else readings.iloc[:0]
+    moved = readings[readings[column] == state] if column in readings else readings.iloc[:0]
     return list(dict.fromkeys(moved.index.get_level_values(0)))
 
 
@@ -334,9 +356,8 @@ def reading_summary(agreement: pd.DataFrame) -> str:
 def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
     """One row per :class:`mia_utils.book.replicated.Setting`: test accuracy, Adv_Yeom and Adv_Salem as
     seed means with 95 % intervals (percent), and the paired changes of accuracy and Adv_Yeom
-    against ``baseline`` (see :func:`mia_utils.attacks.evidence.relative_change_text`), indexed by the
+    against ``baseline`` (see :meth:`mia_utils.book.replicated.Setting.change_text`), indexed by the
     setting's value under the name ``symbol``. DP runs also get their mean ε and δ."""
-    from mia_utils.attacks.evidence import relative_change_text
 
     from mia_utils.defenses import number_text
 
@@ -350,8 +371,8 @@ def settings_table(settings, baseline, symbol: str = "value") -> pd.DataFrame:
         row.update({"test acc (%)": _interval(setting.estimate("test_acc")),
                     "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom")),
                     "Adv_Salem (%)": _interval(setting.estimate("adv_salem")),
-                    "ΔAcc": relative_change_text(setting.change(baseline, "test_acc"), baseline.estimate("test_acc")),
-                    "ΔAdv_Yeom": relative_change_text(setting.change(baseline, "adv_yeom"), baseline.estimate("adv_yeom"))})
+                    "ΔAcc": setting.change_text(baseline, "test_acc"),
+                    "ΔAdv_Yeom": setting.change_text(baseline, "adv_yeom")})
         rows.append(row)
     return pd.DataFrame(rows).set_index(symbol)
 
@@ -362,7 +383,6 @@ def combination_table(combo, baseline) -> pd.DataFrame:
     stopped early after each E, indexed by that row's label; test
     accuracy and Adv_Yeom as seed means with 95 % intervals, and the paired changes of accuracy,
     Adv_Yeom and Adv_Salem against ``baseline`` (see :func:`settings_table`)."""
-    from mia_utils.attacks.evidence import relative_change_text
 
     from mia_utils.defenses import setting_text
 
@@ -378,7 +398,7 @@ def combination_table(combo, baseline) -> pd.DataFrame:
                "test acc (%)": _interval(setting.estimate("test_acc")),
                "Adv_Yeom (%)": _interval(setting.estimate("adv_yeom"))}
         for metric, title in (("test_acc", "ΔAcc"), ("adv_yeom", "ΔAdv_Yeom"), ("adv_salem", "ΔAdv_Salem")):
-            row[title] = relative_change_text(setting.change(baseline, metric), baseline.estimate(metric))
+            row[title] = setting.change_text(baseline, metric)
         rows.append(row)
     return pd.DataFrame(rows).set_index("row")
 
