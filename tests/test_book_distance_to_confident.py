@@ -66,7 +66,8 @@ def test_samples_per_side_prefers_the_parameter_then_the_profile():
 def test_load_chapter_reads_the_sweeps_then_measures_each_dataset(monkeypatch):
     calls = []
     monkeypatch.setattr(findings, "regularization_results",
-                        lambda profile, dataset, seeds, store=None: calls.append(("reg", dataset, seeds)) or "reg")
+                        lambda profile, dataset, seeds, store=None, confirm=True: calls.append(("reg", dataset, seeds))
+                        or "reg")
     monkeypatch.setattr(findings, "dp_settings",
                         lambda profile, dataset, seeds, store=None: calls.append(("dp", dataset)) or ["dp"])
     monkeypatch.setattr(findings, "dtc_results",

@@ -262,3 +262,28 @@ def test_the_paired_variance_is_the_bootstrap_of_the_difference():
     # without matching fingerprints the samples count as independent
     assert evaluation.paired_variance(evaluation._bootstrap(a["auc"]), evaluation._bootstrap(b["auc"]), "x", "y") == \
         pytest.approx(a["auc"].std ** 2 + b["auc"].std ** 2)
+
+
+# --- selection bias -----------------------------------------------------------------------------------
+
+def test_verdicts_read_the_picks_on_seeds_that_did_not_choose_them():
+    """Label smoothing's Max pick raises Adv_Salem on the seeds that chose it (a lucky draw), but not
+    on the confirmation seeds: F3 reads the latter and stays inconclusive; the table's changes too."""
+    reg = grid(smoothing_salem=0.06)
+    assert findings.f3_label_smoothing_salem(reg).verdict == HOLDS  # without confirmation
+    again = findings.confirmation_seed_list(SEEDS)
+    assert again == (3, 4, 5)
+    baseline = fake("baseline", None, seeds=SEEDS + again, tag=99)
+    reg = regularization(reg.settings, baseline)
+    reg.confirmed = [fake(m, v, seeds=again, tag=200 + i) for i, (m, v) in enumerate(findings.confirmation_specs(reg))]
+    judged = reg.judged("label_smoothing", "max")
+    assert judged.seeds == again and judged.value == reg.chosen("label_smoothing", "max").value
+    assert findings.f3_label_smoothing_salem(reg).verdict == INCONCLUSIVE
+    assert reg.judged_picks("max") == [reg.judged(m, "max") for m in dict.fromkeys(reg.scenarios["mechanism"])]
+
+
+def test_the_confirmation_lists_each_pick_once():
+    reg = grid()
+    specs = findings.confirmation_specs(reg)
+    assert len(specs) == len(set(specs))
+    assert set(specs) == {(row["mechanism"], row["value"]) for _, row in reg.scenarios.iterrows()}

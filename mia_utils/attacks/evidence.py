@@ -282,6 +282,21 @@ def paired_difference(a, b, a_variances=None, b_variances=None, level: float = L
     return combine_seeds(a - b, within, level, prior)
 
 
+def independent_difference(a: SeedEstimate, b: SeedEstimate, level: float = LEVEL) -> SeedEstimate:
+    """``a - b`` for two estimates made on different seeds (nothing shared): mean ``m_a - m_b``,
+    ``se^2 = se_a^2 + se_b^2`` and Welch-Satterthwaite degrees of freedom
+    ``se^4 / (se_a^4 / df_a + se_b^4 / df_b)``."""
+    if any(math.isnan(x) for x in (a.mean, b.mean, a.se, b.se)):
+        nan = float("nan")
+        return SeedEstimate(nan, nan, nan, nan, ())
+    se2 = a.se ** 2 + b.se ** 2
+    parts = [x.se ** 4 / x.df for x in (a, b) if not math.isinf(x.df)]
+    df = se2 ** 2 / sum(parts) if parts and sum(parts) > 0 else math.inf
+    mean, se = a.mean - b.mean, math.sqrt(se2)
+    half = _quantile(level, df) * se
+    return SeedEstimate(mean, mean - half, mean + half, se, (), df)
+
+
 def verdict(estimate: SeedEstimate, expected: str) -> str:
     """``holds`` / ``contradicted`` / ``inconclusive`` for a finding that predicts the quantity
     behind ``estimate`` to ``expected`` ("decrease": be below zero, "increase": above zero)."""

@@ -68,7 +68,8 @@ def load_chapter(profile, datasets, seeds, per_side: int | None, store=None) -> 
     """
     chapter = DtCChapter(tuple(seeds), per_side, {}, {}, {})
     for dataset in datasets:
-        chapter.regularization[dataset] = findings.regularization_results(profile, dataset, chapter.seeds, store)
+        chapter.regularization[dataset] = findings.regularization_results(profile, dataset, chapter.seeds, store,
+                                                                          confirm=False)
         chapter.dp[dataset] = findings.dp_settings(profile, dataset, chapter.seeds, store)
         chapter.dtc[dataset] = findings.dtc_results(profile, chapter.regularization[dataset], chapter.dp[dataset],
                                                     per_side, store)

@@ -17,7 +17,7 @@ claims are judged on CIFAR-100 when it is present (:func:`judged_dataset`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -143,6 +143,7 @@ class RegularizationResults:
     baseline: Setting
     settings: list[Setting]
     scenarios: pd.DataFrame
+    confirmed: list[Setting] = field(default_factory=list)
 
     def chosen(self, mechanism: str, scenario: str) -> Setting | None:
         """The setting the paper's selection picks for ``mechanism`` in ``scenario``, or None."""
@@ -152,16 +153,60 @@ class RegularizationResults:
         return replicated.find(self.settings, mechanism, rows["value"].iloc[0])
 
     def picks(self, scenario: str, mechanisms=None) -> list[Setting]:
+        """The settings the selection picks at ``scenario`` (on the selection seeds), in order."""
         names = mechanisms or list(dict.fromkeys(self.scenarios["mechanism"]))
         return [s for s in (self.chosen(m, scenario) for m in names) if s is not None]
 
+    def judged(self, mechanism: str, scenario: str) -> Setting | None:
+        """The pick of ``mechanism`` at ``scenario`` as verdicts read it: the same setting trained on
+        the confirmation seeds (:func:`confirmation_seed_list`), which did not choose it, so its
+        estimate carries no selection bias; the selection seeds' setting when it was not confirmed."""
+        chosen = self.chosen(mechanism, scenario)
+        if chosen is None:
+            return None
+        for setting in self.confirmed:
+            if setting.mechanism == chosen.mechanism and setting.value == chosen.value:
+                return setting
+        return chosen
+
+    def judged_picks(self, scenario: str, mechanisms=None) -> list[Setting]:
+        """:meth:`judged` for each mechanism (default: every one the selection saw) at ``scenario``."""
+        names = mechanisms or list(dict.fromkeys(self.scenarios["mechanism"]))
+        return [s for s in (self.judged(m, scenario) for m in names) if s is not None]
+
+    @property
+    def confirmation_seeds(self) -> tuple[int, ...]:
+        return self.confirmed[0].seeds if self.confirmed else ()
+
     @property
     def trained(self) -> int:
-        return replicated.trained_count(self.baseline, self.settings)
+        return replicated.trained_count(self.baseline, self.settings, self.confirmed)
 
 
-def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=None) -> RegularizationResults:
-    """Train or read back chapter 02's sweep over ``seeds`` and make the paper's selection.
+def confirmation_seed_list(seeds) -> tuple[int, ...]:
+    """The seeds on which the selection's picks are confirmed: as many as ``seeds``, right after
+    them (seeds 0-2 choose, seeds 3-5 confirm). The baseline is trained on both
+    (:func:`mia_utils.book.replicated.baseline_seed_list`)."""
+    seeds = tuple(seeds)
+    start = max(seeds) + 1
+    return tuple(range(start, start + len(seeds)))
+
+
+def confirmation_specs(reg: RegularizationResults) -> list[tuple[str, float]]:
+    """Every distinct (mechanism, value) the selection picks in any scenario, in table order: what
+    the confirmation seeds train (early stopping's picks are snapshots of the baseline's runs)."""
+    return list(dict.fromkeys((row["mechanism"], row["value"]) for _, row in reg.scenarios.iterrows()))
+
+
+def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=None,
+                           confirm: bool = True) -> RegularizationResults:
+    """Train or read back chapter 02's sweep over ``seeds``, make the paper's selection on their
+    means, and (``confirm``) train or read back every pick on the confirmation seeds.
+
+    Selection bias: a Max / RAD pick is the best of its grid on the seeds that chose it, so its
+    estimate on those seeds is biased towards the selection's goal. Verdicts therefore read the
+    picks on :func:`confirmation_seed_list` (:meth:`RegularizationResults.judged`); the selection
+    seeds' values remain for the comparison with the paper's tables, which made the same choice.
 
     Args:
         profile: the book's :class:`~mia_utils.book.profiles.Profile`.
@@ -171,14 +216,24 @@ def regularization_results(profile, dataset: str, seeds, store=None, mechanisms=
         store: the :class:`mia_utils.store.ResultStore` (None = the default store).
         mechanisms: the mechanisms to sweep (iterable of str), or None for
             :data:`mia_utils.book.chapters.PAPER_MECHANISMS`.
+        confirm: train (or read back) the picks on the confirmation seeds (bool; with a single
+            seed there is nothing to confirm on and this is ignored).
     """
+    from dataclasses import replace
+
     from mia_utils.book.chapters import PAPER_MECHANISMS
 
     baseline, settings = replicated.regularization_sweep(profile, dataset, mechanisms or PAPER_MECHANISMS,
                                                      tuple(seeds), store)
     settings = replicated.moderate(baseline, settings)
     scenarios = report.select_scenarios(replicated.means_frame(settings), replicated.means_frame([baseline]).iloc[0])
-    return RegularizationResults(dataset, tuple(seeds), baseline, settings, scenarios)
+    reg = RegularizationResults(dataset, tuple(seeds), baseline, settings, scenarios)
+    if confirm and len(reg.seeds) >= profile.seeds and len(reg.seeds) > 1:
+        again = confirmation_seed_list(reg.seeds)
+        priors = settings[0].priors if settings else {}  # the grid's family: one metric, one chapter
+        reg.confirmed = [replace(replicated.run_setting(profile, dataset, mechanism, value, again, store), priors=priors)
+                         for mechanism, value in confirmation_specs(reg)]
+    return reg
 
 
 def f1_max_scenario(reg: RegularizationResults) -> Finding:
@@ -187,8 +242,8 @@ def f1_max_scenario(reg: RegularizationResults) -> Finding:
     and (b) the other mechanisms lower it less (the mean Adv_Yeom of {distillation, cropping} at
     Max minus that of the others at Max, seed by seed, predicted below zero). Holds when both
     halves hold; contradicted when either is contradicted."""
-    consistent = reg.picks("max", CONSISTENT)
-    others = [s for s in reg.picks("max") if s.mechanism not in CONSISTENT]
+    consistent = reg.judged_picks("max", CONSISTENT)
+    others = [s for s in reg.judged_picks("max") if s.mechanism not in CONSISTENT]
     if not consistent or not others:
         return make_finding("F1", INCONCLUSIVE, "not enough mechanisms at Max", reg.dataset)
     cons_change = group_contrast(consistent, [reg.baseline], "adv_yeom")
@@ -212,8 +267,8 @@ def f2_parts(reg: RegularizationResults) -> list[tuple[str, str, SeedEstimate]]:
     A scenario where either group has no pick is left out."""
     parts = []
     for scenario in F2_SCENARIOS:
-        consistent = reg.picks(scenario, CONSISTENT)
-        others = [s for s in reg.picks(scenario) if s.mechanism not in CONSISTENT]
+        consistent = reg.judged_picks(scenario, CONSISTENT)
+        others = [s for s in reg.judged_picks(scenario) if s.mechanism not in CONSISTENT]
         if consistent and others:
             parts += [(scenario, metric, group_contrast(consistent, others, metric)) for metric in F2_METRICS]
     return parts
@@ -230,6 +285,8 @@ def f2_single_best(reg: RegularizationResults, scenario: str = "rad5") -> tuple[
         return None
     best_consistent = min(consistent, key=lambda s: s.mean("adv_yeom"))
     best_other = min(others, key=lambda s: s.mean("adv_yeom"))
+    best_consistent = reg.judged(best_consistent.mechanism, scenario)  # chosen above, judged on other seeds
+    best_other = reg.judged(best_other.mechanism, scenario)
     return best_consistent, best_other, best_consistent.change(best_other, "adv_yeom")
 
 
@@ -237,7 +294,8 @@ def f2_most_effective(reg: RegularizationResults) -> Finding:
     """F2: distillation and cropping are the most effective mechanisms, read as the paper averages:
     at RAD<5% and RAD<15%, for Adv_Yeom and Adv_Salem, the mean advantage of the two minus the mean
     of the others (:func:`f2_parts`), each predicted below zero. Holds when every part holds. The
-    single-best comparison (:func:`f2_single_best`) is shown beside it as a stricter reading."""
+    single-best comparison (:func:`f2_single_best`) is shown beside it as a stricter reading. The
+    picks are judged on the confirmation seeds (:meth:`RegularizationResults.judged`)."""
     parts = f2_parts(reg)
     if not parts:
         return make_finding("F2", INCONCLUSIVE, "no RAD<5% or RAD<15% picks for both groups", reg.dataset)
@@ -271,7 +329,7 @@ def paper_effect_points(dataset: str, mechanism: str, scenario: str, metric: str
 def _salem_increase(reg: RegularizationResults, finding_id: str, mechanism: str) -> Finding:
     """Adv_Salem of ``mechanism`` at Max minus the baseline's, predicted above zero, with the
     smallest effect our interval resolves (80 % power) beside the paper's effect on this dataset."""
-    chosen = reg.chosen(mechanism, "max")
+    chosen = reg.judged(mechanism, "max")
     if chosen is None:
         return make_finding(finding_id, INCONCLUSIVE, f"{mechanism} was not swept", reg.dataset)
     change = chosen.change(reg.baseline, "adv_salem")
@@ -322,7 +380,7 @@ def f5_stronger_regularization(reg: RegularizationResults) -> Finding:
              and reg.chosen(m, "rad15").value != reg.chosen(m, "max").value]
     if not names:
         return make_finding("F5", INCONCLUSIVE, "no mechanism has distinct Max and RAD<15% settings", reg.dataset)
-    strong, weak = [reg.chosen(m, "rad15") for m in names], [reg.chosen(m, "max") for m in names]
+    strong, weak = [reg.judged(m, "rad15") for m in names], [reg.judged(m, "max") for m in names]
     adv = group_contrast(strong, weak, "adv_yeom")
     acc = group_contrast(strong, weak, "test_acc")
     state = combine_verdicts([verdict(adv, "decrease"), verdict(acc, "decrease")])
@@ -346,10 +404,14 @@ def dp_settings(profile, dataset: str, seeds, store=None) -> list[Setting]:
 
 
 def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
-    """F6: for the protection of the best regularizer at RAD<15% (lowest mean Adv_Yeom), DP-SGD
-    costs more accuracy. The DP setting compared is the weakest noise whose mean Adv_Yeom is at
-    most the regularizer's (the strongest noise if none is). Quantity: DP's test accuracy minus
-    the regularizer's, seed by seed. Predicted: below zero."""
+    """F6: for the protection of the best regularizer at RAD<15% (lowest mean Adv_Yeom on the
+    selection seeds), DP-SGD costs more accuracy. The DP setting compared is the weakest noise whose
+    mean Adv_Yeom is at most the regularizer's (the strongest noise if none is). Quantity: DP's
+    accuracy change against the baseline minus the regularizer's, each paired with the baseline on
+    its own seeds (the regularizer judged on the confirmation seeds), combined as independent
+    estimates (:func:`mia_utils.attacks.evidence.independent_difference`). Predicted: below zero."""
+    from mia_utils.attacks.evidence import independent_difference
+
     picks = reg.picks("rad15")
     if not picks or not dp:
         return make_finding("F6", INCONCLUSIVE, "no RAD<15% regularizer or no DP run", reg.dataset)
@@ -357,12 +419,13 @@ def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
     ordered = sorted(dp, key=lambda s: s.value)
     matching = [s for s in ordered if s.mean("adv_yeom") <= best.mean("adv_yeom")]
     chosen = matching[0] if matching else ordered[-1]
-    difference = chosen.change(best, "test_acc")
+    judged = reg.judged(best.mechanism, "rad15")
+    difference = independent_difference(chosen.change(reg.baseline, "test_acc"), judged.change(reg.baseline, "test_acc"))
     epsilons = [f.get("dp_epsilon", float("nan")) for f in chosen.facts]
     epsilon = float(np.mean(epsilons)) if epsilons else float("nan")
     text = (f"{best.label}: Adv_Yeom {pct(best.estimate('adv_yeom'), signed=False)}; "
             f"σ_DP = {chosen.value:g} (ε ≈ {epsilon:.3g}): Adv_Yeom {pct(chosen.estimate('adv_yeom'), signed=False)}; "
-            f"accuracy DP minus regularizer {pct(difference)}")
+            f"accuracy cost, DP minus regularizer {pct(difference)}")
     note = "" if matching else "no DP setting reached the regularizer's protection; the strongest noise is compared"
     return make_finding("F6", verdict(difference, "decrease"), text, reg.dataset, difference, note)
 

@@ -54,7 +54,8 @@ def baseline_seed_list(profile: Profile, seeds) -> tuple[int, ...]:
     seeds = tuple(seeds)
     if len(seeds) < profile.seeds:
         return seeds
-    return tuple(range(seeds[0], seeds[0] + max(profile.baseline_seeds, len(seeds))))
+    # at least twice the setting's seeds: the picks are confirmed on the seeds after them
+    return tuple(range(seeds[0], seeds[0] + max(profile.baseline_seeds, 2 * len(seeds))))
 
 
 @dataclass

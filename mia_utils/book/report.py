@@ -162,8 +162,9 @@ def scenario_table(results) -> pd.DataFrame:
     kept apart so that each fits the page).
 
     ``results``: :class:`mia_utils.book.findings.RegularizationResults`. One row per (mechanism,
-    scenario) the selection picked: the setting as the paper writes it (``T = 2``), the paired
-    change of accuracy and of both advantages against the same seeds' baseline (relative to the
+    scenario) the selection picked (on the selection seeds' means): the setting as the paper writes
+    it (``T = 2``), the paired change of accuracy and of both advantages against the same seeds'
+    baseline, measured on the confirmation seeds (:meth:`~mia_utils.book.findings.RegularizationResults.judged`) (relative to the
     baseline's mean, in percent, where the baseline's interval excludes zero; otherwise absolute,
     in points, marked "pp"), and whether Adv_Yeom fell (the verdict of its paired change)."""
     from mia_utils.attacks.evidence import verdict
@@ -172,7 +173,7 @@ def scenario_table(results) -> pd.DataFrame:
     base = results.baseline
     rows = []
     for _, pick in results.scenarios.iterrows():
-        setting = results.chosen(pick["mechanism"], pick["scenario"])
+        setting = results.judged(pick["mechanism"], pick["scenario"])
         entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
                  "setting": setting_text(pick["mechanism"], pick["value"])}
         for metric, title in CHANGE_METRICS.items():
@@ -240,8 +241,9 @@ def yeom_readings(results) -> pd.DataFrame:
 
     Columns: the absolute Adv_Yeom under reading (a) and (b), the loss AUC and TPR at 0.1 % FPR
     (seed means with 95 % intervals, percent), the paired change of each reading against the
-    baseline with its verdict ("decrease" predicted), the AUC's verdict, what the AUC says
-    (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom."""
+    baseline with its verdict ("decrease" predicted), the AUC's reading (:func:`auc_reading`), what
+    the AUC says (:func:`signal_reading` for each reading), and the paper's ΔAdv_Yeom. Every
+    selected setting is read on the confirmation seeds (``results.judged``)."""
     from mia_utils.attacks.evidence import verdict
     from mia_utils.defenses import setting_text
 
@@ -252,7 +254,7 @@ def yeom_readings(results) -> pd.DataFrame:
              "AUC (%)": _interval(base.estimate("auc")),
              "TPR @ 0.1 % FPR (%)": _tpr_text(base), "paper ΔAdv_Yeom (%)": float("nan")}]
     for _, pick in results.scenarios.iterrows():
-        setting = results.chosen(pick["mechanism"], pick["scenario"])
+        setting = results.judged(pick["mechanism"], pick["scenario"])
         auc_state = auc_reading(setting.change(base, "auc"))
         entry = {"mechanism": pick["mechanism"], "scenario": SCENARIO_TITLES[pick["scenario"]],
                  "value": setting_text(pick["mechanism"], pick["value"])}
@@ -334,7 +336,7 @@ def reading_agreement(results) -> pd.DataFrame:
             if key not in paper.index or paper.loc[key, "d_adv_yeom_pct"] == 0:
                 continue
             expected = "decrease" if paper.loc[key, "d_adv_yeom_pct"] < 0 else "increase"
-            state = verdict(results.chosen(*key).change(base, metric), expected)
+            state = verdict(results.judged(*key).change(base, metric), expected)
             counts["agrees" if state == HOLDS else "disagrees" if state == CONTRADICTED else "inconclusive"] += 1
         rows.append({"reading": title, **counts, "cells": sum(counts.values())})
     return pd.DataFrame(rows).set_index("reading")

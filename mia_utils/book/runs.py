@@ -95,13 +95,35 @@ def _per_dataset(profile, params: dict, *parts) -> ChapterRuns:
     return out
 
 
+def _confirmed(profile, params: dict, out: ChapterRuns, store) -> ChapterRuns:
+    """``out`` with, for each dataset, chapter 02's picks on the confirmation seeds
+    (:func:`mia_utils.book.findings.confirmation_specs`), or a pending note while chapter 02's runs
+    are not all in ``store`` (the picks follow from their results)."""
+    from mia_utils.book import findings
+
+    seeds = _seeds(profile, params)
+    if len(seeds) < 2:
+        return out
+    again = findings.confirmation_seed_list(seeds)
+    for dataset in _datasets(profile, params):
+        if not _chapter02_stored(profile, dataset, seeds, store):
+            out.pending.append(f"confirmation seeds {again[0]}-{again[-1]} ({dataset}): chapter 02's picks are "
+                               "confirmed on them; they can be planned once chapter 02's runs are in the store")
+            continue
+        reg = findings.regularization_results(profile, dataset, seeds, store, confirm=False)
+        for mechanism, value in findings.confirmation_specs(reg):
+            out.extend(_setting(profile, dataset, mechanism, value, again))
+    return out
+
+
 def regularization(profile, params: dict, store=None) -> ChapterRuns:
-    return _per_dataset(profile, params, _baseline, _paper_grid)
+    """The baseline and the paper's grid, then the picks on the confirmation seeds."""
+    return _confirmed(profile, params, _per_dataset(profile, params, _baseline, _paper_grid), store)
 
 
 def differential_privacy(profile, params: dict, store=None) -> ChapterRuns:
-    """The DP grid, and chapter 02's baseline and grid that F6 compares it with."""
-    return _per_dataset(profile, params, _baseline, _paper_grid, _dp_grid)
+    """The DP grid, and chapter 02's baseline, grid and confirmed picks that F6 compares it with."""
+    return _confirmed(profile, params, _per_dataset(profile, params, _baseline, _paper_grid, _dp_grid), store)
 
 
 def _chapter02_stored(profile, dataset: str, seeds, store) -> bool:
@@ -112,7 +134,8 @@ def _chapter02_stored(profile, dataset: str, seeds, store) -> bool:
 
 def combinations(profile, params: dict, store=None) -> ChapterRuns:
     """Chapter 02's runs, then distillation and cropping paired with every other mechanism at the
-    settings :func:`mia_utils.book.findings.combination_specs` picks from chapter 02's results."""
+    settings :func:`mia_utils.book.findings.combination_specs` picks from chapter 02's results, and
+    chapter 02's confirmed picks (the page reads chapter 02's results whole)."""
     from mia_utils.book import findings
 
     out, seeds = ChapterRuns(), _seeds(profile, params)
@@ -123,7 +146,7 @@ def combinations(profile, params: dict, store=None) -> ChapterRuns:
             out.pending.append(f"04_combinations ({dataset}): the pairs follow chapter 02's selection; "
                                "they can be planned once chapter 02's runs are in the store")
             continue
-        reg = findings.regularization_results(profile, dataset, seeds, store)
+        reg = findings.regularization_results(profile, dataset, seeds, store, confirm=False)
         for base_mechanism in findings.CONSISTENT:
             spec = findings.combination_specs(profile, reg, base_mechanism)
             if spec is None:
@@ -133,7 +156,7 @@ def combinations(profile, params: dict, store=None) -> ChapterRuns:
                 out.extend(_setting(profile, dataset, partner, value, seeds, mechanisms=base))
             for epoch in spec["epochs"]:
                 out.extend(_setting(profile, dataset, "early_stopping", epoch, seeds, mechanisms=base))
-    return out
+    return _confirmed(profile, params, out, store)
 
 
 def distance_to_confident(profile, params: dict, store=None) -> ChapterRuns:

@@ -479,7 +479,7 @@ def stronger_attacks(profile, params: dict, seeds, store: ResultStore | None = N
     dataset = params["datasets"][0]
     options = stronger_attack_options(params)
     seeds = tuple(seeds)
-    reg = findings.regularization_results(profile, dataset, seeds, store)
+    reg = findings.regularization_results(profile, dataset, seeds, store, confirm=False)
     dp = findings.dp_settings(profile, dataset, seeds, store)
     base = profile.base_config(dataset, seed=params["seed"])
     shadows = [experiment.run(base.shadow(i, profile.shadow_models), store) for i in range(profile.shadow_models)]
