@@ -2,7 +2,8 @@
 
 Data live as tensors on the training device; batches are drawn by index from a seeded
 permutation (no DataLoader, no per-sample Python). Every run is seeded and, on the CPU,
-deterministic: the same configuration gives bit-identical weights on the same machine.
+deterministic: the same configuration gives bit-identical weights on the same machine with the
+same number of threads (another CPU or thread count may run other kernels, which round otherwise).
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ def test_salem_is_deterministic():
     generator = torch.Generator().manual_seed(2)
     logits = torch.cat([_posterior_logits(200, True, generator), _posterior_logits(200, False, generator)])
     inputs = make_inputs(logits, [True] * 200 + [False] * 200)
+    # bitwise on any CPU: the same call twice in one process
     assert torch.equal(attacks.salem(inputs, n_bootstrap=0).scores, attacks.salem(inputs, n_bootstrap=0).scores)
 
 
@@ -184,7 +185,7 @@ def test_every_attack_runs_on_a_real_run(store, tiny_config):
     target = experiment.run(tiny_config, store, progress=False)
     logits, trained_in, shadows = experiment.shadow_outputs(tiny_config, 2, store, progress=False)
     assert logits.shape == (2, 2 * tiny_config.n_eval, 10)
-    assert torch.equal(trained_in[0], ~trained_in[1])  # with K = 2 each example is IN exactly once
+    assert torch.equal(trained_in[0], ~trained_in[1])  # booleans: with K = 2 each example is IN exactly once
     results = attacks.run_attacks(AttackInputs.from_outputs(target.outputs), logits, trained_in, n_bootstrap=10)
     assert set(results) >= set(attacks.BLACK_BOX_ATTACKS) | {"lira_online", "lira_offline"}
     for result in results.values():
@@ -364,7 +365,7 @@ def test_shifted_queries_move_the_image_and_fill_zeros():
     image = torch.arange(1, 17, dtype=torch.uint8).reshape(1, 1, 4, 4)
     queries = attacks.shifted_queries(image, 1)
     assert queries.shape == (1, 9, 1, 4, 4) and queries.dtype == torch.uint8
-    assert torch.equal(queries[0, 4], image[0])  # the middle offset is the image itself
+    assert torch.equal(queries[0, 4], image[0])  # uint8 copies; the middle offset is the image itself
     down_right = queries[0, 0, 0]  # offset (-1, -1): content moves down and right by one pixel
     assert down_right[0].tolist() == [0, 0, 0, 0] and down_right[:, 0].tolist() == [0, 0, 0, 0]
     assert torch.equal(down_right[1:, 1:], image[0, 0, :3, :3])
@@ -424,4 +425,4 @@ def test_lira_quirks_of_the_reference_are_kept():
     assert torch.allclose(fixed.scores, expected.double(), rtol=1e-12, atol=0)
     assert fixed.predicted.tolist() == [False, True] and fixed.threshold == 0.0
     offline_fixed = attacks.lira(inputs, shadow_logits, shadow_in, online=False, fixed_variance=True, n_bootstrap=0)
-    assert torch.equal(offline_fixed.predicted, offline_fixed.scores > offline_fixed.threshold)
+    assert torch.equal(offline_fixed.predicted, offline_fixed.scores > offline_fixed.threshold)  # the same comparison

@@ -203,7 +203,7 @@ def test_real_fmnist_found_in_debian_folder_by_default(real_fmnist, monkeypatch)
     monkeypatch.setattr(data, "_LOADED", {})
     ds = load_dataset("fmnist", download=False)
     assert Path(ds.source) == REAL_FMNIST
-    assert torch.equal(ds.test_labels, real_fmnist.test_labels)
+    assert torch.equal(ds.test_labels, real_fmnist.test_labels)  # integers read from disk
 
 
 # --------------------------------------------------------------------------- IDX reading
@@ -216,7 +216,7 @@ def test_read_idx_round_trip(tmp_path, gz):
     out = read_idx(path)
     assert out.dtype == np.uint8
     assert out.shape == (2, 3, 5)
-    assert np.array_equal(out, array)
+    assert np.array_equal(out, array)  # uint8 round trip
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -427,6 +427,7 @@ def test_cifar10_fake_files_load(tmp_path, places, monkeypatch):
     # torchvision makes (N, 32, 32, 3); mia_utils must give back (N, 3, 32, 32).
     n, c, h, w = 7, 2, 5, 30
     assert int(ds.train_images[n, c, h, w]) == int(fake["train_data"][n, c * 1024 + h * 32 + w])
+    # bitwise on any CPU: uint8 copies
     assert torch.equal(ds.train_images, torch.from_numpy(fake["train_data"].reshape(-1, 3, 32, 32)))
     assert torch.equal(ds.test_images, torch.from_numpy(fake["test_data"].reshape(-1, 3, 32, 32)))
     assert Path(ds.source) == tmp_path / "cifar"
@@ -534,6 +535,7 @@ def test_to_unit_float():
 FM = DATASETS["fmnist"]
 
 
+# Splits are integer indices from seeded draws: torch.equal on them is bitwise on any CPU.
 def _split_tensors(split):
     return (split.members, split.eval_members, split.eval_nonmembers, split.adv_members, split.adv_nonmembers)
 

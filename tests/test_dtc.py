@@ -71,6 +71,11 @@ def test_batched_and_per_sample_agree_exactly_in_float64():
     for batch_size in (7, 30, 500):
         batched = distance_to_confident(model, images, labels, threshold, step=0.005, max_steps=20,
                                         batch_size=batch_size)
+        # Other batch shapes may round the float64 losses and gradients otherwise (another
+        # kernel), but the search only uses their signs and loss <= threshold: the same
+        # decisions unless a value falls within rounding (~1e-16) of 0 or the threshold, which
+        # random values all but never do. Equal decisions give bitwise equal points, steps and
+        # distances.
         assert torch.equal(batched.distances, reference.distances)
         assert torch.equal(batched.steps, reference.steps)
         assert torch.equal(batched.reached, reference.reached)
@@ -95,6 +100,7 @@ def test_uint8_images_equal_float_images_over_255():
     threshold = float(true_label_losses(model, raw.double() / 255, labels).median())
     a = distance_to_confident(model, raw, labels, threshold, step=0.005, max_steps=10)
     b = distance_to_confident(model, raw.double() / 255, labels, threshold, step=0.005, max_steps=10)
+    # bitwise on any CPU: the same float64 images (x / 255 either way), searched in the same batches
     assert torch.equal(a.distances, b.distances) and torch.equal(a.steps, b.steps)
 
 
@@ -113,20 +119,24 @@ def test_float32_runs_in_float32_and_mostly_matches_the_loop():
 def test_already_confident_sample_has_zero_distance_and_steps():
     model = tiny_model()
     images, labels = random_samples(n=5)
-    losses = true_label_losses(model, images, labels)
-    threshold = float(losses[2])  # sample 2 sits exactly at the threshold: confident (loss <= threshold)
-    for fn in (distance_to_confident, distance_to_confident_loop):
+    whole = true_label_losses(model, images, labels)  # as the batched search computes them
+    alone = torch.cat([true_label_losses(model, images[i: i + 1], labels[i: i + 1]) for i in range(5)])
+    # Each search's own losses, as the threshold must be exact: one sample at a time may round
+    # otherwise (another kernel; 8 of the first test's 30 losses differ in the last bit here).
+    for fn, losses in ((distance_to_confident, whole), (distance_to_confident_loop, alone)):
+        threshold = float(losses[2])  # sample 2 sits exactly at the threshold: confident (loss <= threshold)
         result = fn(model, images, labels, threshold, step=0.005, max_steps=10)
         assert result.already_confident[2] and result.reached[2] and not result.capped[2]
         assert result.steps[2] == 0 and result.distances[2] == 0.0
         # The paper's DtC counts it as one step of 0.005 = 5 units; the others keep their distance.
         assert result.paper_distances[2] == 5.0 and result.paper_distances.dtype == torch.float64
         moved = ~result.already_confident
-        assert torch.equal(result.paper_distances[moved], result.distances[moved])
+        assert torch.equal(result.paper_distances[moved], result.distances[moved])  # a copy of those rows
         assert result.already_confident.tolist() == (losses <= threshold).tolist()
         assert result.counts()["already_confident"] == int((losses <= threshold).sum())
     everyone = distance_to_confident(model, images, labels, threshold=100.0)
     assert everyone.counts()["already_confident"] == 5 and everyone.counts()["total_steps"] == 0
+    # bitwise on any CPU: no step is taken, and 0.001 x 1000 rounds to 1.0 in IEEE float64
     assert torch.equal(everyone.distances, torch.zeros(5, dtype=torch.float64))
     assert torch.equal(everyone.paper_distances, torch.ones(5, dtype=torch.float64))  # default step: 1 unit
 
@@ -391,6 +401,7 @@ def test_dtc_attack_separates_closer_members():
     adv_d, adv_m = _synthetic(200, seed=1, member_range=(0.0, 3.5), nonmember_range=(3.0, 8.0))
     result = dtc_attack(eval_d, eval_m, adv_d, adv_m, n_bootstrap=20, seed=0)
     assert result.name == "dtc" and result.advantage > 0.8 and result.auc > 0.9
+    # bitwise on any CPU: a negation, and the comparison that made the predictions
     assert torch.equal(result.scores, -eval_d)
     assert torch.equal(result.predicted, result.scores >= result.threshold)
     assert set(result.metrics) >= {"advantage", "auc", "tpr_at_0.1%_fpr"}
@@ -442,13 +453,14 @@ def test_dtc_on_a_stored_run(tiny_config, store):
     assert measured.gap["n_members"] == 4 and measured.gap["n_nonmembers"] == 4
     attack = measured.attack(n_bootstrap=0)
     assert attack.name == "dtc" and len(attack.scores) == 8
-    assert torch.equal(attack.scores, -measured.eval.paper_distances)
+    assert torch.equal(attack.scores, -measured.eval.paper_distances)  # a negation: bitwise on any CPU
     assert measured.gap["members_mean"] == measured.eval.paper_distances[:4].mean().item()
     assert measured.gap["members_mean_zero_floor"] == measured.eval.distances[:4].mean().item()
 
     # Without the adversary's set: the same evaluation-set results, no adv part, no attack.
     alone = dtc_on_run(result, max_samples=4, device="cpu", max_steps=3, batch_size=5, adversary=False)
     assert alone.adv is None and alone.adv_is_member is None
+    # bitwise on any CPU: the evaluation set is searched by the same call, in the same batches
     assert torch.equal(alone.eval.distances, measured.eval.distances)
     assert torch.equal(alone.eval.steps, measured.eval.steps)
     assert torch.equal(alone.eval_is_member, measured.eval_is_member)
@@ -483,6 +495,7 @@ def test_stored_dtc_without_the_adversary(tiny_config, store, monkeypatch):
     monkeypatch.setattr(dtc_module, "dtc_on_run", refuse)
     again = stored_dtc(result, store, adversary=False, n_bootstrap=50, seed=1, **settings)
     assert again.adv is None and again.adv_is_member is None
+    # bitwise on any CPU: read back from the store
     assert torch.equal(again.eval.distances, alone.eval.distances)
     assert torch.equal(again.eval.paper_distances, alone.eval.paper_distances)
     assert torch.equal(again.eval_is_member, alone.eval_is_member)
@@ -494,6 +507,7 @@ def test_stored_dtc_without_the_adversary(tiny_config, store, monkeypatch):
     monkeypatch.undo()
     with_adversary = stored_dtc(result, store, n_bootstrap=50, seed=1, **settings)
     assert len(with_adversary.adv) == 8 and with_adversary.attack(n_bootstrap=0).name == "dtc"
+    # bitwise on any CPU: the evaluation set is searched by the same call, in the same batches
     assert torch.equal(with_adversary.eval.distances, alone.eval.distances)
     with pytest.raises(ValueError, match="n_bootstrap"):
         stored_dtc(result, store, n_bootstrap=-1, **settings)

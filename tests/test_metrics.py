@@ -69,7 +69,7 @@ def test_roc_curve_by_hand_with_ties():
     scores = np.array([0.9, 0.8, 0.8, 0.3, 0.3, 0.1])
     is_member = np.array([1, 1, 0, 1, 0, 0])
     fpr, tpr, thresholds = metrics.roc_curve(scores, is_member)
-    np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.8, 0.3, 0.1])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.8, 0.3, 0.1])  # the scores themselves: exact
     np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 1, 1])
     np.testing.assert_allclose(fpr, [0, 0, 1 / 3, 2 / 3, 1])
     # 9 (member, non-member) pairs: the member scores higher in 6, ties in 2 -> (6 + 2 / 2) / 9
@@ -111,7 +111,7 @@ def test_infinite_scores_are_one_threshold():
     scores = np.array([np.inf, np.inf, 1.0, -np.inf, -np.inf])
     is_member = np.array([True, False, True, False, True])
     fpr, tpr, thresholds = metrics.roc_curve(scores, is_member)
-    np.testing.assert_array_equal(thresholds, [np.inf, np.inf, 1.0, -np.inf])
+    np.testing.assert_array_equal(thresholds, [np.inf, np.inf, 1.0, -np.inf])  # the scores themselves: exact
     np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 1])
     np.testing.assert_allclose(fpr, [0, 1 / 2, 1 / 2, 1])
 

@@ -103,7 +103,7 @@ def test_mixup_mixes_convexly_and_deterministically():
     mechanism = Mixup(1.0)
     a = mechanism.transform(images, targets, torch.arange(16), torch.Generator().manual_seed(7))
     b = mechanism.transform(images, targets, torch.arange(16), torch.Generator().manual_seed(7))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # the same seeded draw and arithmetic, twice
 
 
 def test_small_alpha_rarely_mixes_and_large_alpha_mixes_evenly():
@@ -127,7 +127,7 @@ def test_validation_set_avoids_members_and_the_attack_sets():
     more = validation_indices(info, split, 35, seed=1)
     assert len(set(more.tolist())) == 35 and not forbidden & set(more.tolist())
     assert (more < 100).sum() == 20 and (more >= 100).sum() == 15  # then unused test images
-    assert torch.equal(more, validation_indices(info, split, 35, seed=1))
+    assert torch.equal(more, validation_indices(info, split, 35, seed=1))  # integer indices, seeded
     assert not torch.equal(more, validation_indices(info, split, 35, seed=2))
     with pytest.raises(ValueError, match=r"asked for 51 images, but only 50 are free.*80 members.*10 evaluation"):
         validation_indices(info, split, 51, seed=1)
@@ -144,7 +144,7 @@ def test_run_validation_set_is_disjoint_from_training_and_attack_images(tiny_con
         assert 0 <= images.min() and images.max() <= 1
         index = validation_indices(data.info, split, config.n_members, config.split_seed + 17,
                                    training_indices(config, data.info, split) if config.is_shadow else None)
-        assert torch.equal(labels, gather(data, index)[1])
+        assert torch.equal(labels, gather(data, index)[1])  # integer labels
         forbidden = torch.cat([split.members, data.info.n_train + split.eval_nonmembers,
                                data.info.n_train + split.adv_nonmembers, training_indices(config, data.info, split)])
         assert not torch.isin(index, forbidden).any()
@@ -165,7 +165,7 @@ def test_class_matched_draws_have_the_batch_classes():
     drawn = []
     for _ in range(30):
         positions, usable = mechanism.draw_validation(labels)
-        assert torch.equal(usable, labels != 3)
+        assert torch.equal(usable, labels != 3)  # booleans and integer labels: bitwise on any CPU
         assert torch.equal(mechanism.validation_labels[positions], labels[usable])
         drawn.append(positions)
     assert len(torch.cat(drawn).unique()) == len(validation_labels)  # every validation image gets used
@@ -239,7 +239,7 @@ def test_run_with_mixup_and_mmd_is_deterministic(tiny_config, tmp_path):
     first = run(config, ResultStore(tmp_path / "a"), progress=False)
     second = run(config, ResultStore(tmp_path / "b"), progress=False)
     assert not first.from_store and not second.from_store
-    for name, tensor in first._tensors["weights"].items():
+    for name, tensor in first._tensors["weights"].items():  # the same run twice in one process: bitwise
         assert torch.equal(tensor, second._tensors["weights"][name]), name
     assert first.provenance["mechanisms"] == {"mmd_validation_size": config.n_members, "mmd_bandwidth": 1.0}
     assert 0 <= first.metrics["train_acc"] <= 1
@@ -252,6 +252,7 @@ def test_mmd_zero_trains_exactly_the_baseline(tiny_config):
     config = tiny_config.replace(n_members=64, n_eval=20, n_adversary=20, batch_size=32, snapshot_epochs=())
     baseline = train(config, data, progress=False).state_dict
     zero = train(config.with_mechanisms(mmd=0.0), data, progress=False).state_dict
+    # bitwise on any CPU: with a weight of 0 the term is skipped, so the same kernels run on the same batches
     assert all(torch.equal(baseline[name], zero[name]) for name in baseline)
 
 
@@ -328,5 +329,5 @@ def test_gated_mmd_trains_alone_and_reports_its_passes(tiny_config):
     first = train(config, data, progress=False)
     facts = first.mechanism_facts
     assert len(facts["mmd_gated_gaps"]) == 3 and 0 <= facts["mmd_gated_passes"] <= 2
-    again = train(config, data, progress=False)  # deterministic, pass included
+    again = train(config, data, progress=False)  # deterministic, pass included: bitwise in one process
     assert all(torch.equal(first.state_dict[k], again.state_dict[k]) for k in first.state_dict)

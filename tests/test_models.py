@@ -106,7 +106,7 @@ def test_cifar_nets_have_no_hidden_layer(dataset):
     model = build_model(dataset)
     assert isinstance(model.hidden, nn.Sequential) and len(model.hidden) == 0
     x = torch.rand(4, 7)
-    assert torch.equal(model.hidden(x), x)
+    assert torch.equal(model.hidden(x), x)  # the identity: bitwise on any CPU
 
 
 @pytest.mark.parametrize("dataset,in_features", [("fmnist", 1024), ("cifar10", 4096), ("cifar100", 2048)])
@@ -207,7 +207,7 @@ def test_batch_norm_train_and_eval_differ():
         assert not torch.allclose(train_out, eval_out, atol=1e-4)
         assert torch.allclose(model(x[:4]), eval_out[:4], atol=1e-5)  # independent of the batch
         assert torch.allclose(model(torch.cat([x[:4], other[:4]]))[:4], eval_out[:4], atol=1e-5)
-        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # nothing updated
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # nothing updated (copies)
     assert model.training is False
 
 
@@ -460,6 +460,7 @@ def test_same_seed_same_weights(dataset):
 
     a, b, c = state(7), state(7), state(8)
     assert a.keys() == b.keys()
+    # bitwise on any CPU: the same seeded draws
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a if k.endswith("weight"))
 
@@ -576,7 +577,7 @@ def test_element_dropout_keeps_or_zeroes_each_element_at_rate_p():
     dropped = out == 0
     assert torch.allclose(out[~dropped], x[~dropped] / 0.7)
     assert abs(dropped.float().mean().item() - 0.3) < 0.01
-    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(layer.eval()(x), x)  # the identity: bitwise on any CPU
 
 
 def test_channels_last_layout_does_not_change_the_function():
@@ -624,6 +625,8 @@ def test_pool_before_relu_is_exactly_the_textbook_order(dataset):
     labels = torch.randint(0, info.num_classes, (16,))
     for net in (model, textbook):
         F.cross_entropy(net(x), labels).backward()
+    # bitwise on any CPU: max and ReLU commute exactly, so every other layer runs the same kernel
+    # on the same tensors (same shapes, weights and layout, one process)
     assert torch.equal(model(x), textbook(x))
     for (name, a), (_, b) in zip(model.named_parameters(), textbook.named_parameters()):
         assert torch.equal(a.grad, b.grad), name
@@ -641,4 +644,5 @@ def test_element_dropout_is_the_textbook_formula_bit_for_bit(p):
         out = models.Dropout(p)(inputs) if fast else inputs * (torch.rand_like(inputs) >= p) / (1.0 - p)
         out.backward(grad)
         results.append((out.detach(), inputs.grad))
+    # bitwise on any CPU: the same elementwise IEEE operations on the same draws
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

@@ -26,6 +26,7 @@ def test_every_ood_set_is_well_formed_and_disjoint_from_members():
 
 def test_digits_are_real_mnist_and_seeded():
     digits = ood.mnist_digits(20, seed=0)
+    # bitwise on any CPU: uint8 images drawn with a seeded generator
     assert torch.equal(digits, ood.mnist_digits(20, seed=0))
     assert not torch.equal(digits, ood.mnist_digits(20, seed=1))
     # handwritten strokes on a black background: mostly zero pixels, some saturated ones
@@ -37,6 +38,7 @@ def test_digits_are_real_mnist_and_seeded():
 def test_permutation_keeps_the_pixels_and_inversion_flips_them():
     images = fake_test_images(8)
     permuted = ood.permuted_images(images, seed=4)
+    # bitwise on any CPU: uint8 pixels moved, or inverted in integers
     assert torch.equal(permuted.flatten(1).sort(1).values, images.flatten(1).sort(1).values)
     assert not torch.equal(permuted, images)
     # one permutation for all images: the same source pixel lands in the same place

@@ -222,7 +222,7 @@ def test_every_planned_run_validates_and_has_the_stated_split(paper_plan, splits
         # The images depend on the split and the shadow's index only, not on the mechanisms, so every
         # population (chapter 01's baseline, chapter 06's crops, chapter 07's defense) shares them.
         most = max(configs, key=lambda c: len(c.mechanisms))
-        assert torch.equal(training_indices(most, info, split), splits.training(most)), most.key()
+        assert torch.equal(training_indices(most, info, split), splits.training(most)), most.key()  # integers
 
 
 def uses_validation_set(config: RunConfig) -> bool:
@@ -258,7 +258,7 @@ def test_every_mmd_run_draws_a_free_validation_set(paper_data, paper_plan, split
         images, labels = mmd.validation_set(config, paper_data[config.dataset])  # as MMD.prepare draws it
         indices = drawn[-1]
         assert len(indices) == len(labels) == len(images) == min(config.n_members, available)
-        assert torch.equal(labels, gather(paper_data[config.dataset], indices)[1])
+        assert torch.equal(labels, gather(paper_data[config.dataset], indices)[1])  # integer labels
         assert_distinct(indices, "a validation set")
         sets = global_sets(info, split)
         taken = mask_of(info, torch.cat([sets["members"], sets["eval_nonmembers"], sets["adv_nonmembers"], trained]))
@@ -300,6 +300,7 @@ def test_chapter_08_finds_free_ood_sources_and_calibration_images(paper_data, pa
         assert stopped.value.args[0] == base and base.key() in paper_plan.runs  # the planned baseline
         (used, n_ood, (source, calibration)), = calls
         split = make_split(info, base.n_members, base.n_eval, base.n_adversary, base.split_seed)
+        # torch.equal here compares integer indices and uint8 images: bitwise on any CPU
         assert torch.equal(used.sort().values, torch.cat([split.eval_nonmembers, split.adv_nonmembers]).sort().values)
         assert n_ood == base.n_eval and len(source) == n_ood  # the default: the evaluation set's size
         assert len(calibration) == info.n_test - base.n_eval - base.n_adversary - n_ood > 0

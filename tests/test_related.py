@@ -101,7 +101,7 @@ def test_population_target_is_balanced_on_the_models_own_membership():
     inputs, kept = generalization.population_target(outputs)
     assert kept.tolist() == [0, 2, 3, 1, 4, 7]  # the first three members, then the three non-members
     assert inputs.is_member.tolist() == [True] * 3 + [False] * 3
-    assert torch.equal(inputs.logits, outputs["eval_logits"][kept].double())
+    assert torch.equal(inputs.logits, outputs["eval_logits"][kept].double())  # indexing and an exact widening
     assert inputs.average_train_loss == pytest.approx(0.2)
 
 
@@ -402,5 +402,5 @@ def test_ood_experiment_is_measured_once_and_read_back_unchanged(store):
             first.n_ood, first.n_test) == (again.temperature, again.smoothing, again.smoothing_eces,
                                             again.temperature_rank_correlation, again.n_ood, again.n_test)
     assert first.ood_images.keys() == again.ood_images.keys()
-    assert all(torch.equal(first.ood_images[k], again.ood_images[k]) for k in first.ood_images)
+    assert all(torch.equal(first.ood_images[k], again.ood_images[k]) for k in first.ood_images)  # uint8, read back
     assert set(store.run_keys()) == trained and len([k for k in store.keys() if k.startswith("ood-")]) == 1

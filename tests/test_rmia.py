@@ -169,6 +169,7 @@ def test_offline_reads_only_the_out_models_and_online_reads_all():
     trained_in = torch.tensor(REFERENCE_IN)
     offline = [rmia(hand_made_inputs(), r, trained_in, online=False, **kwargs).scores for r in (reference, changed)]
     online = [rmia(hand_made_inputs(), r, trained_in, online=True, **kwargs).scores for r in (reference, changed)]
+    # bitwise on any CPU: the changed entries are masked out before any reduction, same shapes
     assert torch.equal(offline[0], offline[1])
     assert online[0].tolist() == [1.0, 1.0, 2 / 3, 2 / 3] and online[1].tolist() == [2 / 3, 1.0, 2 / 3, 2 / 3]
 
@@ -192,6 +193,8 @@ def test_population_order_does_not_matter_and_calls_are_deterministic():
                               population.shadow_logits[:, order], population.shadow_in[:, order])
     args = (hand_made_inputs(), torch.tensor(REFERENCE_LOGITS), torch.tensor(REFERENCE_IN))
     first = rmia(*args, population=population, n_bootstrap=10, seed=3)
+    # bitwise on any CPU: the same call again; and a shuffled population only permutes the
+    # population's values (each reduced over the models alone), which are sorted before counting
     assert torch.equal(first.scores, rmia(*args, population=population, n_bootstrap=10, seed=3).scores)
     assert first.metrics["auc"].std == rmia(*args, population=population, n_bootstrap=10, seed=3).metrics["auc"].std
     assert torch.equal(first.scores, rmia(*args, population=shuffled, n_bootstrap=10, seed=3).scores)
@@ -281,14 +284,14 @@ def test_hard_guesses_use_the_adversary_samples_when_given_else_the_population_m
                   adv_shadow_in=adv_in, n_bootstrap=0)
     adv_scores = rmia(adv_inputs, adv_reference, adv_in, population=population, n_bootstrap=0).scores
     assert result.threshold == best_threshold(adv_scores, adv_inputs.is_member)
-    assert torch.equal(result.predicted, result.scores >= result.threshold)
+    assert torch.equal(result.predicted, result.scores >= result.threshold)  # the same comparison, repeated
     assert result.advantage > 0.5
     # without them: above the median of the population's own scores; on identical distributions
     # that flags about half of the non-members (n = 300: sd 0.029, 0.1 is over 3 sigma)
     inputs, reference, trained_in, population = synthetic_case(300, 4, generator, separated=False,
                                                                population_size=1000)
     median_rule = rmia(inputs, reference, trained_in, population=population, n_bootstrap=0)
-    assert torch.equal(median_rule.predicted, median_rule.scores > median_rule.threshold)
+    assert torch.equal(median_rule.predicted, median_rule.scores > median_rule.threshold)  # the same comparison
     assert abs(median_rule.fpr - 0.5) < 0.1
 
 

@@ -67,12 +67,13 @@ def _smoke_configs(mechanism=None, value=None, seeds=(0, 1, 2)):
 LOCKSTEP_TOLERANCE = 1e-4  # absolute, on weights and logits after the smoke profile's 2 epochs
 
 
-def test_models_trained_in_lockstep_match_each_model_trained_alone():
+def test_models_trained_in_lockstep_match_each_model_trained_alone(request):
     """Each model keeps its own seed, split, batch order and transforms: weights, snapshots,
     history and the objective loss agree with training alone, up to summation order."""
     from mia_utils.train import train_many
 
     data = load_dataset("fmnist")
+    request.addfinalizer(lambda threads=torch.get_num_threads(): torch.set_num_threads(threads))  # restored after
     torch.set_num_threads(1)
     for mechanism, value in ((None, None), ("gaussian_noise", 0.1), ("label_smoothing", 0.5)):
         configs = _smoke_configs(mechanism, value)
@@ -87,7 +88,7 @@ def test_models_trained_in_lockstep_match_each_model_trained_alone():
             assert abs(alone.objective_loss - joint.objective_loss) < LOCKSTEP_TOLERANCE
             assert [h["epoch"] for h in joint.history] == [1, 2]
             assert abs(alone.history[-1]["test_loss"] - joint.history[-1]["test_loss"]) < LOCKSTEP_TOLERANCE
-            assert torch.equal(alone.trained_on, joint.trained_on)
+            assert torch.equal(alone.trained_on, joint.trained_on)  # integer indices
         # the models really are different models
         assert not torch.allclose(together[0].state_dict["classifier.weight"], together[1].state_dict["classifier.weight"])
 

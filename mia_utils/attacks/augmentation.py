@@ -38,7 +38,8 @@ Where this module departs:
 
 * Cropping draws an independent offset per image (the recipe's own :func:`random_crop`, as the
   target was trained), not one offset per batch, and the draws come from a generator seeded by
-  ``seed``, so the losses of an image do not depend on the batch it falls in.
+  ``seed``, so the queries of an image do not depend on the batch it falls in (its losses only
+  up to rounding, see :func:`augmented_losses`).
 * The threshold is :func:`mia_utils.attacks.inputs.best_threshold` (the exact maximiser of
   balanced accuracy on the adversary's samples, as every threshold attack here), not the 1001-point
   grid; the selection of ``reduction="best"`` compares advantages at those thresholds.
@@ -183,7 +184,8 @@ def augmented_losses(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     unless ``clamp`` is false. At least one of the two must be on. Draw k (column k) is
     :func:`augment` applied to ALL N images with one CPU generator seeded with ``seed`` and
     consumed in order k = 0, 1, ...; so column k depends on N and on the order of the images, but
-    not on ``batch_size`` (which only chunks the forward passes, on the model's device and dtype).
+    not on ``batch_size``, which only chunks the forward passes (on the model's device and dtype):
+    another batch size may run other kernels, so the losses are equal up to rounding, not bit for bit.
     Cost: K forward passes per sample (:func:`augmentation_aware_cost`). Eval mode, no gradients.
 
     Args:
@@ -197,7 +199,7 @@ def augmented_losses(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             0 = none).
         clamp: whether noisy pixels are clamped to [0, 1], as in training (bool).
         seed: seed of the CPU generator the augmentations are drawn from (int).
-        batch_size: images per forward pass (int >= 1); does not change the result.
+        batch_size: images per forward pass (int >= 1); changes the losses by rounding only.
     """
     x = as_unit_float(images)
     labels = check_labels(labels, x.shape[0])

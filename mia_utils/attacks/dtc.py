@@ -206,8 +206,11 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
     ``labels`` (N,) the TRUE labels; ``threshold`` in nats (:func:`confident_loss`).
     Within a chunk only the samples still moving are forwarded and stepped: each step is one
     forward and one backward pass to the input of the active samples, the last check (after
-    ``max_steps`` steps) a forward pass alone. Per-sample results are independent of the
-    batching (exactly so in float64; in float32 a near-zero gradient's sign may differ).
+    ``max_steps`` steps) a forward pass alone. Per-sample results depend on the batching only
+    through rounding: another batch size may run other kernels, so the losses are equal up to
+    rounding, and the steps and distances, which follow from the gradients' signs and the checks
+    loss <= threshold alone, the same unless such a value lies within rounding of 0 or of the
+    threshold (rare in float64; in float32 a near-zero gradient's sign does differ at times).
 
     Args:
         model: the target ``nn.Module`` (logits out); put in eval mode with its parameters'
@@ -218,8 +221,8 @@ def distance_to_confident(model: nn.Module, images: torch.Tensor, labels: torch.
             usually :func:`confident_loss`.
         step: PGD step in pixel-range units (float > 0; the paper's 0.001 = one DtC unit of 1/1000).
         max_steps: the step budget per sample (int >= 0; the paper's 100).
-        batch_size: samples per chunk sent to the model's device (int >= 1); does not change
-            the per-sample results.
+        batch_size: samples per chunk sent to the model's device (int >= 1); may change the
+            per-sample results by rounding (see above).
         return_images: also return the final points, (N, C, H, W) on the CPU, in
             :attr:`DtCResult.final_images` (bool).
     """

@@ -165,7 +165,9 @@ def translation_correctness(model: nn.Module, images: torch.Tensor, labels: torc
             (:func:`translation_offsets`).
         flip: also query the horizontal mirror of every shifted copy (bool; doubles A).
         fill: how uncovered pixels are filled, ``"zeros"`` or ``"nearest"`` (:func:`shift_images`).
-        batch_size: queries per forward pass (int >= 1); does not change the result.
+        batch_size: queries per forward pass (int >= 1); another one may round the logits
+            otherwise (other kernels), which changes the result only where two logits tie to
+            within rounding.
     """
     x = as_unit_float(images)
     labels = check_labels(labels, x.shape[0])
@@ -278,10 +280,12 @@ def boundary_distances(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     """The distance of each sample to the model's decision boundary (see the module docstring).
 
     Chunks of ``batch_size`` run on the model's device and dtype; within a chunk only the samples
-    still walking are forwarded. Per-sample results do not depend on the batching (exactly in
-    float64; in float32 a near-zero gradient may differ). Deterministic. Forward passes per
-    sample: at most 1 + ``max_steps`` + ``refine_steps``; input gradients: at most ``max_steps``
-    (:func:`label_only_cost`).
+    still walking are forwarded. Per-sample results depend on the batching only through rounding:
+    another batch size may run other kernels, so the distances are equal up to rounding, and the
+    outcomes and step counts the same unless a logit ties or a gradient vanishes to within rounding
+    (rare in float64; in float32 a near-zero gradient may differ). Deterministic for a given batch
+    size, machine and thread count. Forward passes per sample: at most 1 + ``max_steps`` +
+    ``refine_steps``; input gradients: at most ``max_steps`` (:func:`label_only_cost`).
 
     Args:
         model: the target ``nn.Module`` (logits out); eval mode and frozen parameters during the
@@ -295,7 +299,7 @@ def boundary_distances(model: nn.Module, images: torch.Tensor, labels: torch.Ten
         max_steps: the walk's budget of gradient steps (int >= 0).
         refine_steps: bisection steps on the segment from x to the first misclassified point
             (int >= 0; each halves the uncertainty along it).
-        batch_size: samples per chunk (int >= 1).
+        batch_size: samples per chunk (int >= 1); may change the results by rounding (see above).
     """
     if norm not in BOUNDARY_NORMS:
         raise ValueError(f"norm: got {norm!r}; allowed: {', '.join(BOUNDARY_NORMS)}")
