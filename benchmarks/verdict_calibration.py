@@ -40,61 +40,18 @@ from mia_utils.book import findings, replicated, runs
 from mia_utils.book.profiles import get_profile
 from mia_utils.store import ResultStore
 
-METRICS = {"adv_yeom": "Adv_Yeom", "auc": "AUC", "adv_salem": "Adv_Salem", "test_acc": "test accuracy"}
+METRICS = findings.CALIBRATED_METRICS
 SEED_COUNTS = (3, 5, 8)
 EFFECTS = (0.02, 0.03)
 
 
 def components(profile, store) -> dict[str, list[dict]]:
-    """Metric -> one row per comparison (chapter 02's settings and chapter 03's DP settings against
-    the baseline): the per-seed spread, paired and unpaired within-seed variances, and the
-    ``truth`` spread the simulation uses."""
+    """Metric -> :func:`mia_utils.book.findings.variance_families` of the profile's chapter 02 and
+    03 runs in ``store`` (read back, nothing trained: :func:`main` checks first)."""
     seeds = replicated.seed_list(profile)
-    reg = findings.regularization_results(profile, "fmnist", seeds, store)
+    reg = findings.regularization_results(profile, "fmnist", seeds, store, confirm=False)
     dp = findings.dp_settings(profile, "fmnist", seeds, store)
-    out = {}
-    for metric in METRICS:
-        rows = []
-        for family in (reg.settings, dp):
-            frame = replicated.variance_components(reg.baseline, family, [metric])
-            prior = family[0].priors.get(metric)
-            for row in frame.to_dict("records"):
-                if not row["paired"] > 0 or not np.isfinite(row["spread"]):
-                    continue
-                d = row["n"] - 1
-                if prior is None:
-                    moderated = row["spread"]
-                elif np.isinf(prior.df):
-                    moderated = prior.ratio * row["paired"]
-                else:
-                    moderated = (prior.df * prior.ratio * row["paired"] + d * row["spread"]) / (prior.df + d)
-                row["truth"] = max(moderated, row["paired"])
-                row["family"] = "DP-SGD" if family is dp else "regularization"
-                row["prior"] = str(prior) if prior is not None else "none"
-                rows.append(row)
-        out[metric] = rows
-    return out
-
-
-def family_rows(rows: list[dict], truth: str) -> dict[str, list[dict]]:
-    """The comparisons as :func:`mia_utils.attacks.evidence.simulate_rule` takes them, by family."""
-    families = {}
-    for row in rows:
-        spread = row["truth"] if truth == "fitted" else max(row["spread"], row["paired"])
-        families.setdefault(row["family"], []).append({"spread": spread, "paired": row["paired"],
-                                                        "unpaired": row["unpaired"]})
-    return families
-
-
-def simulate(rows, rule, n_seeds, effect, replications, truth="fitted") -> dict[str, float]:
-    """:func:`simulate_rule` over each family of ``rows``, pooled (weighted by comparisons)."""
-    totals, count = {}, 0
-    for family in family_rows(rows, truth).values():
-        rates = evidence.simulate_rule(family, rule, n_seeds, effect, replications, seed=n_seeds)
-        for key, value in rates.items():
-            totals[key] = totals.get(key, 0.0) + value * len(family)
-        count += len(family)
-    return {key: value / count for key, value in totals.items()}
+    return {metric: findings.variance_families(reg, dp, metric) for metric in METRICS}
 
 
 def main(argv=None) -> int:
@@ -104,8 +61,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     profile, store = get_profile(args.profile), ResultStore()
-    listed = runs.regularization(profile, {"seed": 0}, store).configs + \
-        runs.differential_privacy(profile, {"seed": 0}, store).configs
+    listed = [config for dataset in profile.datasets[:1] for config in
+              runs._baseline(profile, dataset, replicated.seed_list(profile))
+              + runs._paper_grid(profile, dataset, replicated.seed_list(profile))
+              + runs._dp_grid(profile, dataset, replicated.seed_list(profile))]
     missing = [c for c in listed if not store.exists(c.key())]
     if missing:
         print(f"{len(missing)} of {len(listed)} runs of chapters 02-03 are not in the store {store.root}; "
@@ -138,8 +97,9 @@ def main(argv=None) -> int:
                   "|---|---|" + "---|" * (len(SEED_COUNTS) * (1 + len(EFFECTS)))]
         for metric, rows in found.items():
             for rule in evidence.RULES:
-                cells = [simulate(rows, rule, n, 0.0, args.replications, truth)["decided"] for n in SEED_COUNTS]
-                cells += [simulate(rows, rule, n, e, args.replications, truth)["holds"] for e in EFFECTS for n in SEED_COUNTS]
+                rates = findings.rule_error_rates(rows, rule, SEED_COUNTS, EFFECTS, args.replications, truth)
+                cells = [rates[("null", n)] for n in SEED_COUNTS] + [rates[("power", e, n)] for e in EFFECTS
+                                                                      for n in SEED_COUNTS]
                 lines.append(f"| {METRICS[metric]} | {rule} | " + " | ".join(f"{100 * c:.1f} %" for c in cells) + " |")
                 print(lines[-1], flush=True)
     lines += ["", f"Simulated in {time.perf_counter() - started:.0f} s."]

@@ -65,7 +65,10 @@ class Finding:
     note: str = ""
 
     def row(self) -> dict:
-        return {"finding": self.id, "claim": self.claim, "verdict": self.verdict, "ours (95 % interval)": self.ours,
+        """The finding as a table row; its note (a premise, a stricter reading, the smallest
+        detectable effect) follows the figure."""
+        ours = f"{self.ours}. {self.note}" if self.note else self.ours
+        return {"finding": self.id, "claim": self.claim, "verdict": self.verdict, "ours (95 % interval)": ours,
                 "paper": self.paper, "dataset": self.dataset, "chapter": self.chapter}
 
 
@@ -428,6 +431,118 @@ def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
             f"accuracy cost, DP minus regularizer {pct(difference)}")
     note = "" if matching else "no DP setting reached the regularizer's protection; the strongest noise is compared"
     return make_finding("F6", verdict(difference, "decrease"), text, reg.dataset, difference, note)
+
+
+# --- the rule's measured error rates ----------------------------------------------------------------
+
+#: The metrics whose verdicts the findings page calibrates, and their names on the page.
+CALIBRATED_METRICS = {"adv_yeom": "Adv_Yeom", "auc": "AUC", "adv_salem": "Adv_Salem", "test_acc": "test accuracy"}
+
+
+def variance_families(reg: RegularizationResults, dp: list[Setting], metric: str) -> list[dict]:
+    """The variance components of ``metric``'s paired changes against the baseline, one row per
+    comparison of chapter 02's grid (family "regularization") and chapter 03's DP grid ("DP-SGD"):
+    :func:`mia_utils.book.replicated.variance_components`' columns plus ``family``, ``prior`` (the
+    family's, as text) and ``truth``, the comparison's moderated seed-to-seed variance (its own
+    ``s^2`` combined with the family prior, at least its paired within-seed variance): what
+    :func:`rule_error_rates` simulates."""
+    rows = []
+    for name, family in (("regularization", reg.settings), ("DP-SGD", dp)):
+        if not family:
+            continue
+        prior = family[0].priors.get(metric)
+        for row in replicated.variance_components(reg.baseline, family, [metric]).to_dict("records"):
+            if not row["paired"] > 0 or not np.isfinite(row["spread"]):
+                continue
+            d = row["n"] - 1
+            if prior is None:
+                moderated = row["spread"]
+            elif np.isinf(prior.df):
+                moderated = prior.ratio * row["paired"]
+            else:
+                moderated = (prior.df * prior.ratio * row["paired"] + d * row["spread"]) / (prior.df + d)
+            rows.append({**row, "family": name, "prior": str(prior) if prior else "none",
+                         "truth": max(moderated, row["paired"])})
+    return rows
+
+
+def rule_error_rates(rows: list[dict], rule: str = "moderated", seed_counts=(3, 5, 8), effects=(0.02, 0.03),
+                     replications: int = 500, truth: str = "fitted") -> dict:
+    """Simulate ``rule`` (:func:`mia_utils.attacks.evidence.simulate_rule`) on the comparisons of
+    ``rows`` (:func:`variance_families`), family by family, pooled over comparisons.
+
+    Args:
+        rows: the comparisons' components (list of dict).
+        rule: one of :data:`mia_utils.attacks.evidence.RULES`.
+        seed_counts: the numbers of seeds to simulate (iterable of int >= 2).
+        effects: true falls (fractions) at which to measure the power.
+        replications: simulated families per cell (int >= 1).
+        truth: ``"fitted"`` (each comparison's moderated variance) or ``"raw"`` (its own ``s^2``).
+
+    Returns:
+        ``{("null", n): rate of holds + contradicted with no effect, ("power", effect, n): rate of
+        holds with a true fall of ``effect``}``, fractions.
+    """
+    from mia_utils.attacks.evidence import simulate_rule
+
+    if truth not in ("fitted", "raw"):
+        raise ValueError(f"truth: must be 'fitted' or 'raw', got {truth!r}")
+    families = {}
+    for row in rows:
+        spread = row["truth"] if truth == "fitted" else max(row["spread"], row["paired"])
+        families.setdefault(row["family"], []).append({"spread": spread, "paired": row["paired"],
+                                                        "unpaired": row["unpaired"]})
+    out = {}
+    for n in seed_counts:
+        for key, effect, state in [(("null", n), 0.0, "decided")] + [(("power", e, n), e, HOLDS) for e in effects]:
+            total = sum(simulate_rule(f, rule, n, effect, replications, seed=n)[state] * len(f) for f in families.values())
+            out[key] = total / max(1, sum(len(f) for f in families.values()))
+    return out
+
+
+def rule_error_table(reg: RegularizationResults, dp: list[Setting], n_seeds: int, replications: int = 500) -> pd.DataFrame:
+    """The findings page's table of the book's rule on this store: for each metric of
+    :data:`CALIBRATED_METRICS`, the simulated rate of wrong decisions under the null and the power
+    against a true fall of 2 and 3 points, at ``n_seeds`` seeds (percent, one decimal)."""
+    table = []
+    for metric, title in CALIBRATED_METRICS.items():
+        rows = variance_families(reg, dp, metric)
+        if not rows:
+            continue
+        rates = rule_error_rates(rows, seed_counts=(n_seeds,), replications=replications)
+        table.append({"metric": title, "comparisons": len(rows),
+                      "wrong decisions, no effect (%)": round(100 * rates[("null", n_seeds)], 1),
+                      "power, 2 pp fall (%)": round(100 * rates[("power", 0.02, n_seeds)], 1),
+                      "power, 3 pp fall (%)": round(100 * rates[("power", 0.03, n_seeds)], 1)})
+    return pd.DataFrame(table).set_index("metric") if table else pd.DataFrame()
+
+
+def rule_error_values(table: pd.DataFrame, n_seeds: int) -> dict:
+    """What the findings page glues from :func:`rule_error_table`: ``rule_table``, ``rule_seeds``
+    and, for Adv_Yeom and the AUC, ``rule_null_<m>``, ``rule_power2_<m>``, ``rule_power3_<m>``
+    (percent text, e.g. "4.8 %")."""
+    values = {"rule_table": table, "rule_seeds": n_seeds}
+    for metric, title in (("yeom", "Adv_Yeom"), ("auc", "AUC")):
+        if title in table.index:
+            row = table.loc[title]
+            values.update({f"rule_null_{metric}": f"{row['wrong decisions, no effect (%)']:.1f} %",
+                           f"rule_power2_{metric}": f"{row['power, 2 pp fall (%)']:.1f} %",
+                           f"rule_power3_{metric}": f"{row['power, 3 pp fall (%)']:.1f} %"})
+    return values
+
+
+def calibration(profile, dataset: str, seeds, store=None, replications: int = 500) -> pd.DataFrame:
+    """:func:`rule_error_table` for ``dataset``'s chapter 02 and 03 runs over ``seeds`` (read back).
+
+    Args:
+        profile: the book's :class:`~mia_utils.book.profiles.Profile`.
+        dataset: the dataset's name, one of the profile's.
+        seeds: the seeds (iterable of int) of every setting.
+        store: the :class:`mia_utils.store.ResultStore` (None = the default store).
+        replications: simulated families per cell (int >= 1).
+    """
+    reg = regularization_results(profile, dataset, seeds, store, confirm=False)
+    return rule_error_table(reg, dp_settings(profile, dataset, seeds, store), len(tuple(seeds)), replications)
 
 
 # --- chapter 04: combinations ----------------------------------------------------------------------
