@@ -72,10 +72,11 @@ def test_load_chapter_reads_the_sweeps_then_measures_each_dataset(monkeypatch):
                         lambda profile, dataset, seeds, store=None: calls.append(("dp", dataset)) or ["dp"])
     monkeypatch.setattr(findings, "dtc_results",
                         lambda profile, reg, dp, per_side, store=None: calls.append(("dtc", reg, dp, per_side)) or "m")
-    chapter = dtc.load_chapter(None, ["fmnist", "cifar10"], [0, 1], 7)
+    chapter = dtc.load_chapter(SimpleNamespace(dtc_f9_samples=0), ["fmnist", "cifar10"], [0, 1], 7)
     assert calls == [("reg", "fmnist", SEEDS), ("dp", "fmnist"), ("dtc", "reg", ["dp"], 7),
                      ("reg", "cifar10", SEEDS), ("dp", "cifar10"), ("dtc", "reg", ["dp"], 7)]
     assert chapter.lead == "fmnist" and chapter.per_side == 7 and chapter.dtc == {"fmnist": "m", "cifar10": "m"}
+    assert chapter.f9_per_side is None  # 0: F9's three settings are measured on every sample
 
 
 def test_table7_sets_the_papers_baseline_beside_ours():

@@ -40,13 +40,14 @@ class DtCChapter:
     """Chapter 05's evidence over ``seeds``, by dataset in the page's order (the first is the lead):
     chapter 02's sweep (``regularization``), the DP-SGD sweep (``dp``) and their DtC gaps
     (``dtc``, :class:`mia_utils.book.findings.DtCResults`), measured on ``per_side`` members and
-    non-members of each evaluation set (None: all)."""
+    non-members of each evaluation set (None: all), F9's three settings on ``f9_per_side``."""
 
     seeds: tuple[int, ...]
     per_side: int | None
     regularization: dict[str, RegularizationResults]
     dp: dict[str, list[Setting]]
     dtc: dict[str, DtCResults]
+    f9_per_side: int | None = None
 
     @property
     def lead(self) -> str:
@@ -66,7 +67,7 @@ def load_chapter(profile, datasets, seeds, per_side: int | None, store=None) -> 
             (see :func:`samples_per_side`).
         store: the :class:`mia_utils.store.ResultStore` (None = the default store).
     """
-    chapter = DtCChapter(tuple(seeds), per_side, {}, {}, {})
+    chapter = DtCChapter(tuple(seeds), per_side, {}, {}, {}, profile.dtc_f9_samples or None)
     for dataset in datasets:
         chapter.regularization[dataset] = findings.regularization_results(profile, dataset, chapter.seeds, store,
                                                                           confirm=False)
@@ -204,11 +205,13 @@ def key_values(chapter: DtCChapter) -> dict:
 
 
 def setting_table(chapter: DtCChapter) -> pd.DataFrame:
-    """The DtC measurement's setting as a one-column table: samples per side, and the PGD step
+    """The DtC measurement's setting as a one-column table: samples per side (and those of F9's
+    three settings, measured on more so that their gaps resolve the paper's), and the PGD step
     (input range [0, 1]), step cap and confidence threshold (median training loss, nats) with which
     the first seed's baseline of the lead dataset was measured."""
     first = chapter.dtc[chapter.lead].baseline.measured[0]
-    return pd.Series({"DtC samples per side": chapter.per_side or "all", "PGD step": first.eval.step,
+    return pd.Series({"DtC samples per side": chapter.per_side or "all",
+                      "DtC samples per side, F9's three settings": chapter.f9_per_side or "all", "PGD step": first.eval.step,
                       "max steps": first.eval.max_steps,
                       "threshold (median training loss, nats), first seed": first.threshold},
                      name="DtC setting").to_frame()

@@ -715,6 +715,10 @@ def f8_baseline_gap(baseline: GapSetting, dataset: str) -> Finding:
     return make_finding("F8", verdict(estimate, "increase"), text, dataset, estimate)
 
 
+#: The mechanisms whose RAD<15% settings F9 reads (the paper's Table 8 on Fashion-MNIST).
+F9_MECHANISMS = ("distillation", "gaussian_noise", "random_crop")
+
+
 def attack_fails(setting: Setting, metric: str = "adv_yeom") -> bool:
     """F9's premise: the attack fails at ``setting``, i.e. its advantage is equivalent to zero
     within the declared margin (:data:`mia_utils.attacks.evidence.MARGINS`; two one-sided tests)."""
@@ -726,7 +730,7 @@ def f9_gap_persists(gaps: dict[str, GapSetting], dataset: str) -> Finding:
     attacks fail*, the DtC gap stays positive. The premise is checked first (:func:`attack_fails`);
     the finding is judged on the settings that meet it: holds when each of their gaps is positive,
     inconclusive when no setting meets the premise (the claim then does not apply at this scale)."""
-    named = [m for m in ("distillation", "gaussian_noise", "random_crop") if m in gaps]
+    named = [m for m in F9_MECHANISMS if m in gaps]
     if not named:
         return make_finding("F9", INCONCLUSIVE, "none of the three mechanisms has a RAD<15% setting", dataset)
     estimates = {m: gaps[m].estimate() for m in named}
@@ -797,17 +801,20 @@ def dtc_results(profile, reg: RegularizationResults, dp: list[Setting], per_side
             with the adversary's set too, and its RAD<15% picks).
         dp: the DP-SGD settings (list of :class:`~mia_utils.book.replicated.Setting`), measured
             in order of increasing σ_DP.
-        per_side: members and non-members measured per evaluation set (int), or None for all.
+        per_side: members and non-members measured per evaluation set (int), or None for all;
+            F9's three settings are measured on the profile's ``dtc_f9_samples`` instead.
         store: the :class:`mia_utils.store.ResultStore` (None = the default store).
     """
     from mia_utils.attacks.dtc import stored_dtc
 
-    def measure(adversary):
-        return lambda run, epoch: stored_dtc(run, store, epoch=epoch, max_samples=per_side, adversary=adversary,
+    def measure(adversary, samples=per_side):
+        return lambda run, epoch: stored_dtc(run, store, epoch=epoch, max_samples=samples, adversary=adversary,
                                              n_bootstrap=profile.bootstrap, seed=run.config.seed)
 
+    f9_samples = profile.dtc_f9_samples or None
     baseline = gap_setting(reg.baseline, measure(True), store)
-    rad15 = {s.mechanism: gap_setting(s, measure(False), store) for s in reg.picks("rad15")}
+    rad15 = {s.mechanism: gap_setting(s, measure(False, f9_samples if s.mechanism in F9_MECHANISMS else per_side), store)
+             for s in reg.picks("rad15")}
     dp_gaps = [gap_setting(s, measure(False), store) for s in sorted(dp, key=lambda s: s.value)]
     return moderate_gaps(DtCResults(reg.dataset, baseline, rad15, dp_gaps))
 

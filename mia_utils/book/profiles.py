@@ -20,7 +20,8 @@ which anchors every comparison (at least ``seeds``; see :func:`mia_utils.book.re
 chapters' populations have K models, each the target of the K - 1 others, so ``paper``'s 18 gives
 them the 16 or more shadow models per target that the book asks for); ``bootstrap`` the number of bootstrap replicates behind every within-seed
 uncertainty; ``dtc_samples`` the members and the non-members per set on which DtC is measured
-(0: all of them).
+(0: all of them); ``dtc_f9_samples`` the same for the three RAD<15% settings finding F9 reads
+(distillation, Gaussian noise, cropping), whose gaps must resolve the paper's few points (0: all).
 
 Grids list the values each regularization mechanism is swept over (the paper's Table 1
 ranges; the values are those its Tables 3-5 report, filled in between).
@@ -64,6 +65,7 @@ class Profile:
     shadow_models: int = 8
     bootstrap: int = 200
     dtc_samples: int = 0
+    dtc_f9_samples: int = 0
     grids: dict[str, tuple] = field(default_factory=dict)
 
     @property
@@ -158,7 +160,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", purpose="tests and CI: every notebook end to end in seconds",
         sizes={"fmnist": DatasetSizes(n_members=500, n_eval=100, n_adversary=100)},
-        width=0.0625, epochs=2, lr=1e-3, seeds=2, baseline_seeds=3, shadow_models=4, bootstrap=50, dtc_samples=5, grids=SMOKE_GRIDS),
+        width=0.0625, epochs=2, lr=1e-3, seeds=2, baseline_seeds=3, shadow_models=4, bootstrap=50, dtc_samples=5,
+        dtc_f9_samples=5, grids=SMOKE_GRIDS),
     "quick": Profile(
         name="quick", purpose="the default build and teaching: real Fashion-MNIST on a laptop CPU",
         sizes={"fmnist": DatasetSizes(n_members=4_000, n_eval=2_000, n_adversary=2_000)},
