@@ -254,7 +254,9 @@ def test_lockstep_groups_compatible_runs_and_retries_a_failed_group_run_by_run(t
     assert all(key in alone for key in failed)  # retried one by one
     assert {key for key, _ in report.retried} == set(failed)
     baselines = {key for key, planned in plan.runs.items() if not planned.config.is_shadow}
-    assert len(baselines) == 3 and set(failed) == baselines  # the three baseline seeds share one step
+    # smoke's four baseline seeds (twice its two: chapter 02 confirms its picks on the next two): three of
+    # them share one lockstep group, the fourth trains alone
+    assert len(baselines) == 4 and len(failed) == 3 and set(failed) <= baselines
     with pytest.raises(ValueError, match="lockstep"):
         sweep("smoke", store, progress=False, chapters=["01_baselines"], lockstep=0)
 
