@@ -390,3 +390,17 @@ def test_the_minimum_detectable_effect_follows_the_standard_error():
     estimate = combine_seeds([0.01, 0.02, 0.03], [1e-6] * 3)
     expected = (stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * estimate.se
     assert estimate.minimum_detectable() == pytest.approx(expected)
+
+
+def test_the_simulation_judges_as_the_book_does():
+    """simulate_rule's vectorised intervals are combine_seeds' with the family prior, row by row."""
+    from mia_utils.attacks.evidence import family_intervals, fit_prior
+
+    rng = np.random.default_rng(1)
+    values = rng.normal(0, 0.02, (12, 3))
+    within = 4e-4 * rng.uniform(0.5, 2.0, (12, 3))
+    low, high = family_intervals(values, within, moderate=True)
+    prior = fit_prior(zip(values, within))
+    for j in range(12):
+        estimate = combine_seeds(values[j], within[j], prior=prior)
+        assert (low[j], high[j]) == pytest.approx((estimate.low, estimate.high), rel=1e-9)

@@ -157,6 +157,15 @@ class VariancePrior:
     ratio: float
     n_comparisons: int
 
+    def variance(self, spread, floor, d):
+        """The moderated variance ``max(floor, (d0 r0 floor + d spread) / (d0 + d))`` (``r0 floor``
+        when ``d0`` is infinite) and its degrees of freedom ``d0 + d``: ``spread`` the sample
+        variance over seeds (``d`` degrees of freedom), ``floor`` the mean within-seed variance.
+        Floats or numpy arrays of one shape."""
+        if math.isinf(self.df):
+            return np.maximum(self.ratio * floor, floor), math.inf
+        return np.maximum((self.df * self.ratio * floor + d * spread) / (self.df + d), floor), self.df + d
+
     def __str__(self) -> str:
         df = "inf" if math.isinf(self.df) else f"{self.df:.1f}"
         return f"d0 = {df}, r0 = {self.ratio:.2f} ({self.n_comparisons} comparisons)"
@@ -245,12 +254,9 @@ def combine_seeds(values, within_variances=None, level: float = LEVEL, prior: Va
         variance, df = floor, math.inf
     elif prior is None or floor <= 0:
         variance, df = max(float(values.var(ddof=1)), floor), float(n - 1)
-    elif math.isinf(prior.df):
-        variance, df = max(prior.ratio * floor, floor), math.inf
     else:
-        d = n - 1
-        moderated = (prior.df * prior.ratio * floor + d * float(values.var(ddof=1))) / (prior.df + d)
-        variance, df = max(moderated, floor), prior.df + d
+        variance, df = prior.variance(float(values.var(ddof=1)), floor, n - 1)
+        variance = float(variance)
     se = math.sqrt(variance / n)
     quantile = _quantile(level, df)
     return SeedEstimate(mean, mean - quantile * se, mean + quantile * se, se, tuple(values.tolist()), df)
@@ -452,12 +458,9 @@ def family_intervals(values: np.ndarray, within: np.ndarray | None, moderate: bo
         prior = _prior_from_ratios(spread[usable] / floor[usable], np.full(int(usable.sum()), n - 1.0))
     if prior is None:
         variance, df = np.maximum(spread, floor), np.full(k, n - 1.0)
-    elif math.isinf(prior.df):
-        variance, df = np.maximum(prior.ratio * floor, floor), np.full(k, math.inf)
     else:
-        moderated = (prior.df * prior.ratio * floor + (n - 1) * spread) / (prior.df + n - 1)
-        variance, df = np.maximum(moderated, floor), np.full(k, prior.df + n - 1)
-    if prior is not None:
+        variance, df = prior.variance(spread, floor, n - 1)
+        df = np.full(k, df)
         positive = floor > 0  # combine_seeds does not moderate a comparison without within-seed variance
         variance = np.where(positive, variance, spread)
         df = np.where(positive, df, n - 1.0)

@@ -178,10 +178,6 @@ class RegularizationResults:
         return [s for s in (self.judged(m, scenario) for m in names) if s is not None]
 
     @property
-    def confirmation_seeds(self) -> tuple[int, ...]:
-        return self.confirmed[0].seeds if self.confirmed else ()
-
-    @property
     def trained(self) -> int:
         return replicated.trained_count(self.baseline, self.settings, self.confirmed)
 
@@ -454,15 +450,9 @@ def variance_families(reg: RegularizationResults, dp: list[Setting], metric: str
         for row in replicated.variance_components(reg.baseline, family, [metric]).to_dict("records"):
             if not row["paired"] > 0 or not np.isfinite(row["spread"]):
                 continue
-            d = row["n"] - 1
-            if prior is None:
-                moderated = row["spread"]
-            elif np.isinf(prior.df):
-                moderated = prior.ratio * row["paired"]
-            else:
-                moderated = (prior.df * prior.ratio * row["paired"] + d * row["spread"]) / (prior.df + d)
+            moderated = row["spread"] if prior is None else prior.variance(row["spread"], row["paired"], row["n"] - 1)[0]
             rows.append({**row, "family": name, "prior": str(prior) if prior else "none",
-                         "truth": max(moderated, row["paired"])})
+                         "truth": float(max(moderated, row["paired"]))})
     return rows
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from mia_utils import experiment
@@ -166,8 +167,6 @@ def _resamples(evaluation_: dict):
 def _ratio_variance(a: dict, b: dict, same_resamples: bool) -> float:
     """Within-seed variance of (a - b) / b for one metric of two runs: from the replicates' ratios
     when both were resampled alike, else by the delta method with independent samples."""
-    import numpy as np
-
     ra, rb = a.get("replicates"), b.get("replicates")
     if same_resamples and ra is not None and rb is not None and len(ra) == len(rb) > 1:
         ra, rb = np.asarray(ra), np.asarray(rb)
