@@ -22,13 +22,16 @@ from mia_utils.book.runs import RUNS
 matplotlib.use("Agg")
 
 N = 40  # evaluation samples per side of the hand-made runs
-OPTIONS = {"augmentations": 2, "query_samples": 20, "boundary_samples": 10}
+OPTIONS = {"augmentations": 2, "query_samples": 20, "boundary_samples": 10, "aware_references": 1}
 
 #: The page's glued names (the figures are glued apart, by :func:`figures`).
 KEY_VALUES = {"lead_dataset", "n_seeds", "n_defenses", "n_ch02", "n_dp", "n_references", "n_population",
               "augmentations", "query_samples", "boundary_samples", "translation_queries", "boundary_budget", "rmia_a",
               "rmia_gamma", "eval_per_side", "strongest_attack", "strongest_metric", "survival_sentence",
-              "outliers_sentence", "slices_sentence", "overlap_sentence", "gallery_sentence", "power_sentence"}
+              "outliers_sentence", "slices_sentence", "overlap_sentence", "gallery_sentence", "power_sentence",
+              "translation_queries_2", "boundary_searched", "boundary_seconds", "boundary_seconds_max",
+              "boundary_per_sample_ms", "n_aware", "aware_m", "aware_models", "aware_runs", "aware_minutes",
+              "aware_sentence", "resolution_sentence", "reference_count_sentence"}
 KEY_VALUES |= {f"{prefix}_{attack}" for prefix in ("base", "holds") for attack in sa.ATTACKS}
 
 
@@ -89,7 +92,10 @@ def _results():
     distil = _setting("distillation", 50, SEEDS, "RAD<5% and RAD<15%", advantage=0.05, tpr=0.02,
                       overrides={"rmia": (0.3, 0.2)})
     dp = _setting("dp_sgd", 1.0, SEEDS, "DP-SGD grid")
-    return sa.StrongerAttacks("fmnist", SEEDS, baseline, [crop, distil, dp], dict(OPTIONS), 4, N, [1.0, 2.0, 3.0])
+    counts = {m: [{"advantage": _estimate(0.1 + 0.01 * m), "auc": _estimate(0.6)} for _ in SEEDS] for m in (1, 2)}
+    return sa.StrongerAttacks("fmnist", SEEDS, baseline, [crop, distil, dp], dict(OPTIONS), 4, N, [1.0, 2.0, 3.0],
+                              aware=[crop.title, distil.title], aware_runs=6, aware_train_seconds=180.0,
+                              reference_counts=counts)
 
 
 def test_subsample_takes_the_first_members_and_non_members():
@@ -120,7 +126,8 @@ def test_survival_sentence_names_the_protection_that_does_not_survive():
     text = sa.survival_sentence(_results())
     assert text.startswith("Of the 3 defense settings, 2 lower Yeom's advantage")
     assert "random crop, c = 4 keeps its protection against every stronger attack that leaks." in text
-    assert text.endswith("distillation, T = 50 lowers Yeom's advantage but not RMIA's (contradicted).")
+    assert text.endswith("distillation, T = 50 lowers Yeom's advantage but not the advantage of "
+                         "RMIA (baseline-recipe references) (contradicted).")
     assert "gains no advantage" not in text
 
 
@@ -139,10 +146,16 @@ def test_survival_sentence_leaves_out_attacks_that_do_not_leak_on_the_baseline()
     results.baseline = _setting("baseline", None, SEEDS, "baseline", overrides={"boundary": (0.0, 0.1)})
     # cropping leaves the boundary attack at 5 %, above the baseline's 0 %: contradicted, but the
     # attack learns nothing from the baseline, so it cannot show the protection failing
-    assert sa.leaking_attacks(results) == ["rmia", "augmentation", "gap", "translation"]
+    assert sa.leaking_attacks(results) == ["rmia", "augmentation", "gap", "translation", "translation_d2",
+                                           "translation_count"]
     text = sa.survival_sentence(results)
     assert "Label-only boundary gains no advantage on the baseline itself" in text
-    assert "boundary's" not in text and "random crop, c = 4 keeps its protection" in text
+    assert "advantage of label-only boundary" not in text and "random crop, c = 4 keeps its protection" in text
+    # its verdicts are not judged: not resolvable at its sample size, counted for no defense
+    found = {(v.setting, v.attack): v.verdict for v in sa.verdicts(results)}
+    assert found[("random crop, c = 4", "boundary")] == "not resolvable at n = 10 per side"
+    assert sa.verdict_counts(results).loc["label-only boundary", sa.NOT_JUDGED] == 3
+    assert sa.verdict_counts(results).loc["label-only boundary", CONTRADICTED] == 0
 
 
 def test_power_sentence_names_leaking_attacks_that_no_defense_lowers():
@@ -151,24 +164,77 @@ def test_power_sentence_names_leaking_attacks_that_no_defense_lowers():
     results.defenses = [results.defenses[2]]  # DP here changes nothing
     text = sa.power_sentence(results)
     assert text.startswith("No defense is shown to lower every attack")
-    assert "RMIA gains only 20.0 [" in text and "measured on 20 members and non-members per side" in text
+    assert "RMIA (baseline-recipe references) gains only 20.0 [" in text and "measured on 20 members and non-members per side" in text
 
 
 def test_advantage_and_verdict_tables_shapes():
     results = _results()
     table = sa.advantage_table(results)
     assert list(table.index) == ["baseline", "random crop, c = 4", "distillation, T = 50", "DP-SGD, σ_DP = 1"]
-    assert list(table.columns) == ["selected as", "test acc (%)", "Yeom (%)", "RMIA (%)", "augmentation-aware (%)"]
+    assert list(table.columns) == ["selected as", "test acc (%)", "Yeom (%)", "RMIA (%)", "RMIA aware (%)",
+                                   "aug. (%)"]
     assert table.loc["baseline", "Yeom (%)"].startswith("20.0 [")
     label_only = sa.advantage_table(results, sa.LABEL_ONLY_ATTACKS, accuracy=False)
-    assert list(label_only.columns) == ["selected as", "label-only gap (%)", "label-only translation (%)",
-                                        "label-only boundary (%)"]
+    assert list(label_only.columns) == ["selected as", "gap (%)", "transl. d=1 (%)", "transl. d=2 (%)",
+                                        "count d=1 (%)", "bound. (%)"]
     verdicts = sa.verdict_table(results)
     assert list(verdicts.index) == ["random crop, c = 4", "distillation, T = 50", "DP-SGD, σ_DP = 1"]
     assert verdicts.loc["distillation, T = 50", "Δ RMIA (pp)"].endswith(": contradicted")
     assert verdicts.loc["random crop, c = 4", "Δ Yeom (pp)"].startswith("-15.0 [")
     counts = sa.verdict_counts(results)
-    assert counts.loc["Yeom"].tolist() == [2, 0, 1] and counts.loc["RMIA"].tolist() == [1, 1, 1]
+    assert counts.loc["Yeom"].tolist() == [2, 0, 1, 0]
+    assert counts.loc["RMIA (baseline-recipe references)"].tolist() == [1, 1, 1, 0]
+
+
+def test_an_attack_left_out_of_a_setting_is_not_measured_and_not_judged():
+    results = _results()
+    for run in results.defenses[2].runs:  # the DP setting has no recipe-aware references
+        del run.results["rmia_aware"]
+    assert math.isnan(results.defenses[2].estimate("rmia_aware").mean)
+    found = {(v.setting, v.attack): v.verdict for v in sa.verdicts(results)}
+    assert found[("DP-SGD, σ_DP = 1", "rmia_aware")] == sa.NOT_MEASURED
+    assert sa.verdict_table(results).loc["DP-SGD, σ_DP = 1", "Δ RMIA aware (pp)"] == "n/a"
+    assert sa.verdict_counts(results).loc["RMIA (recipe-aware references)", sa.NOT_JUDGED] == 1
+
+
+def test_both_adversaries_table_and_sentence():
+    results = _results()
+    # distillation: RMIA with baseline-recipe references gains (contradicted), recipe-aware lowered
+    rows = {row["setting"]: row for row in sa.adversary_rows(results)}
+    assert set(rows) == {"random crop, c = 4", "distillation, T = 50"}  # the DP setting has none
+    assert rows["random crop, c = 4"]["rmia_aware_survival"] == sa.SURVIVES
+    assert rows["distillation, T = 50"]["rmia_survival"] == sa.FAILS
+    assert rows["distillation, T = 50"]["rmia_aware_survival"] == sa.SURVIVES
+    table = sa.adversary_table(results)
+    assert list(table.columns)[1:3] == ["Δ RMIA, recipe-aware (pp)", "survives? (recipe-aware)"]
+    text = sa.aware_sentence(results)
+    assert text.startswith("Of the 2 defense settings attacked with reference models trained with their own recipe, "
+                           "2 lower Yeom's advantage.")
+    assert "Against the adversary who knows the recipe, 2 keep it (random crop, c = 4 and distillation, T = 50)" in text
+    assert "RMIA gains against distillation, T = 50" in text
+    # Yeom not lowered: nothing to test
+    results.aware.append("DP-SGD, σ_DP = 1")
+    assert {row["setting"]: row for row in sa.adversary_rows(results)}["DP-SGD, σ_DP = 1"]["rmia_survival"] == \
+        sa.UNTESTED
+
+
+def test_resolution_and_reference_count_tables():
+    results = _results()
+    table = sa.resolution_table(results)
+    assert list(table.index) == [sa.ATTACK_TITLES[a] for a in sa.LABEL_ONLY_ATTACKS]
+    assert table.loc["label-only boundary", "per side"] == "10" and table.loc["label-only gap", "per side"] == "40"
+    assert (table["on the baseline"] == "resolved").all()
+    results.baseline = _setting("baseline", None, SEEDS, "baseline", overrides={"boundary": (0.0, 0.1)})
+    assert sa.resolution_table(results).loc["label-only boundary", "on the baseline"] == \
+        "not resolvable at n = 10 per side"
+    assert "Not resolvable on the baseline" in sa.resolution_sentence(results)
+    half = results.baseline.estimate("gap").half_width
+    assert sa.resolution_table(results).loc["label-only gap", "smallest resolvable advantage (pp)"] == \
+        f"{100 * half:.1f}"
+    counts = sa.reference_count_table(results)
+    assert list(counts.index) == [1, 2] and counts.loc[1, "chosen"] == "yes"
+    assert counts.loc[2, "models trained per setting"] == 4
+    assert "6 runs in all" in sa.reference_count_sentence(results)
 
 
 def test_compact_table_splits_into_the_aucs_and_the_low_fpr_rates():
@@ -183,7 +249,7 @@ def test_compact_table_leaves_out_unresolvable_rates():
     table = sa.compact_table(_results())
     metrics = list(dict.fromkeys(table.columns.get_level_values(0)))
     assert metrics == ["AUC (%)", "TPR @ 1 % FPR (%)"]  # no attack resolves 0.1 % here
-    assert table.shape == (4, 12)
+    assert table.shape == (4, 2 * len(sa.ATTACKS))
     assert table.loc["baseline", ("TPR @ 1 % FPR (%)", "RMIA")] == "10.00"
     assert table.loc["baseline", ("AUC (%)", "Yeom")] == "60.0"
 
@@ -191,8 +257,11 @@ def test_compact_table_leaves_out_unresolvable_rates():
 def test_cost_table_rows_and_reference_models():
     table = sa.cost_table(_results())
     assert list(table.index) == [sa.ATTACK_TITLES[a] for a in sa.ATTACKS]
-    assert table.loc["RMIA", "reference models"] == 4 and table.loc["RMIA", "once per seed (s)"] == "2.0"
-    assert table.loc["label-only translation", "target forward passes / sample"] == "5"
+    rmia = sa.ATTACK_TITLES["rmia"]
+    assert table.loc[rmia, "reference models"] == 4 and table.loc[rmia, "once per seed (s)"] == "2.0"
+    assert table.loc[sa.ATTACK_TITLES["rmia_aware"], "reference models"] == 2  # 2 m, m = 1
+    assert table.loc["label-only translation (d = 1)", "target forward passes / sample"] == "5"
+    assert table.loc["label-only translation (d = 2)", "target forward passes / sample"] == "9"
     assert table.loc["label-only boundary", "target forward passes / sample"] == "≤ 61 (mean 12.0)"
     assert table.loc["label-only boundary", "samples per side"] == OPTIONS["boundary_samples"]
     assert table.loc["label-only gap", "reads labels only"] == "yes"
@@ -216,7 +285,8 @@ def test_outlier_readings_known_answers():
     assert [r.reading for r in readings] == [sa.OUTLIERS_LESS, sa.OUTLIERS_MORE, INCONCLUSIVE]
     assert readings[0].advantage.mean == pytest.approx(-0.5) and readings[0].tpr.mean == pytest.approx(-0.1)
     text = sa.outliers_sentence(readings, 2000)
-    assert text.startswith("Against RMIA, the strongest attack on the baseline at 1 % FPR: dropout, p = 0.5 protects")
+    assert text.startswith("Against RMIA (baseline-recipe references), the strongest attack on the baseline at 1 % "
+                           "FPR: dropout, p = 0.5 protects")
     assert "random crop, c = 4 protects the most exposed members" in text
     assert "for weight decay, λ = 0.01 the two relative drops cannot be told apart" in text
     table = sa.outliers_table(readings)
@@ -262,7 +332,7 @@ def test_overlap_known_answers():
     run = _results().baseline.runs[0]
     flagged = sa.flagged_members(run)
     query_members = set(range(OPTIONS["query_samples"]))
-    assert set(flagged) == set(sa.ATTACKS[:5]) and all(f <= query_members for f in flagged.values())
+    assert set(flagged) == set(sa.OVERLAP_ATTACKS) and all(f <= query_members for f in flagged.values())
     low = sa.flagged_members(run, fpr=0.02)  # no false positive allowed among 20 or 40: above the top one
     for attack, members in low.items():
         result = run.results[attack]
@@ -321,7 +391,7 @@ def test_attack_run_is_computed_once_and_read_back(monkeypatch, store):
     calls = []
     made = _run(0)
 
-    def fake_measure(run, epoch, references, options, n_bootstrap):
+    def fake_measure(run, epoch, references, options, n_bootstrap, aware=None):
         calls.append(references)
         return made.results, made.samples, made.seconds, made.notes
 
@@ -368,7 +438,7 @@ def test_references_read_stored_outputs_on_the_shared_split_and_query_elsewhere(
         outputs = {"eval_logits": predict_logits(model, gather(data, eval_index)[0]),
                    "adv_logits": predict_logits(model, gather(data, adv_index)[0]),
                    "eval_in_training": torch.isin(eval_index, own)}
-        shadows.append(SimpleNamespace(config=config, key=f"s{i}", outputs=outputs, model=lambda: model))
+        shadows.append(SimpleNamespace(config=config, key=f"s{i}", outputs=outputs, model=lambda epoch=None: model))
     shared = sa.compute_references(shadows, base)
     assert torch.equal(shared.eval_in, torch.stack([s.outputs["eval_in_training"] for s in shadows]))  # booleans
     assert not shared.adv_in.any()  # LiRA's pool leaves the adversary's samples out
@@ -384,10 +454,12 @@ def test_references_read_stored_outputs_on_the_shared_split_and_query_elsewhere(
 
 def test_parameters_defaults_floors_and_maxima():
     params = validate("09_stronger_attacks", {"profile": "quick"}, check_available=False)
-    assert stronger_attack_options(params) == {"augmentations": 8, "query_samples": 500, "boundary_samples": 50}
+    assert stronger_attack_options(params) == {"augmentations": 8, "query_samples": 500, "boundary_samples": 500,
+                                               "aware_references": 2}
     params = validate("09_stronger_attacks", {"profile": "smoke", "query_samples": 60, "augmentations": 3},
                       check_available=False)
-    assert stronger_attack_options(params) == {"augmentations": 3, "query_samples": 60, "boundary_samples": 20}
+    assert stronger_attack_options(params) == {"augmentations": 3, "query_samples": 60, "boundary_samples": 20,
+                                               "aware_references": 1}
     with pytest.raises(ParameterError, match="'augmentations': got 1; allowed: 0 .* or at least 2"):
         validate("09_stronger_attacks", {"profile": "smoke", "augmentations": 1}, check_available=False)
     with pytest.raises(ParameterError, match="'boundary_samples': got 500; .* at most 100"):

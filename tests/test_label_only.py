@@ -161,7 +161,7 @@ def test_translation_counts_separate_members_and_sit_at_chance_on_identical_tabl
     adv_correct, adv_member = _bernoulli_tables(1000, 5, 0.9, 0.6, generator)
     separated = label_only_translation(eval_correct, eval_member, adv_correct, adv_member, n_bootstrap=0)
     assert separated.auc > 0.8 and separated.advantage > 0.5
-    assert separated.name == "label_only_translation"
+    assert separated.name == "label_only_translation_count"
     assert torch.equal(separated.scores, eval_correct.double().sum(1))  # sums of 0/1: exact in any order
     eval_correct, eval_member = _bernoulli_tables(1000, 5, 0.8, 0.8, generator)
     adv_correct, adv_member = _bernoulli_tables(1000, 5, 0.8, 0.8, generator)

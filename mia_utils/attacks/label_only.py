@@ -2,9 +2,11 @@
 Membership Inference Attacks"): the adversary sees only the predicted label.
 
 * The gap attack (:func:`label_only_gap`): member when the predicted label is the true one.
-* The augmentation attack (:func:`translation_correctness`, :func:`label_only_translation`): the
-  number of correctly labelled translated copies of a sample; training images stay correct under
-  more of the shifts the model was trained with.
+* The augmentation attack (:func:`translation_correctness`, :func:`label_only_translation_model`):
+  whether each of 4 d + 1 translated copies of a sample is labelled correctly, a 0/1 vector that an
+  attack model turns into a membership guess; training images stay correct under more of the shifts,
+  and the unshifted copy carries the gap attack's signal. :func:`label_only_translation` is a named
+  simplification beside it: it thresholds the number of correct copies.
 * The boundary-distance attack (:func:`boundary_distances`, :func:`label_only_boundary`): how far
   a sample lies from the decision boundary, the smallest perturbation that changes the predicted
   label; training images tend to lie farther from it. Misclassified samples get distance 0. The
@@ -13,8 +15,9 @@ Membership Inference Attacks"): the adversary sees only the predicted label.
   :func:`mia_utils.attacks.dtc.dtc_on_run`); the paper's own runs attack a subsample too
   (``pipeline.py``'s ``max_samples``).
 
-Each thresholds its per-sample score on the adversary's own labelled samples
-(:func:`mia_utils.attacks.inputs.best_threshold`), except the gap attack, whose rule is fixed.
+Each learns from the adversary's own labelled samples: the translation attack's model is trained on
+them, and the count and boundary attacks' thresholds are fitted on them as the reference code fits
+its thresholds (:func:`reference_threshold`); the gap attack's rule is fixed.
 
 What the reference code does:
 
@@ -41,12 +44,15 @@ What the reference code does:
 
 Where this module departs:
 
-* The translation attack counts correct labels and thresholds the count (one number per sample,
-  no attack network and no shadow model). Uncovered pixels are filled with zeros by default, as
-  this project's random cropping trains (:func:`mia_utils.defenses.recipe.random_crop`), or with
-  the nearest edge pixel as the reference (``fill="nearest"``). ``flip=True`` also queries the
-  horizontal mirror of every shifted copy (the reference does not; this project does not train
-  with flips, so it is off by default).
+* The translation attack's model (:func:`label_only_translation_model`) is the reference's
+  (``AttackModel`` of type ``"d"``, one per true class, Adam at four step sizes, the most accurate
+  on its training samples kept) trained on the adversary's labelled samples of the target itself,
+  where the reference trains it on a shadow model's; every attack here learns from those samples.
+  Uncovered pixels are filled with zeros by default, as this project's random cropping trains
+  (:func:`mia_utils.defenses.recipe.random_crop`), or with the nearest edge pixel as the reference
+  (``fill="nearest"``). ``flip=True`` also queries the horizontal mirror of every shifted copy (the
+  reference does not; this project does not train with flips, so it is off by default). The
+  count attack (:func:`label_only_translation`) is this project's simplification, kept beside it.
 * The boundary distance is found with the model's input gradients (white-box, as the paper's
   Carlini-Wagner upper bound, not HopSkipJump's label-only search): a batched walk that steps down
   the margin z_y - max_{j != y} z_j (normalised gradient steps in L2, sign steps in L-infinity,
@@ -191,18 +197,37 @@ def _check_scores(name: str, scores: torch.Tensor, is_member, what: str) -> tupl
     return scores.double(), membership_flags(name.split("_")[0], is_member, scores.shape[0])
 
 
+def reference_threshold(scores: torch.Tensor, is_member: torch.Tensor) -> float:
+    """The threshold the reference code fits (``attacks.py`` ``get_threshold`` / ``get_max_accuracy``):
+    among the ROC curve's thresholds (the distinct scores, and +inf), the one whose rule ``score >
+    t`` (strictly) is most accurate on these labelled samples (N,) (the first, i.e. highest, on
+    ties). Returns t, a score value (the highest score left out), or +inf when no cut beats
+    guessing that nobody is a member. Accuracy weighs each class equally (the same on the balanced
+    sets the chapter uses; the reference's plain accuracy differs on unbalanced ones). The cut on
+    the labelled samples is that of :func:`mia_utils.attacks.inputs.best_threshold`; only where
+    the threshold sits between two of their scores differs (their midpoint there, the lower one here)."""
+    cut = best_threshold(scores, is_member)
+    if not math.isfinite(cut):
+        return cut
+    below = scores.double()[scores.double() < cut]
+    return float(below.max()) if len(below) else -math.inf
+
+
 def _thresholded(name, eval_scores, eval_is_member, adv_scores, adv_is_member, n_bootstrap, seed) -> AttackResult:
-    """Scores (N,) thresholded where balanced accuracy is best on the adversary's scores (M,)."""
-    threshold = best_threshold(adv_scores, adv_is_member)
-    return attack_result(name, eval_scores, eval_scores >= threshold, threshold, eval_is_member, n_bootstrap, seed)
+    """Scores (N,) flagged above the reference's threshold (:func:`reference_threshold`) fitted on the
+    adversary's scores (M,): member when score > t."""
+    threshold = reference_threshold(adv_scores, adv_is_member)
+    return attack_result(name, eval_scores, eval_scores > threshold, threshold, eval_is_member, n_bootstrap, seed)
 
 
 def label_only_translation(eval_correct: torch.Tensor, eval_is_member: torch.Tensor, adv_correct: torch.Tensor,
                            adv_is_member: torch.Tensor, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
     """The translation attack on :func:`translation_correctness` tables, bool (N, A) for the
     evaluation set and (M, A) for the adversary's own labelled samples: the score is the number
-    of correctly labelled copies (0..A, higher = member), thresholded where balanced accuracy is
-    best on the adversary's samples. Named ``label_only_translation``.
+    of correctly labelled copies (0..A, higher = member), flagged above the threshold fitted on the
+    adversary's samples as the reference fits its thresholds (:func:`reference_threshold`). This is
+    a simplification of the published attack (:func:`label_only_translation_model`): the count
+    forgets which copy was the unshifted one. Named ``label_only_translation_count``.
 
     Args:
         eval_correct: bool tensor (N, A), the evaluation set's :func:`translation_correctness`.
@@ -221,8 +246,192 @@ def label_only_translation(eval_correct: torch.Tensor, eval_is_member: torch.Ten
                                f"({eval_correct.shape[1]}), got {adv_correct.shape[1]}")
     eval_scores, eval_is_member = _check_scores("eval_correct", eval_correct.double().sum(1), eval_is_member, "counts")
     adv_scores, adv_is_member = _check_scores("adv_correct", adv_correct.double().sum(1), adv_is_member, "counts")
-    return _thresholded("label_only_translation", eval_scores, eval_is_member, adv_scores, adv_is_member,
+    return _thresholded("label_only_translation_count", eval_scores, eval_is_member, adv_scores, adv_is_member,
                         n_bootstrap, seed)
+
+
+# --- the translation attack as published: an attack model on the 0/1 vector -----------------------
+
+#: The reference's attack-model learning rates (``attacks.py`` ``train_best_attack_model``: 1e-3,
+#: 1e-2, 5e-3, 5e-2, in that order); the one with the best accuracy on the training samples is kept.
+ATTACK_MODEL_RATES = (1e-3, 1e-2, 5e-3, 5e-2)
+#: The reference's attack model for the translation attack (``AttackModel`` with ``aug_type="d"``):
+#: two hidden layers of 10 units with leaky ReLU (slope 0.01), 2 softmax outputs.
+ATTACK_MODEL_HIDDEN = (10, 10)
+#: Keras's Adam defaults, which the reference trains with.
+_ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}
+
+
+def _glorot_normal(generator: torch.Generator, groups: int, fan_in: int, fan_out: int) -> torch.Tensor:
+    """Keras's ``glorot_normal`` (groups, fan_in, fan_out) float64: a normal of standard deviation
+    sqrt(2 / (fan_in + fan_out)) / 0.8796 truncated at two standard deviations (redrawn beyond)."""
+    std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+    out = torch.randn(groups, fan_in, fan_out, generator=generator, dtype=torch.float64)
+    while True:
+        outside = out.abs() > 2
+        if not bool(outside.any()):
+            return out * std
+        out[outside] = torch.randn(int(outside.sum()), generator=generator, dtype=torch.float64)
+
+
+def _attack_model_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities (G, B, 2) of G attack models (weights (G, in, out), biases (G, 1, out)) on
+    inputs (G, B, A): dense layers with leaky ReLU (0.01) between them, log-softmax at the end."""
+    for i in range(0, len(params), 2):
+        x = torch.baddbmm(params[i + 1], x, params[i])
+        if i + 2 < len(params):
+            x = torch.nn.functional.leaky_relu(x, 0.01)
+    return x.log_softmax(-1)
+
+
+def train_attack_models(features: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor, n_groups: int,
+                        learning_rates=ATTACK_MODEL_RATES, hidden=ATTACK_MODEL_HIDDEN, epochs: int = 1,
+                        seed: int = 0) -> list[list[torch.Tensor]]:
+    """The reference's attack models (``attacks.py`` ``train_model``), one per group (the true class)
+    and per learning rate, all trained at once: a dense network A -> ``hidden`` -> 2 with leaky ReLU,
+    Keras's Glorot-normal weights and zero biases, cross-entropy on the softmax, Adam with Keras's
+    defaults (beta 0.9 / 0.999, epsilon 1e-7 added to sqrt(v) after the bias correction of the step
+    size), batch size 1 over a fresh random order of the group's samples each epoch.
+
+    Args:
+        features: float tensor (M, A), one row per training sample (the 0/1 correctness vector).
+        targets: bool tensor (M,), True = member (output 1).
+        groups: int tensor (M,), each sample's group in 0..``n_groups`` - 1.
+        n_groups: number of groups (int >= 1); a group without samples keeps its initial weights.
+        learning_rates: Adam step sizes (floats > 0), one set of models per rate.
+        hidden: hidden-layer widths (ints >= 1).
+        epochs: passes over each group's samples (int >= 1).
+        seed: seed of the initialisation and of the sample order (int).
+
+    Returns:
+        per learning rate, the parameter list [w1, b1, w2, b2, ...] with weights (n_groups, in, out)
+        and biases (n_groups, 1, out), float64.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    for rate in learning_rates:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"learning_rates: each must be a finite number > 0, got {rate!r}")
+    hidden = [check_positive_int(h, "hidden") for h in hidden]
+    x = features.double()
+    y = targets.long()
+    groups = groups.long()
+    rates = len(learning_rates)
+    g = rates * n_groups  # model (r, c) sits at r * n_groups + c
+    generator = torch.Generator().manual_seed(int(seed))
+    sizes = [x.shape[1], *hidden, 2]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params += [_glorot_normal(generator, g, fan_in, fan_out), torch.zeros(g, 1, fan_out, dtype=torch.float64)]
+    members = [torch.nonzero(groups == c).squeeze(1) for c in range(n_groups)]
+    counts = torch.tensor([len(m) for m in members] * rates)
+    longest = int(counts.max()) if len(counts) else 0
+    lr = torch.tensor([r for r in learning_rates for _ in range(n_groups)], dtype=torch.float64)
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    b1, b2, eps = _ADAM["beta1"], _ADAM["beta2"], _ADAM["epsilon"]
+    for epoch in range(epochs):
+        order = torch.zeros(g, max(longest, 1), dtype=torch.long)
+        for model in range(g):
+            rows = members[model % n_groups]
+            if len(rows):
+                order[model, : len(rows)] = rows[torch.randperm(len(rows), generator=generator)]
+        for step in range(longest):
+            active = counts > step  # (G,): models whose group still has a sample this epoch
+            rows = order[:, step]
+            leaves = [p.detach().requires_grad_(True) for p in params]
+            log_p = _attack_model_forward(leaves, x[rows].unsqueeze(1))  # (G, 1, 2)
+            loss = -(log_p[:, 0].gather(1, y[rows].unsqueeze(1)).squeeze(1) * active).sum()
+            grads = torch.autograd.grad(loss, leaves)
+            # Keras's step: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p -= lr_t m / (sqrt(v) + eps), t the
+            # model's own number of updates so far (models past their group's end do not move)
+            t = (epoch * counts + step + 1).double()
+            lr_t = lr * torch.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            updated = []
+            for i, (p, grad) in enumerate(zip(params, grads)):
+                shape = (-1,) + (1,) * (p.ndim - 1)
+                on = active.view(shape)
+                m, v = moments[i]
+                m = torch.where(on, b1 * m + (1 - b1) * grad, m)
+                v = torch.where(on, b2 * v + (1 - b2) * grad * grad, v)
+                moments[i] = (m, v)
+                updated.append(torch.where(on, p - lr_t.view(shape) * m / (v.sqrt() + eps), p))
+            params = updated
+    return [[p[r * n_groups:(r + 1) * n_groups].clone() for p in params] for r in range(rates)]
+
+
+def attack_model_probabilities(params: list[torch.Tensor], features: torch.Tensor,
+                               groups: torch.Tensor) -> torch.Tensor:
+    """P(member) float64 (N,) of each sample (features (N, A)) under its group's attack model
+    (``params`` as :func:`train_attack_models` returns them for one learning rate)."""
+    x = features.double()
+    groups = groups.long()
+    out = torch.zeros(len(x), dtype=torch.float64)
+    with torch.no_grad():
+        for c in groups.unique().tolist():
+            rows = torch.nonzero(groups == c).squeeze(1)
+            out[rows] = _attack_model_forward([p[c:c + 1] for p in params], x[rows].unsqueeze(0))[0, :, 1].exp()
+    return out
+
+
+def label_only_translation_model(eval_correct: torch.Tensor, eval_labels: torch.Tensor, eval_is_member: torch.Tensor,
+                                 adv_correct: torch.Tensor, adv_labels: torch.Tensor, adv_is_member: torch.Tensor,
+                                 learning_rates=ATTACK_MODEL_RATES, epochs: int = 1, seed: int = 0,
+                                 n_bootstrap: int = 200, name: str = "label_only_translation") -> AttackResult:
+    """The translation attack as Choquette-Choo et al. publish it: an attack model per true class
+    (:func:`train_attack_models`) on the (samples, 4 d + 1) 0/1 correctness vectors of
+    :func:`translation_correctness`, trained on the adversary's own labelled samples, one set of
+    models per learning rate; the rate whose models are most accurate on those training samples
+    is kept (``train_best_attack_model``: the first on ties). Score: the attack model's P(member)
+    (N,) float64; hard guess: member when P(member) > 1/2 (the argmax of its two outputs, Keras's
+    first index on a tie). The reference trains on a shadow ("source") model's samples; here the
+    adversary's labelled samples of the target itself, as every threshold in this project is set.
+
+    Args:
+        eval_correct: bool tensor (N, A), the evaluation samples' correctness vectors.
+        eval_labels: int tensor (N,), their true classes (the attack model is chosen by it).
+        eval_is_member: bool tensor (N,), their membership (both classes present).
+        adv_correct: bool tensor (M, A), the adversary's samples' vectors (same A).
+        adv_labels: int tensor (M,), their classes; every class of ``eval_labels`` must occur.
+        adv_is_member: bool tensor (M,), their membership (both classes present).
+        learning_rates: the Adam step sizes tried (default the reference's, :data:`ATTACK_MODEL_RATES`).
+        epochs: passes over the training samples (int >= 1; the reference's 1).
+        seed: seed of the models' initialisation and sample order, and of the bootstrap (int).
+        n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
+        name: the result's name.
+    """
+    for what, table in (("eval_correct", eval_correct), ("adv_correct", adv_correct)):
+        if not isinstance(table, torch.Tensor) or table.ndim != 2 or 0 in table.shape:
+            raise AttackInputError(f"{what}: expected a bool table of shape (N >= 1, A >= 1), got "
+                                   f"{tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__}")
+    if eval_correct.shape[1] != adv_correct.shape[1]:
+        raise AttackInputError(f"adv_correct: must have as many queries per sample as eval_correct "
+                               f"({eval_correct.shape[1]}), got {adv_correct.shape[1]}")
+    eval_is_member = membership_flags("eval", eval_is_member, eval_correct.shape[0])
+    adv_is_member = membership_flags("adv", adv_is_member, adv_correct.shape[0])
+    for what, labels, n in (("eval_labels", eval_labels, eval_correct.shape[0]),
+                            ("adv_labels", adv_labels, adv_correct.shape[0])):
+        if (not isinstance(labels, torch.Tensor) or labels.shape != (n,) or labels.is_floating_point()
+                or (n and int(labels.min()) < 0)):
+            raise AttackInputError(f"{what}: expected non-negative class indices of shape ({n},)")
+    missing = sorted(set(eval_labels.tolist()) - set(adv_labels.tolist()))
+    if missing:
+        raise AttackInputError(f"adv_labels: the attack model of each class is trained on that class's adversary "
+                               f"samples, and none has class {missing[0]}")
+    n_groups = int(max(int(eval_labels.max()), int(adv_labels.max()))) + 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # networks of a few hundred weights: extra threads only add synchronisation
+    try:
+        trained = train_attack_models(adv_correct, adv_is_member, adv_labels, n_groups, learning_rates,
+                                      epochs=epochs, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+    best, best_accuracy = None, -1.0
+    for params in trained:
+        guesses = attack_model_probabilities(params, adv_correct, adv_labels) > 0.5
+        accuracy = float((guesses == adv_is_member).double().mean())
+        if accuracy > best_accuracy:
+            best, best_accuracy = params, accuracy
+    scores = attack_model_probabilities(best, eval_correct, eval_labels)
+    return attack_result(name, scores, scores > 0.5, 0.5, eval_is_member, n_bootstrap, seed)
 
 
 # --- the boundary-distance attack -----------------------------------------------------------------
@@ -386,9 +595,10 @@ def boundary_distances(model: nn.Module, images: torch.Tensor, labels: torch.Ten
 def label_only_boundary(eval_distances, eval_is_member: torch.Tensor, adv_distances,
                         adv_is_member: torch.Tensor, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
     """The boundary-distance attack: the score is the distance (larger = member; misclassified
-    samples 0), thresholded where balanced accuracy is best on the adversary's own samples, as
-    ART's ``calibrate_distance_threshold`` and the reference's ``get_threshold`` do (exactly, not on
-    a grid). Takes :class:`BoundaryResult` or plain distance tensors (N,), with bool membership.
+    samples 0), flagged above the threshold most accurate on the adversary's own samples, fitted
+    as the reference's ``get_threshold`` fits it (:func:`reference_threshold`: a distance of the
+    adversary's samples, member when strictly above; ART's ``calibrate_distance_threshold`` searches
+    a grid of 99 values instead). Takes :class:`BoundaryResult` or plain distance tensors (N,), with bool membership.
     Named ``label_only_boundary_<norm>`` (``label_only_boundary`` for plain tensors).
 
     Args:

@@ -133,6 +133,20 @@ def _check_reference(name: str, shadow_logits: torch.Tensor, shadow_in, n: int, 
     return shadow_in
 
 
+def first_out_models(trained_in: torch.Tensor, count: int) -> torch.Tensor:
+    """bool (M, S): the first ``count`` reference models (in reference order) that did NOT train on
+    each sample, from ``trained_in`` (M, S); a sample with fewer OUT models keeps all of them. The
+    paper's code averages each sample's first OUT models in the same way (``main.py`` lines 388-400)."""
+    out = ~trained_in.bool()
+    return out & (out.long().cumsum(0) <= count)
+
+
+def _limit_out(trained_in: torch.Tensor, count: int | None) -> torch.Tensor:
+    """``trained_in`` with every OUT model beyond each sample's first ``count`` marked as IN, so that
+    offline RMIA (which averages the OUT models) uses only those ``count``; unchanged when None."""
+    return trained_in if count is None else ~first_out_models(trained_in, count)
+
+
 def _check_options(online, offline_a, gamma, temperature) -> None:
     """``online`` a bool, ``gamma`` and ``temperature`` finite and > 0, ``offline_a`` in [0, 1]."""
     if not isinstance(online, bool):
@@ -172,7 +186,8 @@ def _scores(values: torch.Tensor, population: torch.Tensor, log_gamma: float,
 def rmia(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Tensor, online: bool = True,
          offline_a: float = RMIA_OFFLINE_A, gamma: float = RMIA_GAMMA, temperature: float = 1.0,
          population: RMIAPopulation | None = None, adv_shadow_logits: torch.Tensor | None = None,
-         adv_shadow_in: torch.Tensor | None = None, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
+         adv_shadow_in: torch.Tensor | None = None, out_models: int | None = None, n_bootstrap: int = 200,
+         seed: int = 0) -> AttackResult:
     """RMIA's scores on the evaluation set (see the module docstring for the definition and the
     reference code).
 
@@ -203,12 +218,21 @@ def rmia(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
             there; otherwise the median score of the population's own samples (see the module
             docstring).
         adv_shadow_in: bool tensor (M, N_adv), or None; give both ``adv_*`` or neither.
+        out_models: offline only: average at most this many OUT reference models per sample, the
+            first in reference order (:func:`first_out_models`), for the targets, the population and
+            the adversary's samples alike (int >= 1); None: every OUT model.
         n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
         seed: seed of the bootstrap resampling (int).
     """
     _check_options(online, offline_a, gamma, temperature)
+    if out_models is not None:
+        if online:
+            raise ValueError("out_models: limits the OUT models of offline RMIA; online RMIA averages every model")
+        if isinstance(out_models, bool) or not isinstance(out_models, int) or out_models < 1:
+            raise ValueError(f"out_models: must be an integer >= 1 or None, got {out_models!r}")
     n, classes = inputs.logits.shape
-    shadow_in = _check_reference("shadow_logits", shadow_logits, shadow_in, n, classes, None, online)
+    shadow_in = _limit_out(_check_reference("shadow_logits", shadow_logits, shadow_in, n, classes, None, online),
+                           out_models)
     m = shadow_logits.shape[0]
     values = _relative_values(inputs.logits, inputs.labels, shadow_logits, shadow_in, online, offline_a, temperature)
     if population is None:
@@ -233,8 +257,8 @@ def rmia(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
         if (not isinstance(p_labels, torch.Tensor) or p_labels.shape != (size,) or p_labels.is_floating_point()
                 or int(p_labels.min()) < 0 or int(p_labels.max()) >= classes):
             raise AttackInputError(f"population.labels: expected class indices in 0..{classes - 1} of shape ({size},)")
-        p_in = _check_reference("population.shadow_logits", population.shadow_logits, population.shadow_in, size,
-                                classes, m, online)
+        p_in = _limit_out(_check_reference("population.shadow_logits", population.shadow_logits,
+                                           population.shadow_in, size, classes, m, online), out_models)
         population_values = _relative_values(p_logits, p_labels.long(), population.shadow_logits, p_in, online,
                                              offline_a, temperature)
         self_index = None
@@ -244,7 +268,8 @@ def rmia(inputs: AttackInputs, shadow_logits: torch.Tensor, shadow_in: torch.Ten
         if adv_shadow_logits is None or adv_shadow_in is None:
             raise AttackInputError("adv_shadow_logits, adv_shadow_in: give both or neither")
         n_adv = inputs.adv_logits.shape[0]
-        adv_in = _check_reference("adv_shadow_logits", adv_shadow_logits, adv_shadow_in, n_adv, classes, m, online)
+        adv_in = _limit_out(_check_reference("adv_shadow_logits", adv_shadow_logits, adv_shadow_in, n_adv, classes, m,
+                                             online), out_models)
         adv_values = _relative_values(inputs.adv_logits, inputs.adv_labels, adv_shadow_logits, adv_in, online,
                                       offline_a, temperature)
         threshold = best_threshold(_scores(adv_values, population_values, log_gamma), inputs.adv_is_member)

@@ -8,6 +8,7 @@ before any training with a message naming the parameter, the value and what is a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,18 +200,25 @@ CHAPTERS["08_prediction_scores_ood"] = Chapter(
 
 #: Chapter 09's defaults per profile, used where its parameter is 0: the augmented queries K of the
 #: augmentation-aware attack, the members and non-members per side that the query attacks
-#: (augmentation-aware, translation) attack, and those the boundary-distance search attacks.
+#: (augmentation-aware, translation) attack, those the boundary-distance search attacks (and as many
+#: of the adversary's own, to fit its threshold), and the recipe-aware RMIA's reference models that
+#: did not train on each sample (``aware_references`` m; 2 m models are trained per defended setting,
+#: so that each sample is OUT for exactly m of them). Quick's 500 boundary samples per side resolve
+#: an advantage of the gap attack's size; quick's m = 2 was chosen by measurement on the baseline's
+#: shadow models (RMIA's advantage and AUC with 1, 2 and 4 OUT models per sample: 2 is within a
+#: point of 4, 1 falls below; the chapter shows the measurement).
 STRONGER_DEFAULTS = {
-    "smoke": {"augmentations": 2, "query_samples": 100, "boundary_samples": 20},
-    "quick": {"augmentations": 8, "query_samples": 500, "boundary_samples": 50},
-    "paper": {"augmentations": 20, "query_samples": 3_000, "boundary_samples": 500},
+    "smoke": {"augmentations": 2, "query_samples": 100, "boundary_samples": 20, "aware_references": 1},
+    "quick": {"augmentations": 8, "query_samples": 500, "boundary_samples": 500, "aware_references": 2},
+    "paper": {"augmentations": 20, "query_samples": 3_000, "boundary_samples": 500, "aware_references": 4},
 }
 #: The smallest nonzero value of a parameter (0 keeps the default), so that no value yields a
 #: degenerate model or measurement: the primer's members (a quarter of them evaluated on each
 #: side) and width (the smoke profile's 1/16, the narrowest network the book trains); chapter 09's K
 #: >= 2 (the authors' reductions include a standard deviation), and enough samples per side for
 #: an advantage with a usable interval.
-FLOORS = {"members": 8, "width": 0.0625, "augmentations": 2, "query_samples": 50, "boundary_samples": 10}
+FLOORS = {"members": 8, "width": 0.0625, "augmentations": 2, "query_samples": 50, "boundary_samples": 10,
+          "aware_references": 1}
 
 
 def _stronger_defaults(name: str) -> str:
@@ -228,7 +236,14 @@ CHAPTERS["09_stronger_attacks"] = Chapter(
               "sets) that the augmentation-aware and translation attacks query "
               + _stronger_defaults("query_samples"), minimum=0, maximum=60_000),
         Param("boundary_samples", "int", 0, "members and non-members per side that the boundary-distance attack "
-              "searches " + _stronger_defaults("boundary_samples"), minimum=0, maximum=60_000),
+              "searches, in the evaluation set and in the adversary's (its threshold) "
+              + _stronger_defaults("boundary_samples"), minimum=0, maximum=60_000),
+        Param("aware_references", "int", 0, "recipe-aware RMIA: reference models per sample that did not train on "
+              "it, m (2 m are trained per defended setting) " + _stronger_defaults("aware_references"),
+              minimum=0, maximum=64),
+        Param("aware_dp_sigma", "float", 0.0, "the DP-SGD noise sigma whose setting gets recipe-aware reference "
+              "models; it must be on the profile's DP grid; 0 keeps the largest grid value at most 1",
+              minimum=0.0, maximum=1000.0),
     ))
 
 
@@ -245,6 +260,21 @@ def stronger_attack_options(params: dict) -> dict:
     for name in ("query_samples", "boundary_samples"):
         options[name] = min(options[name], size.n_eval, size.n_adversary)
     return options
+
+
+def aware_dp_sigma(params: dict) -> float:
+    """The DP-SGD noise sigma (float) whose setting chapter 09 attacks with recipe-aware reference
+    models: the ``aware_dp_sigma`` parameter, which must be a value of the profile's DP grid, or,
+    where it is 0, the largest grid value at most 1 (the smallest value when none is)."""
+    grid = get_profile(params["profile"]).grids["dp_sgd"]
+    chosen = params.get("aware_dp_sigma") or 0.0
+    if chosen:
+        if not any(math.isclose(chosen, value) for value in grid):
+            raise ParameterError(f"parameter 'aware_dp_sigma': got {chosen:g}; allowed: 0 (the default) or a value "
+                                 f"of the profile's DP grid: {', '.join(f'{v:g}' for v in grid)}")
+        return float(next(value for value in grid if math.isclose(chosen, value)))
+    small = [value for value in grid if value <= 1]
+    return float(max(small) if small else min(grid))
 
 
 def related_shadow_count(params: dict) -> int:

@@ -212,14 +212,24 @@ def prediction_scores_ood(profile, params: dict, store=None) -> ChapterRuns:
 
 def stronger_attacks(profile, params: dict, store=None) -> ChapterRuns:
     """On the chapter's first dataset: chapter 02's baseline and grid (its RAD selection reads them
-    all), chapter 03's DP grid, and chapter 01's shadow models of the first seed's baseline, which
-    serve as RMIA's reference models. Nothing of its own: the chapter attacks stored models."""
+    all), chapter 03's DP grid, chapter 01's shadow models of the first seed's baseline (RMIA's
+    reference models for the adversary who does not know the recipe), and the recipe-aware
+    adversary's reference models, trained with each defended setting's own recipe
+    (:func:`mia_utils.book.stronger_attacks.aware_plan`). Those follow chapter 02's selection, so
+    they are pending until chapter 02's runs are in ``store``."""
+    from mia_utils.book.stronger_attacks import aware_plan
+
     out, seeds = ChapterRuns(), _seeds(profile, params)
     dataset = _datasets(profile, params)[0]
     for part in (_baseline, _paper_grid, _dp_grid):
         out.extend(part(profile, dataset, seeds))
     base = profile.base_config(dataset, seed=params["seed"])
     out.extend(base.shadow(i, profile.shadow_models) for i in range(profile.shadow_models))
+    if _chapter02_stored(profile, dataset, seeds, store):
+        out.extend(aware_plan(profile, params, store))
+    else:
+        out.pending.append(f"09_stronger_attacks ({dataset}): the recipe-aware reference models follow chapter "
+                           "02's selection; they can be planned once chapter 02's runs are in the store")
     return out
 
 

@@ -46,6 +46,7 @@ from mia_utils.attacks import (
     translation_correctness,
     yeom,
 )
+from mia_utils.attacks.label_only import label_only_translation_model
 from mia_utils.attacks.evidence import (
     CONTRADICTED,
     HOLDS,
@@ -73,26 +74,41 @@ from mia_utils.models import predict_logits
 from mia_utils.store import ResultStore, derived_key
 from mia_utils.defenses import setting_text
 
-#: The chapter's attacks, in the order of its tables.
-ATTACKS = ("yeom", "rmia", "augmentation", "gap", "translation", "boundary")
+#: The chapter's attacks, in the order of its tables. ``rmia`` is the adversary who does not know
+#: the recipe (baseline-recipe reference models), ``rmia_aware`` the one who does (reference models
+#: trained with the target's own recipe; only for the settings of :func:`aware_settings`, and the
+#: baseline). ``translation`` and ``translation_d2`` are the published translation attack (an attack
+#: model on the 0/1 vector) at d = 1 and 2; ``translation_count`` the count-threshold variant (d = 1).
+ATTACKS = ("yeom", "rmia", "rmia_aware", "augmentation", "gap", "translation", "translation_d2",
+           "translation_count", "boundary")
 #: The attacks that read scores, and those that read only predicted labels (the boundary search
 #: here follows input gradients, see :mod:`mia_utils.attacks.label_only`).
-SCORE_ATTACKS, LABEL_ONLY_ATTACKS = ATTACKS[:3], ATTACKS[3:]
-ATTACK_TITLES = {"yeom": "Yeom", "rmia": "RMIA", "augmentation": "augmentation-aware", "gap": "label-only gap",
-                 "translation": "label-only translation", "boundary": "label-only boundary"}
+SCORE_ATTACKS, LABEL_ONLY_ATTACKS = ATTACKS[:4], ATTACKS[4:]
+ATTACK_TITLES = {"yeom": "Yeom", "rmia": "RMIA (baseline-recipe references)",
+                 "rmia_aware": "RMIA (recipe-aware references)", "augmentation": "augmentation-aware",
+                 "gap": "label-only gap", "translation": "label-only translation (d = 1)",
+                 "translation_d2": "label-only translation (d = 2)",
+                 "translation_count": "label-only translation count (d = 1)", "boundary": "label-only boundary"}
 #: Column titles of the compact tables.
-SHORT_TITLES = {"yeom": "Yeom", "rmia": "RMIA", "augmentation": "aug.", "gap": "gap", "translation": "transl.",
+SHORT_TITLES = {"yeom": "Yeom", "rmia": "RMIA", "rmia_aware": "RMIA aware", "augmentation": "aug.", "gap": "gap",
+                "translation": "transl. d=1", "translation_d2": "transl. d=2", "translation_count": "count d=1",
                 "boundary": "bound."}
-#: The translation attack's shift d: the unshifted image and the 4 d shifts with |dy| + |dx| = d.
+#: The attacks the overlap figure compares (at most six keep its UpSet panels readable).
+OVERLAP_ATTACKS = ("yeom", "rmia", "augmentation", "gap", "translation")
+#: The translation attack's shift d: the unshifted image and the 4 d shifts with |dy| + |dx| = d
+#: (``translation``), and the larger shift also reported (``translation_d2``).
 TRANSLATION_SHIFT = 1
+TRANSLATION_SHIFT_2 = 2
 #: The boundary search: L2 steps of 0.1 on [0, 1] pixels, at most 50, then 10 bisection steps.
 BOUNDARY = {"norm": "l2", "step": 0.1, "max_steps": 50, "refine_steps": 10}
 #: Fewest members and fewest non-members a slice needs for its advantage to be shown.
 MIN_SLICE = 10
 #: A mean pairwise Jaccard index at least this high reads as the attacks agreeing.
 AGREEMENT = 0.5
-#: Version of the cached entries' layout.
+#: Version of the cached reference entries' layout, and of the attack entries' (2: the published
+#: translation attack, d = 2, the count variant, the reference's threshold fit, recipe-aware RMIA).
 CACHE_FORMAT = 1
+ATTACKS_FORMAT = 2
 LOW_FPR_METRICS = ("tpr_at_1%_fpr", "tpr_at_0.1%_fpr")
 METRIC_TITLES = {"advantage": "advantage", "auc": "AUC", "tpr_at_1%_fpr": "TPR @ 1 % FPR",
                  "tpr_at_0.1%_fpr": "TPR @ 0.1 % FPR"}
@@ -103,8 +119,8 @@ CLASS_NAMES = {
 }
 #: Which samples each attack scores: the whole evaluation set, the query subsample, or the
 #: boundary subsample (first n members and first n non-members of the evaluation order).
-SAMPLE_SETS = {"yeom": "all", "rmia": "all", "gap": "all", "augmentation": "query", "translation": "query",
-               "boundary": "boundary"}
+SAMPLE_SETS = {"yeom": "all", "rmia": "all", "rmia_aware": "all", "gap": "all", "augmentation": "query",
+               "translation": "query", "translation_d2": "query", "translation_count": "query", "boundary": "boundary"}
 
 
 def class_name(dataset: str, label: int) -> str:
@@ -142,6 +158,64 @@ def _adversary_indices(info, split) -> torch.Tensor:
     return torch.cat([split.adv_members, info.n_train + split.adv_nonmembers])
 
 
+# --- the recipe-aware adversary's reference models ---------------------------------------------------
+
+#: The mechanisms whose RAD<5 % and RAD<15 % picks the recipe-aware adversary attacks with reference
+#: models trained with the target's own recipe. DP-SGD joins them at one noise level
+#: (:func:`mia_utils.book.chapters.aware_dp_sigma`), and early stopping's picks read the baseline's
+#: shadow models at the same epoch (their snapshots: the recipe "train for E epochs", no training).
+AWARE_MECHANISMS = ("distillation", "random_crop", "label_smoothing")
+
+
+def aware_count(options: dict) -> int:
+    """Reference models trained per defended setting: 2 m for m = ``options["aware_references"]``
+    OUT models per sample (each sample of the pool is IN for exactly half of them,
+    :func:`mia_utils.data.shadow_in_masks`)."""
+    return 2 * int(options["aware_references"])
+
+
+def aware_settings(reg: findings.RegularizationResults, dp: list[Setting], sigma: float) -> list[Setting]:
+    """The settings the recipe-aware adversary attacks, in chapter order: the RAD<5 % and RAD<15 %
+    picks of :data:`AWARE_MECHANISMS` and of early stopping (one each when both pick the same
+    value), then the DP setting with noise ``sigma`` (none when ``dp`` has no such setting)."""
+    chosen: dict[str, Setting] = {}
+    for mechanism in AWARE_MECHANISMS + ("early_stopping",):
+        for scenario in ("rad5", "rad15"):
+            setting = reg.chosen(mechanism, scenario)
+            if setting is not None:
+                chosen.setdefault(setting.label, setting)
+    chosen.update({s.label: s for s in dp if s.mechanism == "dp_sgd" and math.isclose(s.value, sigma)})
+    return list(chosen.values())
+
+
+def aware_reference_configs(config, count: int) -> list:
+    """The ``count`` (even, >= 2) reference models of the recipe-aware adversary against a target
+    trained as ``config`` (a :class:`mia_utils.config.RunConfig`): its recipe, mechanisms included,
+    on the shadow models' halves of the population pool (:meth:`RunConfig.shadow`), final models
+    only. Empty for an early-stopping setting (its recipe is the baseline's, read at an epoch)."""
+    if count < 2 or count % 2:
+        raise ValueError(f"count: must be an even number >= 2, got {count!r}")
+    return [config.replace(snapshot_epochs=()).shadow(i, count) for i in range(count)]
+
+
+def aware_plan(profile, params: dict, store: ResultStore) -> list:
+    """Every configuration the recipe-aware adversary trains for chapter 09 with ``params``: for
+    each trained pick of :func:`aware_settings` (chapter 02's, read from ``store``) and for the DP
+    setting of :func:`mia_utils.book.chapters.aware_dp_sigma`, :func:`aware_reference_configs` of its
+    first seed's configuration. Distillation's teachers are added by the plan
+    (:meth:`mia_utils.book.plan.Plan.add`)."""
+    from mia_utils.book import replicated
+    from mia_utils.book.chapters import aware_dp_sigma
+
+    dataset = (params.get("datasets") or list(profile.datasets))[0]
+    seeds = tuple(replicated.seed_list(profile, params["seed"]))
+    reg = findings.regularization_results(profile, dataset, seeds, store, confirm=False)
+    count = aware_count(stronger_attack_options(params))
+    firsts = [setting.configs[0] for setting in aware_settings(reg, [], 0.0) if setting.mechanism != "early_stopping"]
+    firsts.append(replicated.setting_configs(profile, dataset, "dp_sgd", aware_dp_sigma(params), seeds[:1])[0][0])
+    return [config for first in firsts for config in aware_reference_configs(first, count)]
+
+
 # --- the reference models ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -163,11 +237,13 @@ def same_split(a, b) -> bool:
     return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
-def compute_references(shadow_runs, config) -> References:
+def compute_references(shadow_runs, config, epoch: int | None = None) -> References:
     """:class:`References` of ``shadow_runs`` on the evaluation and adversary sets of ``config``'s
     split. Where a shadow model shares that split (chapter 01's shadows of the first seed's target),
     its stored outputs are the logits; otherwise its model is queried. Whether it trained on each
-    image comes from :func:`mia_utils.data.training_indices` of its configuration."""
+    image comes from :func:`mia_utils.data.training_indices` of its configuration. ``epoch``: read
+    every shadow model's snapshot after that epoch (an early-stopping recipe) instead of its final
+    model."""
     started = time.perf_counter()
     data = load_dataset(config.dataset)
     split = split_for(config, data.info)
@@ -178,24 +254,27 @@ def compute_references(shadow_runs, config) -> References:
         own = training_indices(shadow.config, data.info, split_for(shadow.config, data.info))
         for name, index in (("eval", eval_index), ("adv", adv_index)):
             if same_split(shadow.config, config):
-                logits[name].append(shadow.outputs[f"{name}_logits"].float())
+                outputs = shadow.outputs if epoch is None else shadow.snapshot_outputs(epoch)
+                logits[name].append(outputs[f"{name}_logits"].float())
             else:
-                logits[name].append(predict_logits(shadow.model(), gather(data, index)[0]).float())
+                logits[name].append(predict_logits(shadow.model(epoch), gather(data, index)[0]).float())
             trained[name].append(torch.isin(index, own))
     return References(torch.stack(logits["eval"]), torch.stack(trained["eval"]), torch.stack(logits["adv"]),
                       torch.stack(trained["adv"]), time.perf_counter() - started)
 
 
-def references_for(shadow_runs, config, store: ResultStore) -> References:
-    """:func:`compute_references`, computed once per (reference models, split) and kept in
-    ``store`` as a derived ``atk-`` entry."""
+def references_for(shadow_runs, config, store: ResultStore, epoch: int | None = None) -> References:
+    """:func:`compute_references`, computed once per (reference models, split, snapshot epoch) and
+    kept in ``store`` as a derived ``atk-`` entry."""
     settings = {"references": [run.key for run in shadow_runs], "dataset": config.dataset,
                 "split": [config.n_members, config.n_eval, config.n_adversary, config.split_seed],
                 "format": CACHE_FORMAT}
+    if epoch is not None:
+        settings["epoch"] = int(epoch)
     key = derived_key("atk-", settings)
     entry = store.load(key)
     if entry is None:
-        refs = compute_references(shadow_runs, config)
+        refs = compute_references(shadow_runs, config, epoch)
         store.save(key, {"references": {"settings": settings, "seconds": refs.seconds}},
                    {"references": {"eval_logits": refs.eval_logits, "eval_in": refs.eval_in,
                                    "adv_logits": refs.adv_logits, "adv_in": refs.adv_in}})
@@ -232,8 +311,21 @@ def _subset_inputs(inputs: AttackInputs, eval_rows: torch.Tensor, adv_rows: torc
                         adv_is_member=inputs.adv_is_member[adv_rows], objective_train_loss=inputs.objective_train_loss)
 
 
+def _rmia_offline(inputs: AttackInputs, references: References, out_models: int | None, n_bootstrap: int,
+                  seed: int) -> AttackResult:
+    """Offline RMIA (a = :data:`RMIA_OFFLINE_A`, gamma = :data:`RMIA_GAMMA`) of ``inputs`` with
+    ``references``, the population the adversary's own non-members, hard guesses at the threshold
+    best on the adversary's samples; ``out_models``: at most that many OUT models per sample."""
+    nonmembers = ~inputs.adv_is_member
+    population = RMIAPopulation(inputs.adv_logits[nonmembers], inputs.adv_labels[nonmembers],
+                                references.adv_logits[:, nonmembers], references.adv_in[:, nonmembers])
+    return rmia(inputs, references.eval_logits, references.eval_in, online=False, offline_a=RMIA_OFFLINE_A,
+                gamma=RMIA_GAMMA, population=population, adv_shadow_logits=references.adv_logits,
+                adv_shadow_in=references.adv_in, out_models=out_models, n_bootstrap=n_bootstrap, seed=seed)
+
+
 def measure_run(run: experiment.Run, epoch: int | None, references: References, options: dict,
-                n_bootstrap: int) -> tuple[dict, dict, dict, dict]:
+                n_bootstrap: int, aware: References | None = None) -> tuple[dict, dict, dict, dict]:
     """Every attack of :data:`ATTACKS` on ``run`` (after ``epoch``: an early-stopping snapshot).
     Returns (results, samples, seconds, notes) as :class:`RunAttacks` holds them. The bootstrap and
     the augmentation draws are seeded with the run's seed.
@@ -241,10 +333,14 @@ def measure_run(run: experiment.Run, epoch: int | None, references: References, 
     Args:
         run: the target, a stored :class:`mia_utils.experiment.Run` (weights and outputs).
         epoch: the snapshot to attack (an early-stopping epoch), or None for the final model.
-        references: RMIA's reference outputs on the run's split (:class:`References`).
+        references: RMIA's reference outputs on the run's split (:class:`References`): the
+            baseline recipe's, for the adversary who does not know the target's recipe.
         options: ``augmentations`` (K queries), ``query_samples`` and ``boundary_samples`` (per
-            side; :func:`mia_utils.book.chapters.stronger_attack_options`).
+            side), ``aware_references`` (OUT models per sample of the recipe-aware RMIA;
+            :func:`mia_utils.book.chapters.stronger_attack_options`).
         n_bootstrap: bootstrap resamples of each attack's metrics.
+        aware: the recipe-aware adversary's reference outputs (trained with the target's recipe),
+            or None: then ``rmia_aware`` is not measured.
     """
     config, seed = run.config, run.config.seed
     outputs = run.outputs if epoch is None else run.snapshot_outputs(epoch)
@@ -265,12 +361,9 @@ def measure_run(run: experiment.Run, epoch: int | None, references: References, 
         seconds[name] = time.perf_counter() - started
 
     timed("yeom", yeom, inputs, n_bootstrap=n_bootstrap, seed=seed)
-    nonmembers = ~inputs.adv_is_member
-    population = RMIAPopulation(inputs.adv_logits[nonmembers], inputs.adv_labels[nonmembers],
-                                references.adv_logits[:, nonmembers], references.adv_in[:, nonmembers])
-    timed("rmia", rmia, inputs, references.eval_logits, references.eval_in, online=False, offline_a=RMIA_OFFLINE_A,
-          gamma=RMIA_GAMMA, population=population, adv_shadow_logits=references.adv_logits,
-          adv_shadow_in=references.adv_in, n_bootstrap=n_bootstrap, seed=seed)
+    timed("rmia", _rmia_offline, inputs, references, None, n_bootstrap, seed)
+    if aware is not None:
+        timed("rmia_aware", _rmia_offline, inputs, aware, options["aware_references"], n_bootstrap, seed)
     crop, noise, clamp = training_augmentation(config)
     if crop or noise:
         started = time.perf_counter()
@@ -288,13 +381,20 @@ def measure_run(run: experiment.Run, epoch: int | None, references: References, 
               seed=seed)
         notes.update(augmentation_queries=1, augmentation_reduction="clean loss")
     timed("gap", label_only_gap, inputs, n_bootstrap=n_bootstrap, seed=seed)
-    started = time.perf_counter()
-    eval_correct = translation_correctness(model, eval_images[query], inputs.labels[query], TRANSLATION_SHIFT)
-    adv_correct = translation_correctness(model, adv_images[adv_query], inputs.adv_labels[adv_query],
-                                          TRANSLATION_SHIFT)
-    results["translation"] = label_only_translation(eval_correct, inputs.is_member[query], adv_correct,
-                                                    inputs.adv_is_member[adv_query], n_bootstrap, seed)
-    seconds["translation"] = time.perf_counter() - started
+    for name, shift in (("translation", TRANSLATION_SHIFT), ("translation_d2", TRANSLATION_SHIFT_2)):
+        started = time.perf_counter()
+        eval_correct = translation_correctness(model, eval_images[query], inputs.labels[query], shift)
+        adv_correct = translation_correctness(model, adv_images[adv_query], inputs.adv_labels[adv_query], shift)
+        queried = time.perf_counter()
+        results[name] = label_only_translation_model(
+            eval_correct, inputs.labels[query], inputs.is_member[query], adv_correct, inputs.adv_labels[adv_query],
+            inputs.adv_is_member[adv_query], seed=seed, n_bootstrap=n_bootstrap, name=f"label_only_translation_d{shift}")
+        seconds[name] = time.perf_counter() - started
+        if shift == TRANSLATION_SHIFT:  # the count variant reads the same queries (their time counts for it)
+            query_seconds, started = queried - started, time.perf_counter()
+            results["translation_count"] = label_only_translation(eval_correct, inputs.is_member[query], adv_correct,
+                                                                  inputs.adv_is_member[adv_query], n_bootstrap, seed)
+            seconds["translation_count"] = query_seconds + time.perf_counter() - started
     started = time.perf_counter()
     eval_distances = boundary_distances(model, eval_images[near], inputs.labels[near], **BOUNDARY)
     adv_distances = boundary_distances(model, adv_images[adv_near], inputs.adv_labels[adv_near], **BOUNDARY)
@@ -305,7 +405,7 @@ def measure_run(run: experiment.Run, epoch: int | None, references: References, 
     gradients = torch.cat([eval_distances.backward_passes, adv_distances.backward_passes]).double()
     notes.update(boundary_forward=float(passes.mean()), boundary_gradients=float(gradients.mean()))
     samples = {"all": torch.arange(n), "query": query, "boundary": near}
-    return results, {name: samples[SAMPLE_SETS[name]] for name in ATTACKS}, seconds, notes
+    return results, {name: samples[SAMPLE_SETS[name]] for name in ATTACKS if name in results}, seconds, notes
 
 
 def _estimate_row(estimate: Estimate) -> list:
@@ -318,7 +418,8 @@ def _estimate_from(row: list) -> Estimate:
     return Estimate(value, std, low, high, tuple(exact) if exact is not None else None)
 
 
-def attack_key(run_key: str, epoch: int | None, reference_keys, options: dict, n_bootstrap: int) -> str:
+def attack_key(run_key: str, epoch: int | None, reference_keys, options: dict, n_bootstrap: int,
+               aware_keys=None) -> str:
     """The store key of one run's attacks: a hash of the run, the snapshot epoch, the reference
     models, the attacks' settings and the bootstrap.
 
@@ -328,16 +429,19 @@ def attack_key(run_key: str, epoch: int | None, reference_keys, options: dict, n
         reference_keys: the store keys of RMIA's reference models, in order.
         options: the chapter's attack options (:func:`measure_run`).
         n_bootstrap: bootstrap resamples of each attack's metrics.
+        aware_keys: the recipe-aware reference models' store keys and snapshot epoch
+            (``[keys, epoch]``), or None when the run has none.
     """
     settings = {"run": run_key, "epoch": epoch, "references": list(reference_keys), "options": dict(options),
-                "translation_shift": TRANSLATION_SHIFT, "boundary": BOUNDARY,
+                "translation_shift": [TRANSLATION_SHIFT, TRANSLATION_SHIFT_2], "boundary": BOUNDARY,
                 "rmia": {"a": RMIA_OFFLINE_A, "gamma": RMIA_GAMMA, "population": "adversary non-members"},
-                "n_bootstrap": int(n_bootstrap), "format": CACHE_FORMAT}
+                "aware": None if aware_keys is None else [list(aware_keys[0]), aware_keys[1]],
+                "n_bootstrap": int(n_bootstrap), "format": ATTACKS_FORMAT}
     return derived_key("atk-", settings)
 
 
 def attack_run(run: experiment.Run, epoch: int | None, references, reference_keys, options: dict,
-               n_bootstrap: int, store: ResultStore) -> RunAttacks:
+               n_bootstrap: int, store: ResultStore, aware=None, aware_keys=None) -> RunAttacks:
     """:func:`measure_run` of ``run``, computed once and kept in ``store`` (a derived ``atk-``
     entry of :func:`attack_key`): per attack its scores, guesses, threshold, metrics and the
     seconds it took.
@@ -351,11 +455,15 @@ def attack_run(run: experiment.Run, epoch: int | None, references, reference_key
         options: the chapter's attack options (:func:`measure_run`).
         n_bootstrap: bootstrap resamples of each attack's metrics.
         store: the :class:`mia_utils.store.ResultStore` that keeps the entry.
+        aware: a callable returning the recipe-aware adversary's :class:`References` of the run's
+            split, or None when there are none (then ``rmia_aware`` is left out).
+        aware_keys: ``[keys, epoch]`` of those reference models (part of the entry's key).
     """
-    key = attack_key(run.key, epoch, reference_keys, options, n_bootstrap)
+    key = attack_key(run.key, epoch, reference_keys, options, n_bootstrap, aware_keys)
     entry = store.load(key)
     if entry is None:
-        results, samples, seconds, notes = measure_run(run, epoch, references(), options, n_bootstrap)
+        results, samples, seconds, notes = measure_run(run, epoch, references(), options, n_bootstrap,
+                                                       aware() if aware is not None else None)
         attacks_json = {name: {"name": r.name, "threshold": r.threshold, "seconds": seconds[name],
                                "samples": SAMPLE_SETS[name],
                                "metrics": {k: _estimate_row(v) for k, v in r.metrics.items()}}
@@ -417,6 +525,11 @@ class AttackedSetting:
         by_seed = {run.seed: run for run in self.runs}
         return AttackedSetting(self.setting.on_seeds(seeds), self.selection, [by_seed[s] for s in seeds])
 
+    def measured(self, attack: str) -> bool:
+        """Whether ``attack`` was run on every seed (``rmia_aware`` only where the recipe-aware
+        adversary has reference models)."""
+        return all(attack in run.results for run in self.runs)
+
     def values(self, attack: str, metric: str) -> list[float]:
         return [run.results[attack].metrics[metric].value for run in self.runs]
 
@@ -424,13 +537,19 @@ class AttackedSetting:
         return [_variance(run.results[attack].metrics[metric], metric) for run in self.runs]
 
     def estimate(self, attack: str, metric: str = "advantage") -> SeedEstimate:
-        """Mean over seeds and 95 % interval (:func:`mia_utils.attacks.evidence.combine_seeds`)."""
+        """Mean over seeds and 95 % interval (:func:`mia_utils.attacks.evidence.combine_seeds`);
+        NaN where the attack was not measured."""
+        if not self.measured(attack):
+            return _nan_estimate()
         estimate = combine_seeds(self.values(attack, metric), self.variances(attack, metric))
         return estimate if metric == "advantage" else estimate.within(0.0, 1.0)
 
     def change(self, baseline: AttackedSetting, attack: str, metric: str = "advantage") -> SeedEstimate:
-        """This setting minus ``baseline``, seed by seed over this setting's seeds."""
+        """This setting minus ``baseline``, seed by seed over this setting's seeds; NaN where either
+        lacks the attack."""
         base = baseline.on_seeds(self.seeds)
+        if not (self.measured(attack) and base.measured(attack)):
+            return _nan_estimate()
         return paired_difference(self.values(attack, metric), base.values(attack, metric),
                                  self.variances(attack, metric), base.variances(attack, metric))
 
@@ -440,7 +559,11 @@ class StrongerAttacks:
     """The chapter's results on ``dataset``: the ``baseline`` and the ``defenses`` (chapter 02's RAD
     picks, then the DP grid) over ``seeds``, attacked with ``options``; ``n_references`` RMIA reference
     models, ``n_population`` population samples, and the seconds the reference models' queries took
-    per seed (``reference_seconds``, when first computed)."""
+    per seed (``reference_seconds``, when first computed). The recipe-aware adversary: ``aware``, the
+    titles of the defenses it attacks; ``aware_runs``, the reference models (and distillation
+    teachers) trained for it and ``aware_train_seconds`` their training seconds as the store recorded
+    them; ``reference_counts``: RMIA on the baseline with 1, 2 and 4 OUT models per sample
+    (:func:`reference_count_results`)."""
 
     dataset: str
     seeds: tuple[int, ...]
@@ -450,6 +573,10 @@ class StrongerAttacks:
     n_references: int
     n_population: int
     reference_seconds: list[float]
+    aware: list[str] = field(default_factory=list)
+    aware_runs: int = 0
+    aware_train_seconds: float = 0.0
+    reference_counts: dict = field(default_factory=dict)
 
     @property
     def settings(self) -> list[AttackedSetting]:
@@ -470,11 +597,47 @@ def chapter_settings(reg: findings.RegularizationResults, dp: list[Setting]) -> 
     return chosen + [(setting, "DP-SGD grid") for setting in dp]
 
 
+#: The OUT models per sample whose RMIA advantage the chapter compares on the baseline, to choose
+#: how many the recipe-aware adversary trains (:func:`reference_count_results`).
+REFERENCE_COUNTS = (1, 2, 4)
+
+
+def reference_count_results(baseline: Setting, shadows, options: dict, n_bootstrap: int, store: ResultStore,
+                            counts=REFERENCE_COUNTS) -> dict[int, list[AttackResult]]:
+    """Offline RMIA on the baseline at each seed, averaging the first m OUT reference models of each
+    sample for m in ``counts`` (chapter 01's shadow models; m larger than they allow is left out):
+    the measurement behind the recipe-aware adversary's m. Cached with the references."""
+    most = len(shadows) // 2
+    out: dict[int, list[AttackResult]] = {}
+    for m in (c for c in counts if c <= most):
+        key = derived_key("atk-", {"reference_count": m, "references": [run.key for run in shadows],
+                                   "targets": [c.key() for c in baseline.configs], "n_bootstrap": int(n_bootstrap),
+                                   "rmia": {"a": RMIA_OFFLINE_A, "gamma": RMIA_GAMMA}, "format": ATTACKS_FORMAT})
+        entry = store.load(key)
+        if entry is None:
+            rows = []
+            for run, epoch in baseline.runs(store):
+                inputs = AttackInputs.from_outputs(run.outputs if epoch is None else run.snapshot_outputs(epoch))
+                result = _rmia_offline(inputs, references_for(shadows, run.config, store), m, n_bootstrap,
+                                       run.config.seed)
+                rows.append({k: _estimate_row(v) for k, v in result.metrics.items()})
+            store.save(key, {"reference_count": {"m": m, "metrics": rows}}, {})
+            entry = store.load(key)
+        out[m] = [{k: _estimate_from(v) for k, v in row.items()} for row in entry["json"]["reference_count"]["metrics"]]
+    return out
+
+
 def stronger_attacks(profile, params: dict, seeds, store: ResultStore | None = None) -> StrongerAttacks:
     """Read back chapter 02's sweep with its selection and chapter 03's DP grid on the chapter's first
     dataset, and attack the baseline and every selected setting at each of ``seeds``
-    (:func:`attack_run`; RMIA's references: the profile's shadow models of the ``seed`` parameter's
-    baseline, chapter 01's, queried on each seed's split once)."""
+    (:func:`attack_run`). RMIA's references for the adversary who does not know the recipe: the
+    profile's shadow models of the ``seed`` parameter's baseline, chapter 01's, queried on each seed's
+    split once. For the recipe-aware adversary (:func:`aware_settings`): reference models trained
+    with each setting's own recipe (:func:`aware_reference_configs`), early stopping's read at its
+    epoch from chapter 01's shadow models, and the baseline's own, chapter 01's, each averaging
+    ``aware_references`` OUT models per sample."""
+    from mia_utils.book.chapters import aware_dp_sigma
+
     store = store or ResultStore()
     dataset = params["datasets"][0]
     options = stronger_attack_options(params)
@@ -484,18 +647,41 @@ def stronger_attacks(profile, params: dict, seeds, store: ResultStore | None = N
     base = profile.base_config(dataset, seed=params["seed"])
     shadows = [experiment.run(base.shadow(i, profile.shadow_models), store) for i in range(profile.shadow_models)]
     reference_keys = [run.key for run in shadows]
-    cached: dict[int, References] = {}
+    cached: dict = {}
 
-    def references(config):
+    def references(config, models=shadows, epoch=None):
         def load():
-            if config.split_seed not in cached:
-                cached[config.split_seed] = references_for(shadows, config, store)
-            return cached[config.split_seed]
+            key = (config.split_seed, tuple(run.key for run in models), epoch)
+            if key not in cached:
+                cached[key] = references_for(models, config, store, epoch)
+            return cached[key]
         return load
 
+    aware_by_label: dict[str, tuple[list, int | None]] = {}
+    aware_runs: dict[str, experiment.Run] = {}
+    count = aware_count(options)
+    for setting in aware_settings(reg, dp, aware_dp_sigma(params)):
+        if setting.mechanism == "early_stopping":
+            aware_by_label[setting.label] = (shadows, int(setting.value))
+            continue
+        models = [experiment.run(config, store) for config in aware_reference_configs(setting.configs[0], count)]
+        aware_by_label[setting.label] = (models, None)
+        for run in models:
+            aware_runs[run.key] = run
+            teacher = run.config.teacher()
+            if teacher is not None:
+                aware_runs.setdefault(teacher.key(), experiment.run(teacher, store))
+
     def attacked(setting: Setting, selection: str) -> AttackedSetting:
-        runs = [attack_run(run, epoch, references(run.config), reference_keys, options, profile.bootstrap, store)
-                for run, epoch in setting.runs(store)]
+        models, aware_epoch = aware_by_label.get(setting.label, (None, None))
+        if setting.mechanism == "baseline":
+            models = shadows
+        runs = []
+        for run, epoch in setting.runs(store):
+            aware = None if models is None else references(run.config, models, aware_epoch)
+            aware_keys = None if models is None else [[m.key for m in models], aware_epoch]
+            runs.append(attack_run(run, epoch, references(run.config), reference_keys, options, profile.bootstrap,
+                                   store, aware, aware_keys))
         return AttackedSetting(setting, selection, runs)
 
     baseline = attacked(reg.baseline.on_seeds(seeds), "baseline")
@@ -503,8 +689,11 @@ def stronger_attacks(profile, params: dict, seeds, store: ResultStore | None = N
     reference_seconds = [references(setting_config)().seconds for setting_config in
                          (profile.base_config(dataset, seed=s) for s in seeds)]
     n_population = int((~shadows[0].outputs["adv_is_member"].bool()).sum())
+    aware_titles = [item.title for item in defenses if item.setting.label in aware_by_label]
+    train_seconds = sum(float(run.provenance.get("train_seconds", 0.0)) for run in aware_runs.values())
+    counts = reference_count_results(reg.baseline.on_seeds(seeds), shadows, options, profile.bootstrap, store)
     return StrongerAttacks(dataset, seeds, baseline, defenses, options, len(shadows), n_population,
-                           reference_seconds)
+                           reference_seconds, aware_titles, len(aware_runs), train_seconds, counts)
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -524,7 +713,7 @@ def advantage_table(results: StrongerAttacks, attacks=SCORE_ATTACKS, accuracy: b
         if accuracy:
             row["test acc (%)"] = item.setting.estimate("test_acc").format()
         for attack in attacks:
-            row[f"{ATTACK_TITLES[attack]} (%)"] = estimate_text(item.estimate(attack, "advantage"))
+            row[f"{SHORT_TITLES[attack]} (%)"] = estimate_text(item.estimate(attack, "advantage"))
         rows.append(row)
     return pd.DataFrame(rows).set_index("setting")
 
@@ -573,15 +762,44 @@ class AttackVerdict:
     verdict: str
 
 
+#: The verdict of an attack a defense was not attacked with (``rmia_aware`` without references).
+NOT_MEASURED = "n/a"
+
+
+def per_side(results: StrongerAttacks, attack: str) -> int:
+    """Members (and as many non-members) per side that ``attack`` scores in the evaluation set."""
+    n_all = len(results.baseline.runs[0].labels) // 2
+    return {"all": n_all, "query": min(results.options["query_samples"], n_all),
+            "boundary": min(results.options["boundary_samples"], n_all)}[SAMPLE_SETS[attack]]
+
+
+def resolvable(results: StrongerAttacks, attack: str) -> bool:
+    """Whether ``attack``'s own advantage on the baseline has a 95 % interval that excludes zero: only
+    then can its changes count for or against a defense."""
+    return results.baseline.estimate(attack).excludes_zero
+
+
+def not_resolvable_text(results: StrongerAttacks, attack: str) -> str:
+    return f"not resolvable at n = {per_side(results, attack):,} per side"
+
+
 def verdicts(results: StrongerAttacks, metric: str = "advantage") -> list[AttackVerdict]:
     """For every defense and attack, the paired difference of ``metric`` against the baseline over
     the defense's seeds and the verdict on "the defense lowers it" (holds / contradicted /
-    inconclusive, :func:`mia_utils.attacks.evidence.verdict`)."""
+    inconclusive, :func:`mia_utils.attacks.evidence.verdict`); "not resolvable at n = ..." for an
+    attack whose own baseline interval contains zero (it is counted neither for nor against the
+    defense), :data:`NOT_MEASURED` where the defense was not attacked with it."""
     out = []
     for item in results.defenses:
         for attack in ATTACKS:
             change = item.change(results.baseline, attack, metric)
-            out.append(AttackVerdict(item.title, attack, change, verdict(change, "decrease")))
+            if math.isnan(change.mean) and not item.measured(attack):
+                state = NOT_MEASURED
+            elif metric == "advantage" and not resolvable(results, attack):
+                state = not_resolvable_text(results, attack)
+            else:
+                state = verdict(change, "decrease")
+            out.append(AttackVerdict(item.title, attack, change, state))
     return out
 
 
@@ -596,7 +814,7 @@ def verdict_table(results: StrongerAttacks, attacks=SCORE_ATTACKS) -> pd.DataFra
         for attack in attacks:
             v = found[(item.title, attack)]
             text = "n/a" if math.isnan(v.change.mean) else v.change.format(signed=True)
-            row[f"Δ {ATTACK_TITLES[attack]} (pp)"] = f"{text}: {v.verdict}"
+            row[f"Δ {SHORT_TITLES[attack]} (pp)"] = NOT_MEASURED if v.verdict == NOT_MEASURED else f"{text}: {v.verdict}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("setting")
 
@@ -607,10 +825,15 @@ def _join(items: list[str], last: str = "and") -> str:
     return ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
-def leaking_attacks(results: StrongerAttacks) -> list[str]:
-    """The stronger attacks (all but Yeom's) whose advantage on the baseline itself has a 95 %
-    interval above zero: only they can show a defense's protection failing."""
-    return [a for a in ATTACKS[1:] if results.baseline.estimate(a).low > 0]
+#: The stronger attacks of the adversary who does not know the recipe (all but Yeom's and the
+#: recipe-aware RMIA, which :func:`adversary_table` reads apart).
+BLIND_ATTACKS = tuple(a for a in ATTACKS[1:] if a != "rmia_aware")
+
+
+def leaking_attacks(results: StrongerAttacks, attacks=BLIND_ATTACKS) -> list[str]:
+    """The stronger attacks whose advantage on the baseline itself has a 95 % interval above zero:
+    only they can show a defense's protection failing."""
+    return [a for a in attacks if results.baseline.estimate(a).low > 0]
 
 
 def survival_sentence(results: StrongerAttacks) -> str:
@@ -621,7 +844,7 @@ def survival_sentence(results: StrongerAttacks) -> str:
     Defenses failing the same attacks in the same way are named together."""
     found = {(v.setting, v.attack): v for v in verdicts(results)}
     testers = leaking_attacks(results)
-    silent = [ATTACK_TITLES[a] for a in ATTACKS[1:] if a not in testers]
+    silent = [ATTACK_TITLES[a] for a in BLIND_ATTACKS if a not in testers]
     holding = [item.title for item in results.defenses if found[(item.title, "yeom")].verdict == HOLDS]
     head = (f"Of the {len(results.defenses)} defense settings, {len(holding)} lower Yeom's advantage (the "
             f"paper's measure, paired with the baseline over {len(results.seeds)} seeds).")
@@ -642,8 +865,9 @@ def survival_sentence(results: StrongerAttacks) -> str:
         return head + " Every one of them also lowers the advantage of every stronger attack that leaks."
     parts = []
     for failing, titles in patterns.items():
-        attacks = _join([f"{ATTACK_TITLES[a]}'s ({state})" for a, state in failing], "or")
-        parts.append(f"{_join(titles)} lower{'s' if len(titles) == 1 else ''} Yeom's advantage but not {attacks}")
+        attacks = _join([f"{ATTACK_TITLES[a]} ({state})" for a, state in failing], "or")
+        parts.append(f"{_join(titles)} lower{'s' if len(titles) == 1 else ''} Yeom's advantage but not the "
+                     f"advantage of {attacks}")
     survived = (f"{_join(kept)} {'keeps its' if len(kept) == 1 else 'keep their'} protection against every "
                 "stronger attack that leaks" if kept else "None keeps its protection against every stronger attack "
                 "that leaks")
@@ -657,15 +881,13 @@ def power_sentence(results: StrongerAttacks) -> str:
     power on its sample set more than the defenses. Empty when there is none."""
     found = verdicts(results)
     parts = []
-    for attack in leaking_attacks(results):
-        mine = [v for v in found if v.attack == attack]
+    for attack in leaking_attacks(results, ATTACKS[1:]):
+        mine = [v for v in found if v.attack == attack and v.verdict != NOT_MEASURED]
         if mine and not any(v.verdict == HOLDS for v in mine):
             widths = [v.change.half_width for v in mine if not math.isnan(v.change.mean)]
-            per_side = {"all": len(results.baseline.runs[0].labels) // 2,
-                        "query": results.options["query_samples"],
-                        "boundary": results.options["boundary_samples"]}[SAMPLE_SETS[attack]]
+            n_side = per_side(results, attack)
             parts.append(f"{ATTACK_TITLES[attack]} gains only {results.baseline.estimate(attack).format()} % on the "
-                         f"baseline, and its paired changes, measured on {per_side:,} members and non-members per "
+                         f"baseline, and its paired changes, measured on {n_side:,} members and non-members per "
                          f"side, have 95 % half-widths of {100 * min(widths):.1f} to {100 * max(widths):.1f} points")
     if not parts:
         return ""
@@ -674,12 +896,160 @@ def power_sentence(results: StrongerAttacks) -> str:
             "told apart from the baseline.")
 
 
+NOT_JUDGED = "not judged"
+
+
 def verdict_counts(results: StrongerAttacks) -> pd.DataFrame:
-    """Per attack (rows), how many defenses' verdicts hold, are contradicted or inconclusive."""
+    """Per attack (rows), how many defenses' verdicts hold, are contradicted or inconclusive, and
+    how many are not judged (the attack not resolvable on the baseline, or not run on the defense)."""
     found = verdicts(results)
+    states = (HOLDS, CONTRADICTED, INCONCLUSIVE)
     rows = [{"attack": ATTACK_TITLES[a], **{state: sum(v.verdict == state for v in found if v.attack == a)
-                                            for state in (HOLDS, CONTRADICTED, INCONCLUSIVE)}} for a in ATTACKS]
+                                            for state in states},
+             NOT_JUDGED: sum(v.verdict not in states for v in found if v.attack == a)} for a in ATTACKS]
     return pd.DataFrame(rows).set_index("attack")
+
+
+# --- what a label-only attack's sample can resolve ------------------------------------------------
+
+def resolution_table(results: StrongerAttacks, attacks=LABEL_ONLY_ATTACKS) -> pd.DataFrame:
+    """Per attack: the members and non-members it scores per side, its advantage on the baseline
+    (percent, 95 % interval over seeds), the smallest advantage its sample resolves (the interval's
+    half-width, in points: a smaller advantage would have an interval containing zero), and whether
+    its own baseline advantage is resolved or "not resolvable at n = ..." (then none of its
+    verdicts counts for or against a defense)."""
+    rows = []
+    for attack in attacks:
+        estimate = results.baseline.estimate(attack)
+        rows.append({"attack": ATTACK_TITLES[attack], "per side": f"{per_side(results, attack):,}",
+                     "baseline advantage (%)": estimate_text(estimate),
+                     "smallest resolvable advantage (pp)": f"{100 * estimate.half_width:.1f}",
+                     "on the baseline": "resolved" if resolvable(results, attack)
+                     else not_resolvable_text(results, attack)})
+    return pd.DataFrame(rows).set_index("attack")
+
+
+def resolution_sentence(results: StrongerAttacks, attacks=LABEL_ONLY_ATTACKS) -> str:
+    """The label-only attacks' resolution in words: each one's smallest resolvable advantage, and
+    which are not resolvable on the baseline at their sample size."""
+    parts = [f"{ATTACK_TITLES[a]} {100 * results.baseline.estimate(a).half_width:.1f} points at "
+             f"{per_side(results, a):,} per side" for a in attacks]
+    text = "The smallest advantage each label-only attack's sample resolves: " + _join(parts) + "."
+    silent = [a for a in attacks if not resolvable(results, a)]
+    if silent:
+        text += (" Not resolvable on the baseline, so counted neither for nor against any defense: "
+                 + _join([f"{ATTACK_TITLES[a]} ({not_resolvable_text(results, a)})" for a in silent]) + ".")
+    else:
+        text += " Each one's advantage on the baseline is resolved, so all their verdicts count."
+    return text
+
+
+# --- the two adversaries ----------------------------------------------------------------------------
+
+SURVIVES, FAILS, NOT_SHOWN, UNTESTED = "survives", "fails (RMIA gains)", "not shown", "no protection to test"
+
+
+def _survival(yeom: str, attack: str) -> str:
+    if yeom != HOLDS:
+        return UNTESTED
+    if attack == HOLDS:
+        return SURVIVES
+    return FAILS if attack == CONTRADICTED else NOT_SHOWN
+
+
+def adversary_rows(results: StrongerAttacks) -> list[dict]:
+    """For each defense the recipe-aware adversary attacks: Yeom's verdict, and RMIA's paired change
+    and verdict under each adversary, with whether the protection survives (Yeom lowered and RMIA
+    lowered: survives; RMIA raised: fails; otherwise not shown; Yeom not lowered: nothing to test)."""
+    found = {(v.setting, v.attack): v for v in verdicts(results)}
+    rows = []
+    for item in results.defenses:
+        if item.title not in results.aware:
+            continue
+        yeom = found[(item.title, "yeom")].verdict
+        row = {"setting": item.title, "yeom": yeom}
+        for attack in ("rmia", "rmia_aware"):
+            v = found[(item.title, attack)]
+            row[attack] = v
+            row[f"{attack}_survival"] = _survival(yeom, v.verdict)
+        rows.append(row)
+    return rows
+
+
+def adversary_table(results: StrongerAttacks) -> pd.DataFrame:
+    """Does the protection survive RMIA? One row per defense of :func:`adversary_rows`: the change of
+    RMIA's advantage against the baseline (points, 95 % interval, verdict) and the survival, for the
+    adversary who knows the recipe (the headline) and the one who does not."""
+    out = []
+    for row in adversary_rows(results):
+        entry = {"setting": row["setting"], "Yeom lowered": row["yeom"]}
+        for attack, who in (("rmia_aware", "recipe-aware"), ("rmia", "baseline-recipe")):
+            v = row[attack]
+            entry[f"Δ RMIA, {who} (pp)"] = f"{v.change.format(signed=True)}: {v.verdict}"
+            entry[f"survives? ({who})"] = row[f"{attack}_survival"]
+        out.append(entry)
+    return pd.DataFrame(out).set_index("setting")
+
+
+def aware_sentence(results: StrongerAttacks) -> str:
+    """Whose protection survives RMIA, first under the adversary who knows the recipe (the headline),
+    then under the one who does not, in words."""
+    rows = adversary_rows(results)
+    if not rows:
+        return "No defense was attacked with recipe-aware reference models."
+
+    def named(attack, state):
+        return [row["setting"] for row in rows if row[f"{attack}_survival"] == state]
+
+    def clause(attack):
+        kept, failed, unclear = named(attack, SURVIVES), named(attack, FAILS), named(attack, NOT_SHOWN)
+        parts = [f"{len(kept)} keep{'s' if len(kept) == 1 else ''} it ({_join(kept)})" if kept else "none keeps it"]
+        if failed:
+            parts.append(f"RMIA gains against {_join(failed)}")
+        if unclear:
+            parts.append(f"for {_join(unclear)} the protection is not shown (RMIA's change is inconclusive)")
+        return "; ".join(parts)
+
+    tested = [row["setting"] for row in rows if row["yeom"] == HOLDS]
+    untested = [row["setting"] for row in rows if row["yeom"] != HOLDS]
+    head = (f"Of the {len(rows)} defense settings attacked with reference models trained with their own recipe, "
+            f"{len(tested)} lower Yeom's advantage")
+    head += f" ({_join(untested)} do{'es' if len(untested) == 1 else ''} not, so there is nothing to test there)" \
+        if untested else ""
+    return (head + f". Against the adversary who knows the recipe, {clause('rmia_aware')}. Against the adversary "
+            f"whose reference models use the baseline recipe, {clause('rmia')}.")
+
+
+def reference_count_table(results: StrongerAttacks) -> pd.DataFrame:
+    """RMIA on the baseline with m = 1, 2, 4 OUT reference models per sample (chapter 01's shadow
+    models): advantage and AUC, mean over seeds with 95 % intervals, in percent; the row of the
+    recipe-aware adversary's m is marked."""
+    rows = []
+    for m, per_seed in results.reference_counts.items():
+        row = {"OUT models per sample": m,
+               "models trained per setting": 2 * m,
+               "chosen": "yes" if m == results.options["aware_references"] else ""}
+        for metric, title in (("advantage", "advantage (%)"), ("auc", "AUC (%)")):
+            values = [metrics[metric].value for metrics in per_seed]
+            variances = [_variance(metrics[metric], metric) for metrics in per_seed]
+            row[title] = estimate_text(combine_seeds(values, variances))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("OUT models per sample")
+
+
+def reference_count_sentence(results: StrongerAttacks) -> str:
+    """The measurement behind m in words: RMIA's advantage on the baseline with each m, and the cost
+    of the chosen m in training runs."""
+    m = results.options["aware_references"]
+    parts = []
+    for count, per_seed in results.reference_counts.items():
+        values = [metrics["advantage"].value for metrics in per_seed]
+        variances = [_variance(metrics["advantage"], "advantage") for metrics in per_seed]
+        parts.append(f"{count}: {combine_seeds(values, variances).format()} %")
+    return (f"RMIA's advantage on the baseline with m OUT reference models per sample ({_join(parts)}). The "
+            f"recipe-aware adversary uses m = {m}: {2 * m} models trained per defended setting, "
+            f"{results.aware_runs} runs in all (distillation's teachers included), "
+            f"{results.aware_train_seconds / 60:.1f} minutes of training as the store recorded it.")
 
 
 def cost_table(results: StrongerAttacks) -> pd.DataFrame:
@@ -696,8 +1066,12 @@ def cost_table(results: StrongerAttacks) -> pd.DataFrame:
     k = options["augmentations"]
     costs = {"yeom": {"target_queries": 1, "target_gradients": 0, "reference_models": 0, "reference_queries": 0,
                       "label_only": False},
-             "rmia": rmia_cost(m, results.n_population), "augmentation": augmentation_aware_cost(k),
+             "rmia": rmia_cost(m, results.n_population),
+             "rmia_aware": rmia_cost(aware_count(options), results.n_population),
+             "augmentation": augmentation_aware_cost(k),
              "gap": label_only_cost("gap"), "translation": label_only_cost("translation", TRANSLATION_SHIFT),
+             "translation_d2": label_only_cost("translation", TRANSLATION_SHIFT_2),
+             "translation_count": label_only_cost("translation", TRANSLATION_SHIFT),
              "boundary": label_only_cost("boundary", max_steps=BOUNDARY["max_steps"],
                                          refine_steps=BOUNDARY["refine_steps"])}
     queries = {name: str(cost["target_queries"]) for name, cost in costs.items()}
@@ -705,27 +1079,26 @@ def cost_table(results: StrongerAttacks) -> pd.DataFrame:
     queries["boundary"] = f"≤ {costs['boundary']['target_queries']} (mean {forward:.1f})"
     grads = {name: str(cost["target_gradients"]) for name, cost in costs.items()}
     grads["boundary"] = f"≤ {costs['boundary']['target_gradients']} (mean {gradients:.1f})"
-    n_all = len(results.baseline.runs[0].labels) // 2
-    per_side = {"all": n_all, "query": min(options["query_samples"], n_all),
-                "boundary": min(options["boundary_samples"], n_all)}
     rows = []
     for name in ATTACKS:
         cost = costs[name]
+        timed = [run.seconds[name] for run in runs if name in run.seconds]
         rows.append({"attack": ATTACK_TITLES[name], "target forward passes / sample": queries[name],
                      "input gradients / sample": grads[name], "reference models": cost["reference_models"],
                      "reference forward passes / sample": cost["reference_queries"],
                      "reads labels only": "yes" if cost["label_only"] else "no",
-                     "samples per side": per_side[SAMPLE_SETS[name]],
-                     "seconds / model": f"{np.mean([run.seconds[name] for run in runs]):.2f}",
+                     "samples per side": per_side(results, name),
+                     "seconds / model": f"{np.mean(timed):.2f}" if timed else "n/a",
                      "once per seed (s)": f"{np.mean(results.reference_seconds):.1f}" if name == "rmia" else ""})
     return pd.DataFrame(rows).set_index("attack")
 
 
 # --- the most exposed samples -----------------------------------------------------------------------
 
-def strongest_attack(item: AttackedSetting, attacks=ATTACKS) -> tuple[str, str]:
+def strongest_attack(item: AttackedSetting, attacks=("yeom",) + BLIND_ATTACKS) -> tuple[str, str]:
     """(attack, metric): the attack with the highest mean TPR at 1 % FPR over seeds on ``item``,
-    among those whose samples resolve it; the highest mean AUC where none does."""
+    among those whose samples resolve it; the highest mean AUC where none does. By default among
+    the attacks every setting was attacked with (the recipe-aware RMIA is left out)."""
     for metric in ("tpr_at_1%_fpr", "auc"):
         means = {a: item.estimate(a, metric).mean for a in attacks}
         means = {a: v for a, v in means.items() if not math.isnan(v)}
@@ -981,7 +1354,7 @@ def slices_sentence(results: StrongerAttacks) -> str:
 
 # --- overlap ----------------------------------------------------------------------------------------
 
-def flagged_members(run: RunAttacks, attacks=ATTACKS[:5], fpr: float | None = None) -> dict[str, frozenset[int]]:
+def flagged_members(run: RunAttacks, attacks=OVERLAP_ATTACKS, fpr: float | None = None) -> dict[str, frozenset[int]]:
     """Per attack, the members it flags, as positions in the evaluation set, among the members of the
     query subsample (every attack but the boundary search scores them). ``fpr`` None: at the
     attack's own threshold (its hard guesses). ``fpr`` a rate: above the score threshold that
@@ -1141,6 +1514,18 @@ def key_values(results: StrongerAttacks) -> dict:
     for attack in ATTACKS:
         values[f"base_{attack}"] = f"{estimate_text(results.baseline.estimate(attack))} %"
         values[f"holds_{attack}"] = int(counts.loc[ATTACK_TITLES[attack], HOLDS])
+    runs = [run for item in results.settings for run in item.runs]
+    boundary_seconds = [run.seconds["boundary"] for run in runs]
+    values.update(
+        translation_queries_2=label_only_cost("translation", TRANSLATION_SHIFT_2)["target_queries"],
+        boundary_searched=f"{4 * per_side(results, 'boundary'):,}",
+        boundary_seconds=f"{np.mean(boundary_seconds):.1f}",
+        boundary_seconds_max=f"{np.max(boundary_seconds):.1f}",
+        boundary_per_sample_ms=f"{1000 * np.mean(boundary_seconds) / (4 * per_side(results, 'boundary')):.1f}",
+        n_aware=len(results.aware), aware_m=options["aware_references"], aware_models=aware_count(options),
+        aware_runs=results.aware_runs, aware_minutes=f"{results.aware_train_seconds / 60:.1f}",
+        aware_sentence=aware_sentence(results), resolution_sentence=resolution_sentence(results),
+        reference_count_sentence=reference_count_sentence(results))
     return values
 
 
