@@ -59,8 +59,9 @@ def _process_alive(pid: int) -> bool:
 
 
 #: Key prefixes of entries derived from runs (cached evaluations, DtC measurements, population
-#: LiRA, chapter 08's OOD measurements, chapter 09's stronger attacks and their reference outputs).
-DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-", "atk-")
+#: LiRA, chapter 08's OOD measurements and generative models, chapter 09's stronger attacks and their
+#: reference outputs).
+DERIVED_PREFIXES = ("dtc-", "eval-", "lira-", "ood-", "atk-", "gan-")
 
 
 def derived_key(prefix: str, settings: dict) -> str:

@@ -21,24 +21,33 @@ N_BOOTSTRAP = 200  # the rank correlation's bootstrap: fewer replicates than the
 GLUE_NAMES = ["n_seeds", "f08_ood_verdict", "f08_ood_text", "f08_ood_sets", "f08_tradeoff_verdict",
               "f08_tradeoff_text", "map_mean_ood_fpr", "map_test_fpr", "map_worst_set", "map_worst_fpr",
               "map_advantage", "least_name", "least_mean_ood_fpr", "least_advantage", "temperature",
-              "temperature_rho", "smoothing_grid", "smoothing_chosen"]
+              "temperature_rho", "smoothing_grid", "smoothing_chosen", "f08_generated_verdict", "f08_generated_text",
+              "map_generated_fpr", "map_tpr", "generated_lowest_name", "generated_lowest_fpr", "generated_highest_name",
+              "generated_highest_fpr", "generator_images", "generator_epochs", "generator_width", "generator_latent",
+              "generator_seconds", "n_generated"]
+GENERATED = f"fpr_{ood_scores.GENERATED}"
 
 
 def seed_table(shift: float) -> pd.DataFrame:
     """One seed's table: version i's OOD rates are 0.1 * (set index + 1) / (i + 1) + shift (the last
-    version is fooled least), its advantage 0.1 * (i + 1) + shift, the test false-positive rate 0.05."""
+    version is fooled least), its advantage 0.1 * (i + 1) + shift, the test false-positive rate 0.05, the
+    rate on generated images 0.2 - 0.04 * i + shift (the first version flags most of them)."""
     rows = {}
     for i, variant in enumerate(ood_scores.OOD_VARIANTS):
         rows[variant] = {"threshold": 0.9, "tpr": 0.15, "fpr": 0.05, "advantage": 0.1 * (i + 1) + shift, "auc": 0.6,
                          **{f"fpr_{k}": 0.1 * (j + 1) / (i + 1) + shift for j, k in enumerate(ood.OOD_SETS)},
-                         "validation_ece": 0.02}
+                         GENERATED: 0.2 - 0.04 * i + shift, "validation_ece": 0.02}
     return pd.DataFrame(rows).T.loc[list(ood_scores.OOD_VARIANTS)]
 
 
 def fake_seed(seed: int, shift: float = 0.0) -> ood_scores.OodSeed:
     images = {k: torch.full((2, 1, 4, 4), 40 * i, dtype=torch.uint8) for i, k in enumerate(ood.OOD_SETS)}
+    generator = {"key": f"gan-{seed}", "n_images": 300, "epochs": 2, "width": 8, "latent": 4,
+                 "train_seconds": 10.0 + seed, "from_store": False, "history": []}
     return ood_scores.OodSeed(seed, seed_table(shift), 1.5 + 0.1 * seed, images, 200, 100, smoothing=0.1,
-                              smoothing_eces={0.1: 0.02, 0.5: 0.08}, temperature_rank_correlation=0.99)
+                              smoothing_eces={0.1: 0.02, 0.5: 0.08}, temperature_rank_correlation=0.99,
+                              generated_images=torch.full((50, 1, 4, 4), 100 + seed, dtype=torch.uint8),
+                              generator=generator)
 
 
 @pytest.fixture
@@ -74,7 +83,8 @@ def test_summary_table_rows_columns_and_cells(results):
     assert table.index.name == "measure"
     assert list(table.index) == ["advantage (%)", "AUC (%)", "ECE, validation (%)", "FPR, test non-members (%)",
                                  "FPR, MNIST digits (%)", "FPR, shuffled pixels (%)", "FPR, inverted (%)",
-                                 "FPR, uniform noise (%)"]
+                                 "FPR, uniform noise (%)", "FPR, GAN images (%)"]
+    assert table.loc["FPR, GAN images (%)", MAP].startswith("21.0 [")  # 0.20, 0.21, 0.22
     assert list(table.columns) == [ood_scores.variant_label(v) for v in ood_scores.OOD_VARIANTS]
     assert table.loc["AUC (%)", MAP] == "60.0 [60.0, 60.0]"  # the same on every seed: a zero-width interval
     assert table.loc["advantage (%)", TEMPERATURE].startswith("21.0 [")  # mean of 0.20, 0.21, 0.22
@@ -83,9 +93,14 @@ def test_summary_table_rows_columns_and_cells(results):
 def test_flagged_shares_and_tradeoff_points(results):
     shares = ood_scores.flagged_shares(results.per_seed)
     assert list(shares.columns) == ["seed", "model", "inputs", "flagged as members (%)"]
-    assert len(shares) == 3 * len(ood_scores.OOD_VARIANTS) * (1 + len(ood.OOD_SETS))
-    assert list(shares["inputs"][:5]) == ["test non-members", "MNIST digits", "shuffled pixels", "inverted",
-                                          "uniform noise"]
+    assert len(shares) == 3 * len(ood_scores.OOD_VARIANTS) * (2 + len(ood.OOD_SETS))
+    assert list(shares["inputs"][:6]) == ["test non-members", "MNIST digits", "shuffled pixels", "inverted",
+                                          "uniform noise", "GAN images"]
+    generated = shares[(shares.seed == 1) & (shares.model == TEMPERATURE) & (shares.inputs == "GAN images")]
+    assert generated["flagged as members (%)"].item() == pytest.approx(100 * (0.2 - 0.04 + 0.01))
+    # seeds without generated images: no such bars
+    bare = [ood_scores.OodSeed(s, seed_table(0.0).drop(columns=GENERATED), 1.0, {}, 200, 100) for s in range(2)]
+    assert "GAN images" not in set(ood_scores.flagged_shares(bare)["inputs"])
     row = shares[(shares.seed == 2) & (shares.model == LAPLACE) & (shares.inputs == "inverted")]
     assert row["flagged as members (%)"].item() == pytest.approx(100 * (0.3 / 3 + 0.02))
 
@@ -112,7 +127,14 @@ def test_figures(results):
     tradeoff = ood_scores.tradeoff_figure(results.per_seed)
     assert tradeoff.axes[0].get_xlabel() == "mean false-positive rate on the OOD sets (%)"
     assert len(tradeoff.axes[0].collections[0].get_offsets()) == 3 * len(ood_scores.OOD_VARIANTS)
-    for fig in (examples, one, bars, tradeoff):
+    grid = ood_scores.generated_grid_figure(results.per_seed[0].generated_images, rows=2, columns=5)
+    assert len(grid.axes) == 10 and all(len(ax.images) == 1 for ax in grid.axes)
+    assert grid.axes[0].images[0].get_array()[0, 0] == 100  # the first seed's images, grey levels as given
+    few = ood_scores.generated_grid_figure(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), rows=4, columns=5)
+    assert len(few.axes) == 5 and sum(len(ax.images) for ax in few.axes) == 3  # one row, three images
+    with pytest.raises(ValueError, match="images: need at least one image"):
+        ood_scores.generated_grid_figure(torch.zeros(0, 1, 4, 4, dtype=torch.uint8))
+    for fig in (examples, one, bars, tradeoff, grid, few):
         plt.close(fig)
 
 
@@ -125,6 +147,12 @@ def test_ood_findings(results):
     assert "4 per seed, 3 seeds" in found.tradeoff.text
     # versions fooled less leak more, by construction: a strongly negative rank correlation
     assert found.tradeoff.estimate.mean < -0.5
+    # the uncalibrated model flags 20-22 % of the generated images against 5 % of the test non-members
+    assert found.generated.claim.startswith("the uncalibrated attack calls images generated by a GAN")
+    assert found.generated.estimate.mean == pytest.approx(0.21 - 0.05)
+    assert found.generated.verdict == "holds" and "generated images" in found.generated.text
+    # the mean OOD rate and the trade-off do not read the generated images
+    assert ood_scores.ood_mean_fpr(results.per_seed[0].table, MAP) == pytest.approx(0.25)
 
 
 def test_key_values(results):
@@ -144,3 +172,50 @@ def test_key_values(results):
     assert values["f08_ood_sets"].data.count("\n- ") == len(ood.OOD_SETS) - 1
     found = ood_scores.ood_findings(results.per_seed, n_bootstrap=N_BOOTSTRAP)
     assert (values["f08_ood_verdict"], values["f08_tradeoff_text"]) == (found.pooled.verdict, found.tradeoff.text)
+    assert (values["f08_generated_verdict"], values["f08_generated_text"]) == (found.generated.verdict,
+                                                                               found.generated.text)
+    assert values["map_generated_fpr"].startswith("21.0 [") and values["map_tpr"] == "15.0 [15.0, 15.0]"
+    assert (values["generated_lowest_name"], values["generated_highest_name"]) == (
+        "label smoothing (α by validation ECE)", MAP)
+    assert values["generated_lowest_fpr"].startswith("9.0 [")  # 0.2 - 0.12 + 0.01
+    assert (values["generator_images"], values["generator_epochs"], values["generator_width"],
+            values["generator_latent"], values["generator_seconds"], values["n_generated"]) == ("300", 2, 8, 4, "11",
+                                                                                                 "200")
+    # seeds without generated images cannot fill the page's generated values
+    bare = [ood_scores.OodSeed(s, seed_table(0.0).drop(columns=GENERATED), 1.0, {}, 200, 100) for s in range(3)]
+    with pytest.raises(ValueError, match="results: every seed needs generated images"):
+        ood_scores.key_values(ood_scores.OodChapter(bare, ood_scores.ood_summary(bare), (0.1,)),
+                              n_bootstrap=N_BOOTSTRAP)
+
+
+@pytest.mark.slow
+def test_the_chapter_on_the_smoke_profile_measures_generated_images(store):
+    """Chapter 08 on two smoke seeds, trained here: every version's rate on the generated images is
+    measured beside the OOD sets', the page's generated values come from it, and executing it again
+    reads everything back (the generators included) and gives the same table."""
+    from mia_utils.book.profiles import get_profile
+    from mia_utils.data import load_dataset
+
+    profile, data = get_profile("smoke"), load_dataset("fmnist")
+    chapter = ood_scores.ood_chapter(profile, (0, 1), 0, store, data)
+    first = chapter.per_seed[0]
+    n_eval = profile.base_config("fmnist", seed=0).n_eval
+    assert first.generated_images.dtype == torch.uint8 and first.generated_images.shape == (n_eval, 1, 28, 28)
+    assert not torch.equal(chapter.per_seed[0].generated_images, chapter.per_seed[1].generated_images)
+    rates = first.table[GENERATED]
+    assert list(rates.index) == list(ood_scores.OOD_VARIANTS) and rates.between(0, 1).all()
+    # the rate is the share of generated images at or above the threshold: a multiple of 1 / n_eval
+    assert np.allclose(rates * n_eval, np.round(rates * n_eval))
+    assert [r.generator["from_store"] for r in chapter.per_seed] == [False, False]
+    assert first.generator["n_images"] == ood_scores.GENERATORS["smoke"].n_images
+    gan_keys = [k for k in store.keys() if k.startswith("gan-")]
+    assert sorted(gan_keys) == sorted(r.generator["key"] for r in chapter.per_seed)
+    values = ood_scores.key_values(chapter, n_bootstrap=N_BOOTSTRAP)
+    assert values["f08_generated_verdict"] in ("holds", "contradicted", "inconclusive")
+    assert values["map_generated_fpr"] == chapter.summary.loc[MAP, GENERATED].format()
+
+    again = ood_scores.ood_chapter(profile, (0, 1), 0, store, data)
+    assert [r.generator["from_store"] for r in again.per_seed] == [True, True]
+    pd.testing.assert_frame_equal(first.table, again.per_seed[0].table)
+    assert torch.equal(first.generated_images, again.per_seed[0].generated_images)
+    assert sorted(k for k in store.keys() if k.startswith("gan-")) == sorted(gan_keys)

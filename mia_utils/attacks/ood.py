@@ -21,7 +21,9 @@ Calibration (each maps a model's logits to calibrated class probabilities):
 * :func:`expected_calibration_error`: how far the top-class probability is from the accuracy,
   the measure by which chapter 08 picks the label-smoothing strength a practitioner would.
 
-:func:`free_test_split` chooses which test images feed the OOD sets and the calibration.
+:func:`free_test_split` chooses which test images feed the OOD sets and the calibration;
+:func:`unused_population` the images a generative model may learn from (chapter 08's generated
+inputs, :mod:`mia_utils.generative`).
 """
 
 from __future__ import annotations
@@ -101,6 +103,28 @@ def free_test_split(n_test: int, used: torch.Tensor, n_ood: int, max_validation:
         raise ValueError(f"ood_samples: {n_ood} leaves too few free test images ({len(free)} are in neither the "
                          f"evaluation nor the adversary's set; at least ood_samples + 1 are needed); {remedy}")
     return free[:n_ood], free[n_ood:n_ood + n_validation]
+
+
+def unused_population(n_train: int, n_test: int, members: torch.Tensor, evaluated_test: torch.Tensor,
+                      seed: int = 0) -> torch.Tensor:
+    """Global indices (training image ``i`` is ``i``, test image ``j`` is ``n_train + j``; see
+    :func:`mia_utils.data.gather`) of every image that is neither one of the target's ``members``
+    (training-set indices) nor in ``evaluated_test`` (test-set indices: the evaluation and adversary
+    non-members), in an order shuffled with ``seed``. Returns an int64 tensor (n_train - members +
+    n_test - evaluated_test,); raises ``ValueError`` when no image is left.
+
+    These are the images a generative model may learn from in chapter 08: data from the target's
+    domain that the target never trained on (so nothing it generates can be a member, nor a copy of
+    one) and that the attack never sees as a non-member (so the generated images are not near-copies
+    of the non-members they are compared with)."""
+    taken = torch.zeros(n_train + n_test, dtype=torch.bool)
+    taken[members] = True
+    taken[n_train + evaluated_test] = True
+    free = torch.nonzero(~taken).squeeze(1)
+    if len(free) == 0:
+        raise ValueError(f"members, evaluated_test: they cover all {n_train} + {n_test} images; none is left "
+                         "for a generative model to learn from")
+    return free[torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))]
 
 
 # ---------------------------------------------------------------------------------------------
