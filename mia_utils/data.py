@@ -333,6 +333,13 @@ def split_for(config, info: DatasetInfo) -> MembershipSplit:
     return _cached_split(info, config.n_members, config.n_eval, config.n_adversary, config.split_seed)
 
 
+def same_split(a, b) -> bool:
+    """Whether configurations ``a`` and ``b`` draw the same membership split (the fields
+    :func:`split_for` reads), so that their runs score the same evaluation samples."""
+    fields = ("dataset", "n_members", "n_eval", "n_adversary", "split_seed")
+    return all(getattr(a, name) == getattr(b, name) for name in fields)
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_split(info: DatasetInfo, n_members: int, n_eval: int, n_adversary: int, seed: int) -> MembershipSplit:
     return make_split(info, n_members, n_eval, n_adversary, seed)

@@ -363,14 +363,15 @@ def _relative_gaps(d: np.ndarray, s: np.ndarray) -> np.ndarray:
         return np.where(d != 0, (d - s) / np.where(d != 0, d, 1.0), np.nan)
 
 
-def _bootstrap_gap_variances(members: np.ndarray, nonmembers: np.ndarray, n_bootstrap: int,
-                             seed: int) -> np.ndarray:
-    """Variances (ddof=1; 0 for a single replicate) of the relative gap (D - S) / D over
-    ``n_bootstrap`` resamples, for each column of ``members`` (n_S, K) and ``nonmembers``
-    (n_D, K) (the K variants of the distances share the resamples). Members and non-members are
-    resampled separately with replacement, ``numpy.random.default_rng(seed)``: per chunk of
-    replicates, first the (b, n_S) member indices, then the (b, n_D) non-member indices. A
-    replicate whose gap is NaN (D = 0) makes the variance NaN. Returns (K,)."""
+def _bootstrap_gap_replicates(members: np.ndarray, nonmembers: np.ndarray, n_bootstrap: int,
+                              seed: int) -> np.ndarray:
+    """The relative gap (D - S) / D on each of ``n_bootstrap`` resamples, for each column of
+    ``members`` (n_S, K) and ``nonmembers`` (n_D, K) (the K variants of the distances share the
+    resamples): (n_bootstrap, K). Members and non-members are resampled separately with
+    replacement, ``numpy.random.default_rng(seed)``: per chunk of replicates, first the (b, n_S)
+    member indices, then the (b, n_D) non-member indices. So two runs measured on the same
+    samples and resampled with the same seed get the same resamples (see
+    :func:`paired_gap_variance`). A replicate is NaN where its D is 0."""
     rng = np.random.default_rng(seed)
     n_s, n_d = members.shape[0], nonmembers.shape[0]
     gaps = np.empty((n_bootstrap, members.shape[1]))
@@ -380,9 +381,57 @@ def _bootstrap_gap_variances(members: np.ndarray, nonmembers: np.ndarray, n_boot
         s_means = members[rng.integers(0, n_s, size=(b, n_s))].mean(axis=1)  # (b, K)
         d_means = nonmembers[rng.integers(0, n_d, size=(b, n_d))].mean(axis=1)
         gaps[start: start + b] = _relative_gaps(d_means, s_means)
+    return gaps
+
+
+def _bootstrap_gap_variances(members: np.ndarray, nonmembers: np.ndarray, n_bootstrap: int,
+                             seed: int) -> np.ndarray:
+    """Variances (ddof=1; 0 for a single replicate) of :func:`_bootstrap_gap_replicates` per
+    column: (K,). A NaN replicate (D = 0) makes the variance NaN."""
     if n_bootstrap < 2:
         return np.zeros(members.shape[1])
-    return gaps.var(axis=0, ddof=1)
+    return _bootstrap_gap_replicates(members, nonmembers, n_bootstrap, seed).var(axis=0, ddof=1)
+
+
+def _gap_columns(result: RunDtC) -> tuple[np.ndarray, np.ndarray]:
+    """A run's evaluation-set distances as (members (n_S, 2), non-members (n_D, 2)) arrays, the
+    paper's DtC in column 0 and the zero-floor variant in column 1 (as :func:`dtc_gap` uses them)."""
+    columns = []
+    for side in (result.eval_is_member, ~result.eval_is_member):
+        part = result.eval.subset(side)
+        columns.append(torch.stack([_distances(part, paper=True), _distances(part, paper=False)], dim=1).numpy())
+    return columns[0], columns[1]
+
+
+def paired_gap_variance(a: RunDtC, b: RunDtC, n_bootstrap: int, seed: int = 0, zero_floor: bool = False) -> float:
+    """The bootstrap variance (ddof=1, fraction squared) of gap(a) - gap(b), the relative DtC gaps
+    (D - S) / D of two runs measured on the same evaluation samples (two models of one split):
+    both gaps are recomputed on the same ``n_bootstrap`` resamples of the samples (drawn as
+    :func:`dtc_gap` draws them from ``seed``), so what the two runs share cancels. Where the
+    runs' distances were stored with ``dtc_gap(..., n_bootstrap, seed)``, each gap's own variance
+    over these replicates equals its stored ``gap_variance``.
+
+    Args:
+        a, b: :class:`RunDtC` of two runs on the same samples, in the same order (their
+            ``eval_is_member`` must be equal; which samples they are is the caller's to ensure,
+            e.g. by comparing the runs' splits).
+        n_bootstrap: resamples (int >= 2).
+        seed: seed of the resamples (int >= 0).
+        zero_floor: the zero-floor variant's gap instead of the paper's (bool).
+
+    Raises:
+        ValueError: when the two runs' evaluation sets differ in size or membership order.
+    """
+    n_bootstrap, seed = _check_bootstrap(n_bootstrap, seed)
+    if n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap: a variance needs at least 2 resamples, got {n_bootstrap}")
+    if a.eval_is_member.shape != b.eval_is_member.shape or not torch.equal(a.eval_is_member, b.eval_is_member):
+        raise ValueError("a, b: the two runs were not measured on the same evaluation samples "
+                         f"({int(a.eval_is_member.sum())} + {int((~a.eval_is_member).sum())} against "
+                         f"{int(b.eval_is_member.sum())} + {int((~b.eval_is_member).sum())} members + non-members)")
+    column = int(zero_floor)
+    replicates = [_bootstrap_gap_replicates(*_gap_columns(run), n_bootstrap, seed)[:, column] for run in (a, b)]
+    return float(np.var(replicates[0] - replicates[1], ddof=1))
 
 
 def dtc_gap(member_distances, nonmember_distances, n_bootstrap: int = 0, seed: int = 0) -> dict:

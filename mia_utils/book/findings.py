@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mia_utils.attacks.dtc import paired_gap_variance
 from mia_utils.attacks.evidence import (
     HOLDS,
     INCONCLUSIVE,
@@ -39,7 +40,7 @@ from mia_utils.attacks.evidence import (
 from mia_utils.book import replicated, report
 from mia_utils.book.profiles import SECTION5_EPOCHS
 from mia_utils.book.replicated import Setting
-from mia_utils.data import DATASETS
+from mia_utils.data import DATASETS, same_split
 
 FINDING_CHAPTERS = {"F1": "02_regularization", "F2": "02_regularization", "F3": "02_regularization",
                     "F4": "02_regularization", "F5": "02_regularization", "F6": "03_differential_privacy",
@@ -668,13 +669,39 @@ def early_stopping_comparison(distillation: Combinations | None, cropping: Combi
 @dataclass
 class GapSetting:
     """DtC gaps of one setting over seeds: per seed ``gaps`` (the paper's DtC) and
-    ``gaps_zero_floor``, each ``{"value", "variance"}`` (fractions), and the ``setting``."""
+    ``gaps_zero_floor``, each ``{"value", "variance"}`` (fractions), and the ``setting``;
+    ``measured``: per seed the :class:`mia_utils.attacks.dtc.RunDtC` they came from, and
+    ``n_bootstrap``: the resamples behind each variance (drawn from the seed's run seed)."""
 
     setting: Setting
     gaps: list[dict]
     gaps_zero_floor: list[dict]
     measured: list = None
     prior: VariancePrior | None = None
+    n_bootstrap: int = 0
+
+    def paired_variances(self, other: "GapSetting", zero_floor: bool = False) -> list[float]:
+        """Per seed, the within-seed variance of this gap minus ``other``'s on the same seed: the
+        paired bootstrap's (:func:`mia_utils.attacks.dtc.paired_gap_variance`) where both runs
+        share the split and were measured on the same samples with the same resamples, else the
+        sum of the two variances (also where the distances are not at hand: no ``measured``).
+        ``other`` must hold each of this setting's seeds."""
+        position = {seed: i for i, seed in enumerate(other.setting.seeds)}
+        own, others = self.parts(zero_floor)[1], other.parts(zero_floor)[1]
+        at_hand = bool(self.measured and other.measured and self.setting.configs and other.setting.configs)
+        variances = []
+        for i, seed in enumerate(self.setting.seeds):
+            j = position[seed]
+            paired = at_hand and self.n_bootstrap >= 2 and self.n_bootstrap == other.n_bootstrap
+            if paired:
+                mine, theirs = self.measured[i], other.measured[j]
+                config, other_config = self.setting.configs[i], other.setting.configs[j]
+                paired = (config.seed == other_config.seed and same_split(config, other_config)
+                          and mine.eval_is_member.shape == theirs.eval_is_member.shape
+                          and bool((mine.eval_is_member == theirs.eval_is_member).all()))
+            variances.append(paired_gap_variance(mine, theirs, self.n_bootstrap, seed=config.seed, zero_floor=zero_floor)
+                             if paired else own[i] + others[j])
+        return variances
 
     def parts(self, zero_floor: bool = False) -> tuple[list[float], list[float]]:
         """Per seed, the gap values and their bootstrap variances (fractions)."""
@@ -746,19 +773,19 @@ def f10_dp_gap(dp_gaps: list[GapSetting], dataset: str) -> Finding:
         return make_finding("F10", INCONCLUSIVE, "fewer than two DP settings", dataset)
     ordered = sorted(dp_gaps, key=lambda g: g.setting.value)
     weak, strong = ordered[0], ordered[-1]
-    # DtC keeps no bootstrap replicates, so the within-seed variance is the (conservative) sum.
-    difference = paired_difference([g["value"] for g in strong.gaps], [g["value"] for g in weak.gaps],
-                                   [g["variance"] for g in strong.gaps], [g["variance"] for g in weak.gaps],
-                                   prior=strong.prior)
+    weak_values = dict(zip(weak.setting.seeds, (g["value"] for g in weak.gaps)))
+    difference = paired_difference([g["value"] for g in strong.gaps], [weak_values[s] for s in strong.setting.seeds],
+                                   within=strong.paired_variances(weak), prior=strong.prior)
     text = (f"σ_DP = {strong.setting.value:g}: gap {strong.estimate().format(signed=False)} % vs "
             f"σ_DP = {weak.setting.value:g}: {weak.estimate().format(signed=False)} %; "
             f"difference {difference.format(signed=True)} pp")
     return make_finding("F10", verdict(difference, "decrease"), text, dataset, difference)
 
 
-def gap_setting(setting: Setting, measure, store=None) -> GapSetting:
+def gap_setting(setting: Setting, measure, store=None, n_bootstrap: int = 0) -> GapSetting:
     """DtC gaps of ``setting`` over its seeds; ``measure(run, epoch)`` returns a
-    :class:`mia_utils.attacks.dtc.RunDtC` whose ``gap`` has bootstrap variances."""
+    :class:`mia_utils.attacks.dtc.RunDtC` whose ``gap`` has the variance of ``n_bootstrap``
+    resamples drawn from the run's seed."""
     gaps, floors, measured = [], [], []
     for run, epoch in setting.runs(store):
         result = measure(run, epoch)
@@ -766,7 +793,7 @@ def gap_setting(setting: Setting, measure, store=None) -> GapSetting:
         gaps.append({"value": gap["gap"], "variance": gap.get("gap_variance", 0.0)})
         floors.append({"value": gap["gap_zero_floor"], "variance": gap.get("gap_zero_floor_variance", 0.0)})
         measured.append(result)
-    return GapSetting(setting, gaps, floors, measured)
+    return GapSetting(setting, gaps, floors, measured, n_bootstrap=n_bootstrap)
 
 
 @dataclass
@@ -802,10 +829,12 @@ def dtc_results(profile, reg: RegularizationResults, dp: list[Setting], per_side
                                              n_bootstrap=profile.bootstrap, seed=run.config.seed)
 
     f9_samples = profile.dtc_f9_samples or None
-    baseline = gap_setting(reg.baseline, measure(True), store)
-    rad15 = {s.mechanism: gap_setting(s, measure(False, f9_samples if s.mechanism in F9_MECHANISMS else per_side), store)
+    n = profile.bootstrap
+    baseline = gap_setting(reg.baseline, measure(True), store, n)
+    rad15 = {s.mechanism: gap_setting(s, measure(False, f9_samples if s.mechanism in F9_MECHANISMS else per_side),
+                                      store, n)
              for s in reg.picks("rad15")}
-    dp_gaps = [gap_setting(s, measure(False), store) for s in sorted(dp, key=lambda s: s.value)]
+    dp_gaps = [gap_setting(s, measure(False), store, n) for s in sorted(dp, key=lambda s: s.value)]
     return moderate_gaps(DtCResults(reg.dataset, baseline, rad15, dp_gaps))
 
 
