@@ -478,3 +478,39 @@ def test_runs_list_the_grids_and_the_reference_models():
     # the baseline's seeds: the profile's, and at least twice the settings' (chapter 02 confirms on them)
     assert len(baselines) == max(profile.baseline_seeds, 2 * profile.seeds)
     assert len({c.key() for c in configs}) == len(configs)
+
+
+def test_aware_settings_take_the_named_mechanisms_picks_and_one_dp_setting():
+    settings = [Setting(m, v, SEEDS, []) for m, v in (("distillation", 50), ("distillation", 100),
+                                                       ("random_crop", 4), ("dropout", 0.5), ("early_stopping", 5))]
+    scenarios = pd.DataFrame([{"mechanism": m, "scenario": s, "value": v} for m, s, v in (
+        ("distillation", "rad5", 50), ("distillation", "rad15", 100), ("random_crop", "rad5", 4),
+        ("random_crop", "rad15", 4), ("dropout", "rad5", 0.5), ("early_stopping", "rad5", 5))])
+    reg = sa.findings.RegularizationResults("fmnist", SEEDS, Setting("baseline", None, SEEDS, []), settings, scenarios)
+    dp = [Setting("dp_sgd", sigma, SEEDS, []) for sigma in (0.1, 1.0)]
+    chosen = [s.label for s in sa.aware_settings(reg, dp, 1.0)]
+    assert chosen == ["distillation = 50", "distillation = 100", "random_crop = 4", "early_stopping = 5",
+                      "dp_sgd = 1"]  # dropout is not attacked with recipe-aware references
+
+
+def test_aware_reference_configs_keep_the_recipe_on_the_shadow_halves():
+    base = get_profile("smoke").base_config("fmnist").with_mechanisms(distillation=50.0)
+    configs = sa.aware_reference_configs(base.replace(snapshot_epochs=(1,)), 4)
+    assert [(c.shadow_index, c.shadow_count) for c in configs] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert all(c.mechanisms == base.mechanisms and c.snapshot_epochs == () for c in configs)
+    assert configs[0].teacher() == base.replace(mechanisms=(), snapshot_epochs=()).shadow(0, 4)
+    with pytest.raises(ValueError, match="count: must be an even number >= 2"):
+        sa.aware_reference_configs(base, 3)
+    assert sa.aware_count({"aware_references": 2}) == 4
+
+
+def test_aware_dp_sigma_defaults_and_checks():
+    from mia_utils.book.chapters import aware_dp_sigma
+
+    quick = validate("09_stronger_attacks", {"profile": "quick"}, check_available=False)
+    assert aware_dp_sigma(quick) == 1.0
+    smoke = validate("09_stronger_attacks", {"profile": "smoke"}, check_available=False)
+    assert aware_dp_sigma(smoke) == 0.01  # the smoke grid holds 0.01 and 10
+    assert aware_dp_sigma({**quick, "aware_dp_sigma": 0.25}) == 0.25
+    with pytest.raises(ParameterError, match="'aware_dp_sigma': got 0.3; allowed: 0 .* 0.01, 0.1, 0.25, 1, 10"):
+        aware_dp_sigma({**quick, "aware_dp_sigma": 0.3})

@@ -339,3 +339,54 @@ def test_underflowing_probabilities_stay_finite():
     for online, a in itertools.product([True, False], [0.3, 1.0]):
         result = rmia(inputs, extreme, torch.tensor(REFERENCE_IN), online=online, offline_a=a, n_bootstrap=0)
         assert torch.isfinite(result.scores).all()
+
+
+# --- limiting the OUT models per sample (the recipe-aware adversary's m) ---------------------------
+
+def test_first_out_models_keeps_each_sample_s_first_out_models():
+    from mia_utils.attacks.rmia import first_out_models
+
+    trained_in = torch.tensor([[True, False, False], [False, False, True], [False, True, False],
+                               [False, False, False]])
+    assert first_out_models(trained_in, 1).tolist() == [[False, True, True], [True, False, False],
+                                                        [False, False, False], [False, False, False]]
+    assert first_out_models(trained_in, 2).tolist() == [[False, True, True], [True, True, False],
+                                                        [True, False, True], [False, False, False]]
+    assert torch.equal(first_out_models(trained_in, 10), ~trained_in)
+
+
+def test_out_models_equals_dropping_the_other_out_models_by_hand(monkeypatch):
+    """With at most one OUT model per sample, offline RMIA equals the paper's formula where every
+    later OUT model of each sample is treated as IN (so that it is not averaged)."""
+    import sys
+
+    reference = torch.tensor(REFERENCE_LOGITS)
+    trained_in, population_in = torch.tensor(REFERENCE_IN), torch.tensor(POPULATION_REFERENCE_IN)
+    kwargs = dict(online=False, gamma=1.0, n_bootstrap=0, population=hand_made_population())
+    limited = rmia(hand_made_inputs(), reference, trained_in, out_models=1, **kwargs)
+
+    def by_hand(mask):  # the first OUT model of each column stays OUT, every other model counts as IN
+        keep = torch.zeros_like(mask)
+        for column in range(mask.shape[1]):
+            keep[torch.nonzero(~mask[:, column]).squeeze(1)[0], column] = True
+        return (~keep).tolist()
+
+    monkeypatch.setattr(sys.modules[__name__], "REFERENCE_IN", by_hand(trained_in))  # paper_scores reads it
+    expected, _ = paper_scores(False, RMIA_OFFLINE_A, 1.0, 1.0, POPULATION_LOGITS, POPULATION_LABELS,
+                               POPULATION_REFERENCE_LOGITS, by_hand(population_in))
+    assert limited.scores.tolist() == pytest.approx(expected)
+    every = rmia(hand_made_inputs(), reference, trained_in, **kwargs)
+    many = rmia(hand_made_inputs(), reference, trained_in, out_models=3, **kwargs)
+    assert torch.equal(every.scores, many.scores)  # no sample has more than 3 OUT models
+    assert not torch.equal(limited.scores, every.scores)  # the hand-made case is not trivial
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"online": True, "out_models": 1}, "out_models: limits the OUT models of offline RMIA"),
+    ({"online": False, "out_models": 0}, "out_models: must be an integer >= 1"),
+    ({"online": False, "out_models": True}, "out_models: must be an integer >= 1"),
+])
+def test_bad_out_models_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rmia(hand_made_inputs(), torch.tensor(REFERENCE_LOGITS), torch.tensor(REFERENCE_IN),
+             population=hand_made_population(), n_bootstrap=0, **kwargs)

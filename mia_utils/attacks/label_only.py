@@ -200,17 +200,24 @@ def _check_scores(name: str, scores: torch.Tensor, is_member, what: str) -> tupl
 def reference_threshold(scores: torch.Tensor, is_member: torch.Tensor) -> float:
     """The threshold the reference code fits (``attacks.py`` ``get_threshold`` / ``get_max_accuracy``):
     among the ROC curve's thresholds (the distinct scores, and +inf), the one whose rule ``score >
-    t`` (strictly) is most accurate on these labelled samples (N,) (the first, i.e. highest, on
-    ties). Returns t, a score value (the highest score left out), or +inf when no cut beats
-    guessing that nobody is a member. Accuracy weighs each class equally (the same on the balanced
-    sets the chapter uses; the reference's plain accuracy differs on unbalanced ones). The cut on
-    the labelled samples is that of :func:`mia_utils.attacks.inputs.best_threshold`; only where
-    the threshold sits between two of their scores differs (their midpoint there, the lower one here)."""
-    cut = best_threshold(scores, is_member)
-    if not math.isfinite(cut):
-        return cut
-    below = scores.double()[scores.double() < cut]
-    return float(below.max()) if len(below) else -math.inf
+    t`` (strictly) is most accurate on these labelled samples (N,), the first (highest) on ties.
+    Returns t, a score value (the highest score left out), or +inf when no cut beats guessing that
+    nobody is a member. Accuracy weighs each class equally (the same on the balanced sets the
+    chapter uses; the reference's plain accuracy differs on unbalanced ones); it is compared in
+    exact integer counts, so ties are ties."""
+    scores, is_member = scores.double(), is_member.bool()
+    values, order = scores.sort(descending=True, stable=True)
+    member = is_member[order].long()
+    positives, negatives = int(member.sum()), int((1 - member).sum())
+    # balanced accuracy of "the first k are members" is 1/2 + (TP / P - FP / N) / 2: compare TP N - FP P
+    gain = member.cumsum(0) * negatives - (1 - member).cumsum(0) * positives
+    last_of_value = torch.ones_like(values, dtype=torch.bool)
+    last_of_value[:-1] = values[:-1] != values[1:]
+    gain = torch.where(last_of_value, gain, torch.tensor(torch.iinfo(torch.int64).min))
+    best = int(torch.nonzero(gain == gain.max())[0, 0])
+    if int(gain[best]) <= 0:
+        return math.inf  # guessing that nobody is a member is as good as it gets
+    return float(values[best + 1]) if best + 1 < len(values) else -math.inf
 
 
 def _thresholded(name, eval_scores, eval_is_member, adv_scores, adv_is_member, n_bootstrap, seed) -> AttackResult:
