@@ -290,22 +290,26 @@ def _load(config: GeneratorConfig, key: str, entry: dict) -> StoredGenerator:
                            from_store=True)
 
 
-def trained_generator(config: GeneratorConfig, images: torch.Tensor, store=None) -> StoredGenerator:
+def trained_generator(config: GeneratorConfig, images: torch.Tensor, store=None, device=None) -> StoredGenerator:
     """The DCGAN of ``config`` trained on ``images`` (uint8 (N, 1, 28, 28); its first ``config.n_images``):
-    read from ``store`` when a valid entry of :func:`generator_key` exists, else trained on the CPU
-    (:func:`train_gan`) and written once, atomically, with the generator's weights and its history
-    (the discriminator is not kept). ``store``: a :class:`mia_utils.store.ResultStore` (None = the
-    default store)."""
+    read from ``store`` when a valid entry of :func:`generator_key` exists, else trained on ``device``
+    (None: :func:`mia_utils.train.default_device`) by :func:`train_gan` and written once, atomically,
+    with the generator's weights and its history (the discriminator is not kept). Training happens in
+    memory before anything is written, so an interrupted call leaves no entry. ``store``: a
+    :class:`mia_utils.store.ResultStore` (None = the default store)."""
     from mia_utils.store import ResultStore
+    from mia_utils.train import default_device
 
     store = store or ResultStore()
     key = generator_key(config, images)
     entry = store.load(key)
     if entry is not None:
         return _load(config, key, entry)
-    result = train_gan(config, images)
+    device = torch.device(device) if device is not None else default_device()
+    result = train_gan(config, images, device)
     saved = {"config": config.to_dict(), "history": result.history, "n_images": result.n_images,
-             "train_seconds": result.seconds, "format": GENERATOR_FORMAT, "torch": torch.__version__}
+             "train_seconds": result.seconds, "device": str(device), "format": GENERATOR_FORMAT,
+             "torch": torch.__version__}
     store.save(key, {"generator": saved}, {"weights": result.generator.state_dict()})
     entry = store.load(key)
     if entry is None:

@@ -126,7 +126,7 @@ def test_store_round_trip(store):
 
 
 def test_an_interrupted_training_leaves_nothing(store, monkeypatch):
-    def interrupted(config, images, device="cpu"):
+    def interrupted(config, images, device=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(generative, "train_gan", interrupted)
@@ -176,9 +176,9 @@ def test_generated_inputs_on_the_smoke_profile(store, monkeypatch):
     seen = []
     original = generative.trained_generator
 
-    def spy(config, images, store=None):
+    def spy(config, images, store=None, device=None):
         seen.append(images)
-        return original(config, images, store)
+        return original(config, images, store, device)
 
     monkeypatch.setattr(generative, "trained_generator", spy)
     images, stored = ood_scores.generated_inputs(profile, 0, 30, data, split, store)
