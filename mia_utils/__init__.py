@@ -7,8 +7,9 @@ this list, never from below (``tests/test_layout.py`` checks it):
 * The recipe's core, at the top of the package: ``data`` (datasets, membership splits, LiRA's
   pool), ``models`` (VGG-style CNNs and prediction), ``config`` (validated run configurations),
   ``defenses`` (the mechanisms: the paper's seven, DP-SGD, mix-up and MMD, and their registry),
-  ``train`` (the one training loop), ``store`` (the result store) and ``experiment`` (train, or
-  read back from the store).
+  ``train`` (the one training loop), ``store`` (the result store), ``experiment`` (train, or
+  read back from the store) and ``generative`` (a small DCGAN of Fashion-MNIST images, trained or
+  read back the same way, for chapter 08's generated inputs).
 * ``attacks``: the attacks and their measurement (black-box attacks, LiRA, distance to
   confident, DP audits, metrics, intervals over seeds, a run's cached evaluation, OOD inputs,
   figures). See :mod:`mia_utils.attacks`.

@@ -116,7 +116,15 @@ def unused_population(n_train: int, n_test: int, members: torch.Tensor, evaluate
     These are the images a generative model may learn from in chapter 08: data from the target's
     domain that the target never trained on (so nothing it generates can be a member, nor a copy of
     one) and that the attack never sees as a non-member (so the generated images are not near-copies
-    of the non-members they are compared with)."""
+    of the non-members they are compared with).
+
+    Args:
+        n_train: images in the training split (int).
+        n_test: images in the test split (int).
+        members: int64 tensor of training-set indices, the target's members.
+        evaluated_test: int64 tensor of test-set indices, the evaluation and adversary non-members.
+        seed: seed of the shuffle (int).
+    """
     taken = torch.zeros(n_train + n_test, dtype=torch.bool)
     taken[members] = True
     taken[n_train + evaluated_test] = True
