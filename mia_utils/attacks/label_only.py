@@ -227,6 +227,17 @@ def _thresholded(name, eval_scores, eval_is_member, adv_scores, adv_is_member, n
     return attack_result(name, eval_scores, eval_scores > threshold, threshold, eval_is_member, n_bootstrap, seed)
 
 
+def _check_tables(eval_correct, adv_correct) -> None:
+    """Both correctness tables 2-D and non-empty (N, A) and (M, A), with the same A."""
+    for name, table in (("eval_correct", eval_correct), ("adv_correct", adv_correct)):
+        if not isinstance(table, torch.Tensor) or table.ndim != 2 or 0 in table.shape:
+            raise AttackInputError(f"{name}: expected a bool table of shape (N >= 1, A >= 1), got "
+                                   f"{tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__}")
+    if eval_correct.shape[1] != adv_correct.shape[1]:
+        raise AttackInputError(f"adv_correct: must have as many queries per sample as eval_correct "
+                               f"({eval_correct.shape[1]}), got {adv_correct.shape[1]}")
+
+
 def label_only_translation(eval_correct: torch.Tensor, eval_is_member: torch.Tensor, adv_correct: torch.Tensor,
                            adv_is_member: torch.Tensor, n_bootstrap: int = 200, seed: int = 0) -> AttackResult:
     """The translation attack on :func:`translation_correctness` tables, bool (N, A) for the
@@ -244,13 +255,7 @@ def label_only_translation(eval_correct: torch.Tensor, eval_is_member: torch.Ten
         n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
         seed: seed of the bootstrap resampling (int).
     """
-    for name, table in (("eval_correct", eval_correct), ("adv_correct", adv_correct)):
-        if not isinstance(table, torch.Tensor) or table.ndim != 2 or 0 in table.shape:
-            raise AttackInputError(f"{name}: expected a bool table of shape (N >= 1, A >= 1), got "
-                                   f"{tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__}")
-    if eval_correct.shape[1] != adv_correct.shape[1]:
-        raise AttackInputError(f"adv_correct: must have as many queries per sample as eval_correct "
-                               f"({eval_correct.shape[1]}), got {adv_correct.shape[1]}")
+    _check_tables(eval_correct, adv_correct)
     eval_scores, eval_is_member = _check_scores("eval_correct", eval_correct.double().sum(1), eval_is_member, "counts")
     adv_scores, adv_is_member = _check_scores("adv_correct", adv_correct.double().sum(1), adv_is_member, "counts")
     return _thresholded("label_only_translation_count", eval_scores, eval_is_member, adv_scores, adv_is_member,
@@ -405,13 +410,7 @@ def label_only_translation_model(eval_correct: torch.Tensor, eval_labels: torch.
         n_bootstrap: bootstrap resamples for the metrics' uncertainty (int >= 0).
         name: the result's name.
     """
-    for what, table in (("eval_correct", eval_correct), ("adv_correct", adv_correct)):
-        if not isinstance(table, torch.Tensor) or table.ndim != 2 or 0 in table.shape:
-            raise AttackInputError(f"{what}: expected a bool table of shape (N >= 1, A >= 1), got "
-                                   f"{tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__}")
-    if eval_correct.shape[1] != adv_correct.shape[1]:
-        raise AttackInputError(f"adv_correct: must have as many queries per sample as eval_correct "
-                               f"({eval_correct.shape[1]}), got {adv_correct.shape[1]}")
+    _check_tables(eval_correct, adv_correct)
     eval_is_member = membership_flags("eval", eval_is_member, eval_correct.shape[0])
     adv_is_member = membership_flags("adv", adv_is_member, adv_correct.shape[0])
     for what, labels, n in (("eval_labels", eval_labels, eval_correct.shape[0]),
