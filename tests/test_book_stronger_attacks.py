@@ -164,7 +164,8 @@ def test_power_sentence_names_leaking_attacks_that_no_defense_lowers():
     results.defenses = [results.defenses[2]]  # DP here changes nothing
     text = sa.power_sentence(results)
     assert text.startswith("No defense is shown to lower every attack")
-    assert "RMIA (baseline-recipe references) gains only 20.0 [" in text and "measured on 20 members and non-members per side" in text
+    assert "RMIA (baseline-recipe references) gains only 20.0 [" in text
+    assert "measured on 20 members and non-members per side" in text
 
 
 def test_advantage_and_verdict_tables_shapes():

@@ -816,7 +816,8 @@ def verdict_table(results: StrongerAttacks, attacks=SCORE_ATTACKS) -> pd.DataFra
         for attack in attacks:
             v = found[(item.title, attack)]
             text = "n/a" if math.isnan(v.change.mean) else v.change.format(signed=True)
-            row[f"Δ {SHORT_TITLES[attack]} (pp)"] = NOT_MEASURED if v.verdict == NOT_MEASURED else f"{text}: {v.verdict}"
+            measured = v.verdict != NOT_MEASURED
+            row[f"Δ {SHORT_TITLES[attack]} (pp)"] = f"{text}: {v.verdict}" if measured else NOT_MEASURED
         rows.append(row)
     return pd.DataFrame(rows).set_index("setting")
 
@@ -1291,12 +1292,13 @@ def slice_advantage(result: AttackResult, mask: torch.Tensor, min_count: int = M
 def slice_frame(item: AttackedSetting, dataset: str, min_count: int = MIN_SLICE) -> pd.DataFrame:
     """Each attack's advantage (percent, mean over the seeds where the slice is large enough) on the
     slices of tensorflow/privacy's ``SlicingSpec``: per true class, and for the samples the model
-    classifies correctly or not. Rows: attacks; columns: the classes, then "correct" and
-    "misclassified"; NaN where no seed's slice has ``min_count`` members and non-members."""
+    classifies correctly or not. Rows: the attacks ``item`` was attacked with; columns: the classes,
+    then "correct" and "misclassified"; NaN where no seed's slice has ``min_count`` members and
+    non-members."""
     n_classes = int(max(int(run.labels.max()) for run in item.runs)) + 1
     columns = [class_name(dataset, c) for c in range(n_classes)] + ["correct", "misclassified"]
     rows = {}
-    for attack in ATTACKS:
+    for attack in (a for a in ATTACKS if item.measured(a)):
         per_seed = []
         for run in item.runs:
             result, positions = run.results[attack], run.samples[attack]
