@@ -55,7 +55,10 @@ def test_networks_map_latents_to_images_and_images_to_logits():
 
 def test_training_is_deterministic_given_the_seed_and_changes_with_it():
     images = striped_images(96)
-    first, again = generative.train_gan(SMOKE, images), generative.train_gan(SMOKE, images)
+    torch.manual_seed(123)  # the global generator's state must not matter, only config.seed
+    first = generative.train_gan(SMOKE, images)
+    torch.manual_seed(456)
+    again = generative.train_gan(SMOKE, images)
     assert weights_equal(first.generator, again.generator)
     def losses(result):
         return [{k: v for k, v in h.items() if k != "seconds"} for h in result.history]
