@@ -80,7 +80,7 @@ GENERATED_TITLE = "GAN images"
 #: seed; :func:`generator_config`). ``n_images`` is an upper bound: the generator learns from at most
 #: that many images of :func:`mia_utils.attacks.ood.unused_population` (the ``paper`` profile's members
 #: are the whole training split, which leaves it the 4,000 free test images). Sizes chosen by
-#: looking at samples on two shared CPU cores: ``quick``'s 2,500 steps (about 75 s per seed) give
+#: looking at samples on two shared CPU cores: ``quick``'s 2,500 steps (82-87 s per seed there) give
 #: recognisable trousers, shirts, dresses and bags, where 1,250 steps gave blotches; ``smoke`` only
 #: exercises the code.
 GENERATORS = {
