@@ -663,8 +663,9 @@ def stronger_attacks(profile, params: dict, seeds, store: ResultStore | None = N
     aware_runs: dict[str, experiment.Run] = {}
     count = aware_count(options)
     for setting in aware_settings(reg, dp, aware_dp_sigma(params)):
-        if setting.mechanism == "early_stopping":
-            aware_by_label[setting.label] = (shadows, int(setting.value))
+        if setting.mechanism == "early_stopping":  # stopped at the last epoch: the final models
+            epoch = int(setting.value)
+            aware_by_label[setting.label] = (shadows, epoch if epoch < base.epochs else None)
             continue
         models = [experiment.run(config, store) for config in aware_reference_configs(setting.configs[0], count)]
         aware_by_label[setting.label] = (models, None)
