@@ -1,12 +1,13 @@
 """How often the verdict rule decides wrongly, and how often it finds a real effect: a simulation
 from the store's own variance components.
 
-Run from the repository root, after the profile's chapter 02 and 03 runs are in the store
+Run from the repository root, after the profile's chapter 02, 03 and 04 runs are in the store
 (``python -m mia_utils sweep --profile quick``):
 
     .venv/bin/python benchmarks/verdict_calibration.py [--profile quick] [--replications 2000] [--out benchmarks/results]
 
-1. **Components.** For every setting of chapter 02's grid and chapter 03's DP grid, and each metric a
+1. **Components.** For every setting of chapter 02's grid, chapter 03's DP grid and chapter 04's pairs
+   and early stops (one family per base mechanism), and each metric a
    verdict reads (Adv_Yeom, AUC, Adv_Salem, test accuracy), the paired change against the baseline
    over its seeds: the spread of the per-seed differences (``s^2``), the paired within-seed variance
    (the bootstrap of the difference on shared resamples) and the unpaired sum ``w_a + w_b`` the
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from mia_utils.attacks import evidence
-from mia_utils.book import findings, replicated, runs
+from mia_utils.book import findings, plan, replicated
 from mia_utils.book.profiles import get_profile
 from mia_utils.store import ResultStore
 
@@ -45,13 +46,19 @@ SEED_COUNTS = (3, 5, 8)
 EFFECTS = (0.02, 0.03)
 
 
+#: The chapters whose comparisons are simulated: chapter 02's grid, chapter 03's DP grid and
+#: chapter 04's pairs and early stops.
+CHAPTERS = ("02_regularization", "03_differential_privacy", "04_combinations")
+
+
 def components(profile, store) -> dict[str, list[dict]]:
-    """Metric -> :func:`mia_utils.book.findings.variance_families` of the profile's chapter 02 and
-    03 runs in ``store`` (read back, nothing trained: :func:`main` checks first)."""
+    """Metric -> :func:`mia_utils.book.findings.variance_families` of the profile's chapter 02, 03
+    and 04 runs in ``store`` (read back, nothing trained: :func:`main` checks first)."""
     seeds = replicated.seed_list(profile)
     reg = findings.regularization_results(profile, "fmnist", seeds, store, confirm=False)
     dp = findings.dp_settings(profile, "fmnist", seeds, store)
-    return {metric: findings.variance_families(reg, dp, metric) for metric in METRICS}
+    combos = [findings.combinations(profile, reg, base, store) for base in ("distillation", "random_crop")]
+    return {metric: findings.variance_families(reg, dp, metric, combos) for metric in METRICS}
 
 
 def main(argv=None) -> int:
@@ -61,13 +68,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     profile, store = get_profile(args.profile), ResultStore()
-    listed = [config for dataset in profile.datasets[:1] for config in
-              runs._baseline(profile, dataset, replicated.seed_list(profile))
-              + runs._paper_grid(profile, dataset, replicated.seed_list(profile))
-              + runs._dp_grid(profile, dataset, replicated.seed_list(profile))]
-    missing = [c for c in listed if not store.exists(c.key())]
-    if missing:
-        print(f"{len(missing)} of {len(listed)} runs of chapters 02-03 are not in the store {store.root}; "
+    planned = plan.book_plan(args.profile, store=store, chapters=CHAPTERS)
+    missing = planned.missing(store)
+    if missing or planned.pending:
+        print(f"{len(missing)} of {len(planned.runs)} runs of chapters 02-04 are not in the store {store.root}"
+              f"{' (and some cannot be planned yet)' if planned.pending else ''}; "
               f"run `python -m mia_utils sweep --profile {args.profile}` first", file=sys.stderr)
         return 1
     started = time.perf_counter()
@@ -102,6 +107,19 @@ def main(argv=None) -> int:
                                                                       for n in SEED_COUNTS]
                 lines.append(f"| {METRICS[metric]} | {rule} | " + " | ".join(f"{100 * c:.1f} %" for c in cells) + " |")
                 print(lines[-1], flush=True)
+    lines += ["", "## The book's rule (moderated components), family by family", "",
+              "Null: the rate of holds + contradicted with no effect; power: holds with a true 3-point fall.", "",
+              "| metric | family | comparisons | " + " | ".join(f"null, {n} seeds" for n in SEED_COUNTS) + " | "
+              + " | ".join(f"power 3 pp, {n} seeds" for n in SEED_COUNTS) + " |",
+              "|---|---|---|" + "---|" * (2 * len(SEED_COUNTS))]
+    for metric, rows in found.items():
+        for family in dict.fromkeys(r["family"] for r in rows):
+            members = [r for r in rows if r["family"] == family]
+            rates = findings.rule_error_rates(members, "moderated", SEED_COUNTS, (0.03,), args.replications)
+            cells = [rates[("null", n)] for n in SEED_COUNTS] + [rates[("power", 0.03, n)] for n in SEED_COUNTS]
+            lines.append(f"| {METRICS[metric]} | {family} | {len(members)} | "
+                         + " | ".join(f"{100 * c:.1f} %" for c in cells) + " |")
+            print(lines[-1], flush=True)
     lines += ["", f"Simulated in {time.perf_counter() - started:.0f} s."]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -412,9 +412,10 @@ def paired_gap_variance(a: RunDtC, b: RunDtC, n_bootstrap: int, seed: int = 0, z
     over these replicates equals its stored ``gap_variance``.
 
     Args:
-        a, b: :class:`RunDtC` of two runs on the same samples, in the same order (their
+        a: :class:`RunDtC` of the first run.
+        b: :class:`RunDtC` of the second run, on the same samples in the same order (their
             ``eval_is_member`` must be equal; which samples they are is the caller's to ensure,
-            e.g. by comparing the runs' splits).
+            e.g. by comparing the runs' splits with :func:`mia_utils.data.same_split`).
         n_bootstrap: resamples (int >= 2).
         seed: seed of the resamples (int >= 0).
         zero_floor: the zero-floor variant's gap instead of the paper's (bool).

@@ -436,15 +436,18 @@ def f6_dp_costs_more(reg: RegularizationResults, dp: list[Setting]) -> Finding:
 CALIBRATED_METRICS = {"adv_yeom": "Adv_Yeom", "auc": "AUC", "adv_salem": "Adv_Salem", "test_acc": "test accuracy"}
 
 
-def variance_families(reg: RegularizationResults, dp: list[Setting], metric: str) -> list[dict]:
+def variance_families(reg: RegularizationResults, dp: list[Setting], metric: str, combos=()) -> list[dict]:
     """The variance components of ``metric``'s paired changes against the baseline, one row per
-    comparison of chapter 02's grid (family "regularization") and chapter 03's DP grid ("DP-SGD"):
-    :func:`mia_utils.book.replicated.variance_components`' columns plus ``family``, ``prior`` (the
-    family's, as text) and ``truth``, the comparison's moderated seed-to-seed variance (its own
-    ``s^2`` combined with the family prior, at least its paired within-seed variance): what
-    :func:`rule_error_rates` simulates."""
+    comparison of chapter 02's grid (family "regularization"), chapter 03's DP grid ("DP-SGD") and
+    each of chapter 04's :class:`Combinations` in ``combos`` (its pairs and early stops, family
+    "combinations: <base>"): :func:`mia_utils.book.replicated.variance_components`' columns plus
+    ``family``, ``prior`` (the family's, as text) and ``truth``, the comparison's moderated
+    seed-to-seed variance (its own ``s^2`` combined with the family prior, at least its paired
+    within-seed variance): what :func:`rule_error_rates` simulates."""
     rows = []
-    for name, family in (("regularization", reg.settings), ("DP-SGD", dp)):
+    families = [("regularization", reg.settings), ("DP-SGD", dp)]
+    families += [(f"combinations: {c.base}", [*c.pairs.values(), *c.early.values()]) for c in combos if c is not None]
+    for name, family in families:
         if not family:
             continue
         prior = family[0].priors.get(metric)
@@ -491,13 +494,23 @@ def rule_error_rates(rows: list[dict], rule: str = "moderated", seed_counts=(3, 
     return out
 
 
-def rule_error_table(reg: RegularizationResults, dp: list[Setting], n_seeds: int, replications: int = 500) -> pd.DataFrame:
+def rule_error_table(reg: RegularizationResults, dp: list[Setting], n_seeds: int, replications: int = 500,
+                     combos=()) -> pd.DataFrame:
     """The findings page's table of the book's rule on this store: for each metric of
     :data:`CALIBRATED_METRICS`, the simulated rate of wrong decisions under the null and the power
-    against a true fall of 2 and 3 points, at ``n_seeds`` seeds (percent, one decimal)."""
+    against a true fall of 2 and 3 points, at ``n_seeds`` seeds (percent, one decimal), over the
+    comparisons of chapters 02, 03 and (``combos``) 04 (:func:`variance_families`).
+
+    Args:
+        reg: chapter 02's :class:`RegularizationResults` (its grid and baseline).
+        dp: chapter 03's DP settings (list of :class:`~mia_utils.book.replicated.Setting`).
+        n_seeds: the number of seeds to simulate (int >= 2).
+        replications: simulated families per cell (int >= 1).
+        combos: chapter 04's :class:`Combinations` (None entries are skipped).
+    """
     table = []
     for metric, title in CALIBRATED_METRICS.items():
-        rows = variance_families(reg, dp, metric)
+        rows = variance_families(reg, dp, metric, combos)
         if not rows:
             continue
         rates = rule_error_rates(rows, seed_counts=(n_seeds,), replications=replications)
@@ -523,7 +536,8 @@ def rule_error_values(table: pd.DataFrame, n_seeds: int) -> dict:
 
 
 def calibration(profile, dataset: str, seeds, store=None, replications: int = 500) -> pd.DataFrame:
-    """:func:`rule_error_table` for ``dataset``'s chapter 02 and 03 runs over ``seeds`` (read back).
+    """:func:`rule_error_table` for ``dataset``'s chapter 02, 03 and 04 runs over ``seeds`` (read
+    back from the store; trained first where missing, as the chapters would).
 
     Args:
         profile: the book's :class:`~mia_utils.book.profiles.Profile`.
@@ -533,7 +547,8 @@ def calibration(profile, dataset: str, seeds, store=None, replications: int = 50
         replications: simulated families per cell (int >= 1).
     """
     reg = regularization_results(profile, dataset, seeds, store, confirm=False)
-    return rule_error_table(reg, dp_settings(profile, dataset, seeds, store), len(tuple(seeds)), replications)
+    combos = [combinations(profile, reg, base, store) for base in ("distillation", "random_crop")]
+    return rule_error_table(reg, dp_settings(profile, dataset, seeds, store), len(tuple(seeds)), replications, combos)
 
 
 # --- chapter 04: combinations ----------------------------------------------------------------------
