@@ -1,4 +1,6 @@
 # Two commands: `make book` (PROFILE=quick by default; smoke and paper too) and `make test`.
+# `make book BUNDLE=FILE` first imports a bundle of trained runs (`python -m mia_utils store export
+# FILE` writes one), so that the book renders without training.
 PROFILE ?= quick
 PYTHON ?= python3
 VENV := .venv
@@ -17,6 +19,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 REPOSITORY ?=
 
 book: setup data
+	$(if $(BUNDLE),$(PY) -m mia_utils store import $(BUNDLE))
 	$(PY) -m mia_utils sweep --profile $(PROFILE) --workers $(WORKERS)
 	$(PY) -m mia_utils run --profile $(PROFILE) --jobs $(WORKERS)
 	$(PY) -m mia_utils build $(if $(REPOSITORY),--repository $(REPOSITORY),)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mia_utils {run,build,train,plan,sweep,params,clean}``.
+"""Command line: ``python -m mia_utils {run,build,train,plan,sweep,params,store,mechanisms,stamp,clean}``.
 
 * ``run [CHAPTER ...] --profile P -p NAME VALUE [--build]``: execute chapters with papermill
   into ``book/executed/`` (all chapters listed in ``_toc.yml`` when none is named), then, with
@@ -16,6 +16,10 @@
   on the Dask scheduler at ADDRESS (:mod:`mia_utils.book.sweep`; resumable; failed runs are retried,
   then listed, and the exit status is 1). ``--lockstep K`` trains up to K compatible runs as one
   task (for a GPU; see :func:`mia_utils.train.train_many`).
+* ``store export FILE [--profile P]`` / ``store import FILE``: one verified, compressed bundle of
+  the runs a profile's book reads and the store's derived measurements, and its import
+  (:func:`mia_utils.store.export_bundle`, :func:`mia_utils.store.import_bundle`): a class renders
+  the book without training.
 * ``clean [--store]``: remove generated files (executed notebooks, the built book; the store too).
 """
 
@@ -500,6 +504,66 @@ def command_sweep(args) -> int:
     return 1 if report.failed else 0
 
 
+def git_commit(root: Path = PROJECT_ROOT) -> str | None:
+    """The commit checked out at ``root`` (with ``-dirty`` when tracked files were changed), or
+    None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def command_store_export(args) -> int:
+    """Bundle the runs a profile's book reads (its plan) and every derived measurement in the
+    store (cached evaluations, DtC, attacks: small, and read by the chapters) into one file."""
+    from mia_utils import __version__
+    from mia_utils.book.plan import book_plan
+    from mia_utils.book.profiles import get_profile
+    from mia_utils.store import export_bundle
+
+    get_profile(args.profile)
+    store = _store(args.store)
+    plan = book_plan(args.profile, store=store)
+    missing = plan.missing(store)
+    if (missing or plan.pending) and not args.allow_missing:
+        raise ValueError(f"--profile {args.profile}: {len(missing)} of the {len(plan.runs)} planned runs are not in "
+                         f"{store.root}{' and some runs cannot be planned yet' if plan.pending else ''}; run "
+                         f"`make book PROFILE={args.profile}` first, or pass --allow-missing to bundle what is there")
+    absent = {p.key for p in missing}
+    keys = [key for key in plan.runs if key not in absent and store.exists(key)]
+    derived = [key for key in store.keys() if key.startswith(DERIVED_PREFIXES)]
+    started = time.perf_counter()
+    info = {"mia_utils": __version__, "commit": git_commit(), "profile": args.profile,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    export_bundle(store, keys + derived, args.file, info)
+    size = Path(args.file).stat().st_size
+    print(f"[mia_utils] {args.file}: {len(keys)} runs and {len(derived)} derived entries of profile {args.profile}, "
+          f"{size / 2**20:.1f} MiB, in {time.perf_counter() - started:.0f} s (mia_utils {__version__}, commit "
+          f"{info['commit'] or 'unknown'})", file=sys.stderr)
+    return 0
+
+
+def command_store_import(args) -> int:
+    from mia_utils.store import BundleError, import_bundle
+
+    store = _store(args.store)
+    started = time.perf_counter()
+    try:
+        report = import_bundle(store, args.file)
+    except BundleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    manifest = report.manifest
+    print(f"[mia_utils] {args.file}: {len(report.imported)} entries imported into {store.root}, "
+          f"{len(report.skipped)} already there, in {time.perf_counter() - started:.0f} s (profile "
+          f"{manifest.get('profile')}, mia_utils {manifest.get('mia_utils')}, commit {manifest.get('commit')})",
+          file=sys.stderr)
+    return 0
+
+
 def command_mechanisms(args) -> int:
     """Print every mechanism a run may use: its name (for ``-p mechanisms NAME=VALUE``), symbol,
     allowed range and what it does, and the pairs that cannot be combined."""
@@ -614,6 +678,20 @@ def parser() -> argparse.ArgumentParser:
     params.add_argument("--update", metavar="PAGE",
                         help="rewrite the parameter tables between the markers of PAGE (book/rerun.md)")
     params.set_defaults(handler=command_params)
+
+    store = commands.add_parser("store", help="export or import a bundle of stored runs (to hand them to a class)")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    export = store_commands.add_parser("export", help="write the runs a profile's book reads into one verified file")
+    export.add_argument("file", help="the bundle to write (e.g. quick.tar.gz)")
+    export.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
+    export.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    export.add_argument("--allow-missing", action="store_true",
+                        help="bundle the planned runs the store has even when some are missing")
+    export.set_defaults(handler=command_store_export)
+    load = store_commands.add_parser("import", help="verify a bundle in full, then add its entries to the store")
+    load.add_argument("file", help="a bundle written by `store export`")
+    load.add_argument("--store", help="store folder (default $MIA_STORE or .mia_store)")
+    load.set_defaults(handler=command_store_import)
 
     clean = commands.add_parser("clean", help="remove generated files")
     clean.add_argument("--store", action="store_true", help="also remove the result store")
