@@ -18,11 +18,11 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # issue, edit and launch (Binder, Colab) buttons; without it, none of them (no invented URL).
 REPOSITORY ?=
 
+# `python -m mia_utils book` runs those steps (sweep, run, build) with a short console: one progress bar,
+# one line per chapter, a summary; the cells' output goes to _build/logs/.
 book: setup data
-	$(if $(BUNDLE),$(PY) -m mia_utils store import $(BUNDLE))
-	$(PY) -m mia_utils sweep --profile $(PROFILE) --workers $(WORKERS)
-	$(PY) -m mia_utils run --profile $(PROFILE) --jobs $(WORKERS)
-	$(PY) -m mia_utils build $(if $(REPOSITORY),--repository $(REPOSITORY),)
+	$(PY) -m mia_utils book --profile $(PROFILE) --workers $(WORKERS) $(if $(BUNDLE),--bundle $(BUNDLE),) \
+		$(if $(REPOSITORY),--repository $(REPOSITORY),)
 
 # The book as a PDF (_build/latex/book.pdf) through Jupyter Book's LaTeX route, from the pages
 # `make book` executed; Debian's TeX packages are installed first when apt is usable as root.

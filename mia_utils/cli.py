@@ -57,12 +57,36 @@ class _QuietCellMarkers(logging.Filter):
 
 
 def command_run(args) -> int:
+    """Execute the chapters (see :func:`execute_chapters`), print the summary, then build with ``--build``."""
+    if args.build and args.out:
+        raise ValueError("--build: builds the project's book, so it cannot be combined with --out")
+    outcomes, kept, log_folder = execute_chapters(args)
+    from mia_utils.book.console import summary_lines
+
+    for line in summary_lines(outcomes, kept, log_folder):
+        print(line, file=sys.stderr)
+    if not all(outcome.ok for outcome in outcomes):
+        return 1
+    if args.build:
+        return command_build(argparse.Namespace(dir=str(PROJECT_ROOT), repository="", pdf=False, branch="main"))
+    return 0
+
+
+def execute_chapters(args) -> tuple[list, int, Path]:
+    """Execute the chapters ``args.chapters`` (all in ``_toc.yml`` when none) with papermill into
+    ``args.out`` (default ``book/executed``), ``args.jobs`` at once, each one's output going to
+    ``<log folder>/<chapter>.log`` (:mod:`mia_utils.book.console`), and print one line per
+    chapter as it ends. Pages whose inputs have not changed are kept unless ``args.force``.
+    Every chapter's parameters are validated before anything executes. Returns the chapters'
+    :class:`~mia_utils.book.console.ChapterOutcome` list, the number of pages kept and the log
+    folder (``_build/logs``, or ``logs`` beside the pages with ``--out``)."""
     from mia_utils.book.chapters import get_chapter, validate
 
     if args.jobs < 1:
         raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
     chapters = args.chapters or toc_chapters()
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / EXECUTED
+    log_folder = (out_dir / "logs") if args.out else PROJECT_ROOT / "_build" / "logs"
     plans = []
     for chapter in chapters:  # validate everything before executing anything
         spec = get_chapter(chapter)
@@ -75,23 +99,37 @@ def command_run(args) -> int:
     os.environ.setdefault("MIA_STORE", str((PROJECT_ROOT / ".mia_store").resolve()))
     os.environ.setdefault("MIA_PROGRESS", "1")
     store_root = Path(os.environ["MIA_STORE"])
-    pending = []
+    pending, kept = [], 0
     for spec, params in plans:
         target = out_dir / f"{spec.name}.ipynb"
         if not args.force and _stored_fingerprint(target) == execution_fingerprint(PROJECT_ROOT / spec.notebook,
                                                                                    params, store_root):
-            print(f"[mia_utils] {spec.name}: kept {target} (same notebook, parameters, package and stored runs "
-                  "as when it was executed; --force re-executes it)", file=sys.stderr, flush=True)
+            print(f"  {spec.name:<28}kept (same notebook, parameters, package and stored runs; --force "
+                  "executes it again)", file=sys.stderr, flush=True)
+            kept += 1
             continue
-        pending.append((spec.name, spec.notebook, params, str(out_dir), str(store_root), args.verbose))
+        pending.append((spec.name, spec.notebook, params, str(out_dir), str(store_root), args.verbose,
+                        str(log_folder)))
     jobs = min(args.jobs, len(pending)) or 1
     # The summary reads every other chapter's runs and measurements, so it comes last, alone.
     first = [job for job in pending if not get_chapter(job[0]).summary]
     last = [job for job in pending if get_chapter(job[0]).summary]
+    outcomes = []
+
+    def report(outcome) -> bool:
+        from mia_utils.book.console import chapter_line
+
+        outcomes.append(outcome)
+        print(chapter_line(outcome), file=sys.stderr, flush=True)
+        if not outcome.ok:
+            print(f"[mia_utils] {outcome.name} failed; its page was left as it was. The error, at "
+                  f"{outcome.error}\n[mia_utils] its cells' output: {outcome.log}", file=sys.stderr, flush=True)
+        return outcome.ok
+
     if jobs == 1:
-        failed = next((job[0] for job in first + last if not _execute_chapter(*job)), None)
+        all(report(_execute_chapter(*job)) for job in first)
     else:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # Longest first, by how long each page took when it was last executed (papermill records
         # it): the longest chapter then does not start last. Pages never executed keep their order.
@@ -99,17 +137,11 @@ def command_run(args) -> int:
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, initializer=_limit_threads, initargs=(threads,)) as pool:
-            futures = [pool.submit(_execute_chapter, *job) for job in first]
-            failed = next((job[0] for job, future in zip(first, futures) if not future.result()), None)
-        if failed is None:
-            failed = next((job[0] for job in last if not _execute_chapter(*job)), None)
-    if failed is not None:
-        return 1
-    if args.build:
-        if args.out:
-            raise ValueError("--build: builds the project's book, so it cannot be combined with --out")
-        return command_build(argparse.Namespace(dir=str(PROJECT_ROOT)))
-    return 0
+            for future in as_completed([pool.submit(_execute_chapter, *job) for job in first]):
+                report(future.result())
+    if all(outcome.ok for outcome in outcomes):
+        all(report(_execute_chapter(*job)) for job in last)
+    return outcomes, kept, log_folder
 
 
 def _last_duration(page: Path) -> float:
@@ -126,29 +158,40 @@ def _limit_threads(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
-def _execute_chapter(name: str, notebook: str, params: dict, out_dir: str, store_root: str, verbose: bool) -> bool:
+def _execute_chapter(name: str, notebook: str, params: dict, out_dir: str, store_root: str, verbose: bool,
+                     log_folder: str):
     """Execute one chapter's notebook into ``out_dir/<name>.ipynb`` through a hidden partial file,
-    so that a failure or an interruption leaves the previous page as it was. Returns success."""
+    so that a failure or an interruption leaves the previous page as it was, with this process's
+    output (and its kernel's) in ``log_folder/<name>.log``; ``verbose`` also logs the cells'
+    output there as they run. Returns its :class:`~mia_utils.book.console.ChapterOutcome`."""
     import papermill
 
+    from mia_utils.book.console import ChapterOutcome, failure_text, output_to, page_facts
+
     target, partial = Path(out_dir) / f"{name}.ipynb", Path(out_dir) / f".{name}.partial.ipynb"
+    log = Path(log_folder) / f"{name}.log"
     papermill_log = logging.getLogger("papermill")
     if not any(isinstance(f, _QuietCellMarkers) for f in papermill_log.filters):
         papermill_log.addFilter(_QuietCellMarkers())
-    print(f"[mia_utils] executing {notebook} with {params} -> {target}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    try:
-        papermill.execute_notebook(str(PROJECT_ROOT / notebook), str(partial), parameters=params,
-                                   kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
-                                   log_output=verbose, request_save_on_cell_execute=False)
-    except Exception as error:
-        partial.unlink(missing_ok=True)
-        print(f"[mia_utils] {name} failed; {target} was left as it was.\n{error}", file=sys.stderr, flush=True)
-        return False
+    with output_to(log):
+        print(f"[mia_utils] executing {notebook} with {params} -> {target}", file=sys.stderr, flush=True)
+        try:
+            papermill.execute_notebook(str(PROJECT_ROOT / notebook), str(partial), parameters=params,
+                                       kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
+                                       log_output=verbose, request_save_on_cell_execute=False)
+            error = None
+        except Exception as caught:
+            partial.unlink(missing_ok=True)
+            error = failure_text(caught)
+            print(f"[mia_utils] {name} failed:\n{error}", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - started
+    if error is not None:
+        return ChapterOutcome(name, seconds, str(log), error=error)
     _finish_executed(partial, execution_fingerprint(PROJECT_ROOT / notebook, params, Path(store_root)))
     os.replace(partial, target)
-    print(f"[mia_utils] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    return True
+    trained, read, warnings = page_facts(target)
+    return ChapterOutcome(name, seconds, str(log), trained, read, dict(warnings))
 
 
 def execution_fingerprint(notebook: Path, params: dict, store_root: Path) -> str:
@@ -297,6 +340,41 @@ def command_stamp(args) -> int:
     return 0
 
 
+def command_book(args) -> int:
+    """``make book``: import ``--bundle`` if given, train what the store lacks (one progress bar),
+    execute the changed chapters (a line each; their output to ``_build/logs``), build the HTML
+    book quietly, and close with one summary: runs trained, pages executed, warnings, where the
+    book and the logs are. Stops at the first step that fails."""
+    from mia_utils.book.console import summary_lines
+
+    started = time.perf_counter()
+    if args.bundle:
+        status = command_store_import(argparse.Namespace(file=args.bundle, store=None))
+        if status:
+            return status
+    sweep_args = argparse.Namespace(profile=args.profile, seed=0, retries=1, lockstep=1, store=None, chapters=None,
+                                    workers=args.workers, cluster=None, threads=None, quiet=False)
+    trained = []
+    status = command_sweep(sweep_args, trained=trained)
+    if status:
+        return status
+    run_args = argparse.Namespace(chapters=[], profile=args.profile, out=None, verbose=True, jobs=args.workers or 1,
+                                  force=False, build=False, param=[])
+    outcomes, kept, log_folder = execute_chapters(run_args)
+    if not all(outcome.ok for outcome in outcomes):
+        for line in summary_lines(outcomes, kept, log_folder, len(trained)):
+            print(line, file=sys.stderr)
+        return 1
+    status = command_build(argparse.Namespace(dir=str(PROJECT_ROOT), repository=args.repository, pdf=False,
+                                              branch=os.environ.get("MIA_BOOK_BRANCH", "main")))
+    book = PROJECT_ROOT / "_build" / "html" / "index.html"
+    for line in summary_lines(outcomes, kept, log_folder, len(trained), book if status == 0 else None):
+        print(line, file=sys.stderr)
+    print(f"[mia_utils] make book {'done' if status == 0 else 'FAILED at the build'} in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return status
+
+
 def command_build(args) -> int:
     root = Path(args.dir)
     repository = args.repository or os.environ.get("MIA_BOOK_REPOSITORY", "")
@@ -317,7 +395,22 @@ def command_build(args) -> int:
         print(f"[mia_utils] not executed yet: {', '.join(missing)}; run `python -m mia_utils run` first",
               file=sys.stderr)
         return 1
-    status = subprocess.run(command).returncode
+    log = root / "_build" / "logs" / ("pdf.log" if args.pdf else "build.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w") as output:
+        status = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT).returncode
+    seconds = time.perf_counter() - started
+    if status != 0:
+        text = log.read_text(errors="replace").splitlines()
+        problems = [line for line in text if "WARNING" in line or "ERROR" in line or "Error" in line]
+        print(f"[mia_utils] the book failed to build ({len(problems)} warnings and errors; Sphinx treats "
+              f"warnings as errors); the full output: {log}", file=sys.stderr)
+        for line in (problems or text)[-25:]:
+            print(f"  {line}", file=sys.stderr)
+    elif not args.pdf:
+        print(f"[mia_utils] book built in {seconds:.0f} s: {root / '_build' / 'html' / 'index.html'} "
+              f"(Sphinx's output: {log})", file=sys.stderr)
     if status == 0 and args.pdf:
         print(f"[mia_utils] the book as a PDF: {root / '_build' / 'latex' / 'book.pdf'}", file=sys.stderr)
     if status == 0 and url and not args.pdf:
@@ -452,15 +545,19 @@ def _plan_scope(args) -> list[str] | None:
 
 def command_plan(args) -> int:
     from mia_utils.book.plan import book_plan, describe
+    from mia_utils.book.sweep import planning_quietly
 
     chapters = _plan_scope(args)
     store = _store(args.store)
-    print(describe(book_plan(args.profile, seed=args.seed, store=store, chapters=chapters), store))
+    with planning_quietly():
+        plan = book_plan(args.profile, seed=args.seed, store=store, chapters=chapters)
+    print(describe(plan, store))
     return 0
 
 
-def command_sweep(args) -> int:
-    from mia_utils.book.sweep import DaskExecutor, InProcessExecutor, default_threads, sweep
+def command_sweep(args, trained: list | None = None) -> int:
+    """``sweep``; the keys of the runs trained are appended to ``trained`` when given."""
+    from mia_utils.book.sweep import DaskExecutor, InProcessExecutor, default_threads, planning_quietly, sweep
 
     chapters = _plan_scope(args)
     if args.retries < 0:
@@ -479,8 +576,10 @@ def command_sweep(args) -> int:
         # Starting a cluster costs about a minute here; not worth it when nothing is missing.
         from mia_utils.book.plan import book_plan
 
-        plan = book_plan(args.profile, seed=args.seed, store=store, chapters=chapters)
-        if not plan.missing(store) and not plan.pending:
+        with planning_quietly():
+            plan = book_plan(args.profile, seed=args.seed, store=store, chapters=chapters)
+            missing = plan.missing(store)
+        if not missing and not plan.pending:
             print(f"[mia_utils] sweep {args.profile}: all {len(plan.runs)} planned runs are in the store; "
                   "nothing to train", file=sys.stderr)
             return 0
@@ -495,6 +594,8 @@ def command_sweep(args) -> int:
     started = time.perf_counter()
     report = sweep(args.profile, store, seed=args.seed, retries=args.retries, progress=not args.quiet,
                    executor=executor, chapters=chapters, threads=threads, lockstep=args.lockstep)
+    if trained is not None:
+        trained.extend(report.trained)
     print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed, "
           f"{len(report.retried)} retried, in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     for key, error in report.retried:
@@ -522,12 +623,14 @@ def command_store_export(args) -> int:
     from mia_utils import __version__
     from mia_utils.book.plan import book_plan
     from mia_utils.book.profiles import get_profile
+    from mia_utils.book.sweep import planning_quietly
     from mia_utils.store import export_bundle
 
     get_profile(args.profile)
     store = _store(args.store)
-    plan = book_plan(args.profile, store=store)
-    missing = plan.missing(store)
+    with planning_quietly():
+        plan = book_plan(args.profile, store=store)
+        missing = plan.missing(store)
     if (missing or plan.pending) and not args.allow_missing:
         raise ValueError(f"--profile {args.profile}: {len(missing)} of the {len(plan.runs)} planned runs are not in "
                          f"{store.root}{' and some runs cannot be planned yet' if plan.pending else ''}; run "
@@ -619,6 +722,15 @@ def parser() -> argparse.ArgumentParser:
                      help="then re-render the HTML book (Sphinx re-reads only the changed pages)")
     add_param_option(run)
     run.set_defaults(handler=command_run)
+
+    book = commands.add_parser("book", help="what `make book` runs: [import a bundle,] sweep, execute, build, "
+                                            "with one summary")
+    book.add_argument("--profile", default=os.environ.get("PROFILE", "quick"), help="smoke, quick or paper")
+    book.add_argument("--workers", type=int, help="training workers and chapters executed at once (default: 1, "
+                                                 "in this process)")
+    book.add_argument("--bundle", help="import this bundle (`store export`) into the store first")
+    book.add_argument("--repository", default="", help="GitHub URL of the book's repository (see `build`)")
+    book.set_defaults(handler=command_book)
 
     build = commands.add_parser("build", help="build the HTML book with warnings as errors")
     build.add_argument("--dir", default=str(PROJECT_ROOT), help="book root holding _config.yml")

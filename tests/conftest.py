@@ -93,24 +93,28 @@ def cli_env(tmp_path):
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
     """A copy of the book sources with every chapter executed under the smoke profile:
-    ``(folder, environment)``; its store is ``folder/store``."""
+    ``(folder, environment)``; its store is ``folder/store``, and what the execution printed is
+    in ``folder/console.txt`` (the cells' output is in ``folder/book/executed/logs/``)."""
     book = tmp_path_factory.mktemp("book")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, book / name)
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
     env = {**os.environ, "MIA_STORE": str(book / "store")}
-    result = subprocess.run([PYTHON, "-m", "mia_utils", "run", "--profile", "smoke", "-q",
+    result = subprocess.run([PYTHON, "-m", "mia_utils", "run", "--profile", "smoke",
                              "--out", str(book / "book" / "executed")], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
+    (book / "console.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-5000:]
     return book, env
 
 
 @pytest.fixture(scope="session")
 def built_smoke_book(smoke_book):
-    """The smoke book built into ``folder/_build/html`` with warnings as errors; the folder."""
+    """The smoke book built into ``folder/_build/html`` with warnings as errors; the folder. What
+    the build printed is in ``folder/build-console.txt``, Sphinx's output in ``folder/_build/logs``."""
     book, env = smoke_book
     result = subprocess.run([PYTHON, "-m", "mia_utils", "build", "--dir", str(book)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
+    (book / "build-console.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return book

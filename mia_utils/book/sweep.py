@@ -22,6 +22,7 @@ when run again, and trains nothing twice.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import sys
@@ -36,6 +37,20 @@ from mia_utils.config import RunConfig
 from mia_utils.store import ResultStore
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def planning_quietly():
+    """Within the block, the package's loggers report warnings and errors only: planning reads
+    every stored run (chapter 04 plans from chapter 02's results), and a line per run read
+    (thousands for the quick book) would bury the sweep's own progress."""
+    package = logging.getLogger("mia_utils")
+    level = package.level
+    package.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        package.setLevel(level)
 
 
 def train_task(config: dict, teacher_weights: dict[str, torch.Tensor] | None,
@@ -273,7 +288,9 @@ def sweep(profile_name: str, store: ResultStore, seed: int = 0, retries: int = 1
                disable=not progress, dynamic_ncols=True)
     try:
         while True:
-            plan = planner(store) if planner else book_plan(profile_name, seed=seed, store=store, chapters=chapters)
+            with planning_quietly():
+                plan = planner(store) if planner else book_plan(profile_name, seed=seed, store=store,
+                                                                 chapters=chapters)
             # a run planned again with more snapshots (chapter 04's early stopping) is a new attempt
             todo = [p for p in plan.missing(store) if p.key not in report.failed
                     and (p.key, p.config.snapshot_epochs) not in attempted]
