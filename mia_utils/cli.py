@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -352,23 +353,27 @@ def command_book(args) -> int:
         status = command_store_import(argparse.Namespace(file=args.bundle, store=None))
         if status:
             return status
+    logs = PROJECT_ROOT / "_build" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     sweep_args = argparse.Namespace(profile=args.profile, seed=0, retries=1, lockstep=1, store=None, chapters=None,
-                                    workers=args.workers, cluster=None, threads=None, quiet=False)
-    trained = []
-    status = command_sweep(sweep_args, trained=trained)
+                                    workers=args.workers, cluster=None, threads=None, quiet=False,
+                                    log=str(logs / "sweep.log"))
+    trained, warnings = [], collections.Counter()
+    status = command_sweep(sweep_args, trained=trained, warnings=warnings)
     if status:
         return status
     run_args = argparse.Namespace(chapters=[], profile=args.profile, out=None, verbose=True, jobs=args.workers or 1,
                                   force=False, build=False, param=[])
     outcomes, kept, log_folder = execute_chapters(run_args)
     if not all(outcome.ok for outcome in outcomes):
-        for line in summary_lines(outcomes, kept, log_folder, len(trained)):
+        for line in summary_lines(outcomes, kept, log_folder, len(trained), training_warnings=warnings):
             print(line, file=sys.stderr)
         return 1
     status = command_build(argparse.Namespace(dir=str(PROJECT_ROOT), repository=args.repository, pdf=False,
                                               branch=os.environ.get("MIA_BOOK_BRANCH", "main")))
     book = PROJECT_ROOT / "_build" / "html" / "index.html"
-    for line in summary_lines(outcomes, kept, log_folder, len(trained), book if status == 0 else None):
+    for line in summary_lines(outcomes, kept, log_folder, len(trained), book if status == 0 else None,
+                              training_warnings=warnings):
         print(line, file=sys.stderr)
     print(f"[mia_utils] make book {'done' if status == 0 else 'FAILED at the build'} in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -555,8 +560,9 @@ def command_plan(args) -> int:
     return 0
 
 
-def command_sweep(args, trained: list | None = None) -> int:
-    """``sweep``; the keys of the runs trained are appended to ``trained`` when given."""
+def command_sweep(args, trained: list | None = None, warnings=None) -> int:
+    """``sweep``; the keys of the runs trained are appended to ``trained`` and, with ``--log``
+    and ``--workers``, the workers' warnings are added to the counter ``warnings``, when given."""
     from mia_utils.book.sweep import DaskExecutor, InProcessExecutor, default_threads, planning_quietly, sweep
 
     chapters = _plan_scope(args)
@@ -584,9 +590,10 @@ def command_sweep(args, trained: list | None = None) -> int:
                   "nothing to train", file=sys.stderr)
             return 0
     threads = args.threads
+    log = getattr(args, "log", None)
     if args.workers is not None:
         threads = threads or default_threads(args.workers)
-        executor = DaskExecutor.local(args.workers)
+        executor = DaskExecutor.local(args.workers, log=log)
     elif args.cluster:
         executor = DaskExecutor.connect(args.cluster)
     else:
@@ -596,8 +603,16 @@ def command_sweep(args, trained: list | None = None) -> int:
                    executor=executor, chapters=chapters, threads=threads, lockstep=args.lockstep)
     if trained is not None:
         trained.extend(report.trained)
+    noted = ""
+    if log and args.workers is not None:
+        from mia_utils.book.console import count_warnings
+
+        found = count_warnings(Path(log).read_text(errors="replace").splitlines())
+        if warnings is not None:
+            warnings.update(found)
+        noted = f"; {sum(found.values())} warnings ({len(found)} distinct), the workers' output: {log}"
     print(f"[mia_utils] sweep {args.profile}: {len(report.trained)} runs trained, {len(report.failed)} failed, "
-          f"{len(report.retried)} retried, in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+          f"{len(report.retried)} retried, in {time.perf_counter() - started:.0f} s{noted}", file=sys.stderr)
     for key, error in report.retried:
         print(f"  retried {key[:12]} after: {error}", file=sys.stderr)
     for key, error in report.failed.items():
@@ -781,6 +796,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--threads", type=int,
                        help="torch threads per run (default: cores / workers on a local cluster; else unchanged)")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--log", help="with --workers: the file the local cluster's and its workers' output goes to "
+                                     "(default: the console)")
     sweep.set_defaults(handler=command_sweep)
 
     params = commands.add_parser("params", help="list a chapter's parameters")

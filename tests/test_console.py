@@ -17,9 +17,15 @@ def test_a_repeated_warning_is_counted_once_and_other_lines_are_not_warnings():
              "/y/other.py:7: RuntimeWarning: invalid value encountered in log",
              "\x1b[0;31m/z.py:3: UserWarning: colour codes are ignored\x1b[0m",
              "[IPKernelApp] WARNING | Kernel is running over TCP without encryption",
+             "12/07/2026 22:46:37:WARNING:PRV epsilon is NaN for sigma_DP = 0.01, q = 0.256, 6 steps",
+             "12/07/2026 22:48:04:WARNING:PRV epsilon is NaN for sigma_DP = 0.01, q = 0.249027, 8 steps",
+             "12/07/2026 22:48:05:WARNING:PRV epsilon is NaN for sigma_DP = 0.01, q = 0.263374, 6 steps",
+             "WARNING:mia_utils.defenses.dp:the noise is too small",
              "accuracy 0.85"]
     assert count_warnings(lines) == {"RuntimeWarning: invalid value encountered in log": 3,
-                                     "UserWarning: colour codes are ignored": 1}
+                                     "UserWarning: colour codes are ignored": 1,
+                                     "WARNING: PRV epsilon is NaN for sigma_DP = 0.01, q = 0.256, 6 steps": 3,
+                                     "WARNING: mia_utils.defenses.dp:the noise is too small": 1}
 
 
 def test_the_summary_names_runs_pages_warnings_logs_and_the_book(tmp_path):

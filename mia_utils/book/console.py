@@ -23,6 +23,10 @@ from pathlib import Path
 
 #: A Python warning as ``warnings.showwarning`` prints it: ``FILE:LINE: CATEGORY: MESSAGE``.
 WARNING_LINE = re.compile(r"^(?P<file>\S.*?):(?P<line>\d+): (?P<category>\w*Warning): (?P<message>.*)$")
+#: A log record at level WARNING as Python's logging prints it in a Dask worker
+#: (``DATE TIME:WARNING:MESSAGE``) or by default (``WARNING:LOGGER:MESSAGE``).
+LOGGED_WARNING = re.compile(r"^(?:[\d/-]+ [\d:,.]+:)?WARNING:(?P<message>.+)$")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -68,13 +72,20 @@ def output_to(path: Path):
 
 
 def count_warnings(lines) -> collections.Counter:
-    """Python warnings among ``lines`` as ``{"Category: message": count}``; the same warning
-    raised from several places or seeds counts as one key."""
-    found = collections.Counter()
+    """Python warnings and logged warnings among ``lines`` as ``{"Category: message": count}``
+    (``"WARNING: message"`` for a logged one); the same warning raised from several places or
+    seeds counts as one key, as do messages that differ only in their numbers (the PRV
+    accountant's NaN for each seed's sampling rate): the key is the first one seen."""
+    found, first = collections.Counter(), {}
     for line in lines:
-        match = WARNING_LINE.match(_ANSI.sub("", line.rstrip()))
-        if match:
-            found[f"{match['category']}: {match['message'].strip()}"] += 1
+        line = _ANSI.sub("", line.rstrip())
+        if match := WARNING_LINE.match(line):
+            text = f"{match['category']}: {match['message'].strip()}"
+        elif match := LOGGED_WARNING.match(line):
+            text = f"WARNING: {match['message'].strip()}"
+        else:
+            continue
+        found[first.setdefault(_NUMBER.sub("#", text), text)] += 1
     return found
 
 
@@ -132,13 +143,14 @@ def chapter_line(outcome: ChapterOutcome, width: int = 28) -> str:
 
 
 def summary_lines(outcomes: list[ChapterOutcome], kept: int, log_folder: Path, trained_before: int = 0,
-                  book: Path | None = None, limit: int = 5) -> list[str]:
+                  book: Path | None = None, limit: int = 5, training_warnings: dict | None = None) -> list[str]:
     """The closing summary: runs trained (``trained_before``: by a sweep before the chapters,
-    plus those the chapters trained), pages executed and kept, each distinct warning once with
-    its count (at most ``limit`` listed), where the cell outputs are, and where the book is."""
+    plus those the chapters trained), pages executed and kept, each distinct warning (the
+    chapters' and ``training_warnings``, the sweep's) once with its count (at most ``limit``
+    listed), where the cell outputs are, and where the book is."""
     trained = trained_before + sum(o.trained or 0 for o in outcomes)
     failed = [o.name for o in outcomes if not o.ok]
-    warnings = collections.Counter()
+    warnings = collections.Counter(training_warnings or {})
     for outcome in outcomes:
         warnings.update(outcome.warnings)
     executed = len(outcomes) - len(failed)

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -146,10 +147,12 @@ class DaskExecutor:
         self._pending = set()
 
     @classmethod
-    def local(cls, workers: int) -> "DaskExecutor":
+    def local(cls, workers: int, log=None) -> "DaskExecutor":
         """A local cluster of ``workers`` processes, one task each, on loopback. The scheduler
         re-runs no task whose worker died (``allowed_failures=0``): the sweep's own bounded
-        retries handle it, so every retry is counted and reported."""
+        retries handle it, so every retry is counted and reported. With ``log`` (a path), the
+        cluster starts with its output, and so the workers' (the training's warnings and log
+        lines), going to that file rather than to the console."""
         import dask
         from distributed import Client, LocalCluster
 
@@ -160,8 +163,11 @@ class DaskExecutor:
         # One malloc arena: the tasks run in a worker thread, and glibc serves a thread's large
         # blocks from mmap whatever the thresholds, unless it shares the main arena, where
         # mia_utils.train.keep_freed_memory can keep them (DP-SGD spent 60 % in the kernel).
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,  # None: unset
-                              "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1"}):
+        from mia_utils.book.console import output_to
+
+        quiet = output_to(Path(log)) if log else contextlib.nullcontext()
+        with quiet, dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,  # None: unset
+                                     "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": "1"}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, silence_logs=logging.ERROR,
                                    scheduler_kwargs={"allowed_failures": 0})
