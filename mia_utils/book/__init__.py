@@ -11,6 +11,8 @@ Chapters and their runs:
   (:class:`~mia_utils.book.replicated.Setting`) and the chapters' sweeps over such settings;
 * :mod:`~mia_utils.book.plan`: the union of every chapter's runs, and its cost;
 * :mod:`~mia_utils.book.sweep`: training the plan, here or on a Dask cluster;
+* :mod:`~mia_utils.book.console`: what a book build prints (a line per chapter, a summary) and
+  the logs everything else goes to;
 * :mod:`~mia_utils.book.provenance`: each executed page's record.
 
 Analyses shared by the chapters:
@@ -39,6 +41,6 @@ notebook narrates and calls them):
 Import the modules themselves, e.g. ``from mia_utils.book import findings, report``.
 """
 
-__all__ = ["chapters", "runs", "profiles", "replicated", "plan", "sweep", "provenance", "report", "findings",
+__all__ = ["chapters", "runs", "profiles", "replicated", "plan", "sweep", "console", "provenance", "report", "findings",
            "verdicts", "primer", "baselines", "regularization", "differential_privacy", "combinations",
            "distance_to_confident", "generalization", "mmd_mixup", "ood_scores", "stronger_attacks"]

@@ -144,17 +144,27 @@ def chapter_line(outcome: ChapterOutcome, width: int = 28) -> str:
 
 def summary_lines(outcomes: list[ChapterOutcome], kept: int, log_folder: Path, trained_before: int = 0,
                   book: Path | None = None, limit: int = 5, training_warnings: dict | None = None) -> list[str]:
-    """The closing summary: runs trained (``trained_before``: by a sweep before the chapters,
-    plus those the chapters trained), pages executed and kept, each distinct warning (the
-    chapters' and ``training_warnings``, the sweep's) once with its count (at most ``limit``
-    listed), where the cell outputs are, and where the book is."""
+    """The closing summary, as console lines: runs trained, pages executed and kept, each
+    distinct warning once with its count, where the cell outputs are, and where the book is.
+
+    Args:
+        outcomes: the executed chapters' :class:`ChapterOutcome` (their runs trained and warnings).
+        kept: the number of pages kept unchanged (not executed).
+        log_folder: the folder of the chapters' logs.
+        trained_before: runs trained before the chapters executed (by the sweep).
+        book: the built book's first page, or None when it was not built.
+        limit: at most this many distinct warnings are listed, the most frequent first.
+        training_warnings: the sweep's warnings, ``{"Category: message": count}`` (see
+            :func:`count_warnings`), or None.
+    """
     trained = trained_before + sum(o.trained or 0 for o in outcomes)
     failed = [o.name for o in outcomes if not o.ok]
     warnings = collections.Counter(training_warnings or {})
     for outcome in outcomes:
         warnings.update(outcome.warnings)
     executed = len(outcomes) - len(failed)
-    lines = [f"[mia_utils] {trained} runs trained; {executed} pages executed, {kept} kept unchanged"
+    lines = [f"[mia_utils] {trained} runs trained; {executed} page{'s' * (executed != 1)} executed, {kept} kept "
+             "unchanged"
              + (f", {len(failed)} failed ({', '.join(failed)})" if failed else "")
              + f"; {sum(warnings.values())} warnings ({len(warnings)} distinct)"]
     for text, count in warnings.most_common(limit):
