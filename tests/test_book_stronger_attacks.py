@@ -515,3 +515,18 @@ def test_aware_dp_sigma_defaults_and_checks():
     assert aware_dp_sigma({**quick, "aware_dp_sigma": 0.25}) == 0.25
     with pytest.raises(ParameterError, match="'aware_dp_sigma': got 0.3; allowed: 0 .* 0.01, 0.1, 0.25, 1, 10"):
         aware_dp_sigma({**quick, "aware_dp_sigma": 0.3})
+
+
+def test_rmia_scoring_every_sample_alike_tests_nothing():
+    results = _results()
+    distil = results.defenses[1]
+    for run in distil.runs:
+        result = run.results["rmia_aware"]
+        run.results["rmia_aware"] = AttackResult(result.name, torch.zeros_like(result.scores), result.predicted,
+                                                 math.inf, result.is_member, result.metrics)
+    assert sa.constant_scores(distil, "rmia_aware") and not sa.constant_scores(distil, "rmia")
+    rows = {row["setting"]: row for row in sa.adversary_rows(results)}
+    assert rows["distillation, T = 50"]["rmia_aware_survival"] == sa.DEGENERATE
+    text = sa.aware_sentence(results)
+    assert "against distillation, T = 50 RMIA gives every sample the same score" in text
+    assert "The two adversaries disagree on distillation, T = 50 (RMIA's change +10.0" in text

@@ -716,7 +716,8 @@ def advantage_table(results: StrongerAttacks, attacks=SCORE_ATTACKS, accuracy: b
         if accuracy:
             row["test acc (%)"] = item.setting.estimate("test_acc").format()
         for attack in attacks:
-            row[f"{SHORT_TITLES[attack]} (%)"] = estimate_text(item.estimate(attack, "advantage"))
+            row[f"{SHORT_TITLES[attack]} (%)"] = estimate_text(item.estimate(attack, "advantage")) \
+                if item.measured(attack) else NOT_MEASURED
         rows.append(row)
     return pd.DataFrame(rows).set_index("setting")
 
@@ -951,11 +952,22 @@ def resolution_sentence(results: StrongerAttacks, attacks=LABEL_ONLY_ATTACKS) ->
 # --- the two adversaries ----------------------------------------------------------------------------
 
 SURVIVES, FAILS, NOT_SHOWN, UNTESTED = "survives", "fails (RMIA gains)", "not shown", "no protection to test"
+#: RMIA gave every sample the same score on every seed: no population sample's ratio reached gamma
+#: (a target whose outputs are as flat as its reference models', e.g. distilled at a high
+#: temperature), so the attack says nothing about this defense.
+DEGENERATE = "RMIA uninformative (one score for all)"
 
 
-def _survival(yeom: str, attack: str) -> str:
+def constant_scores(item: AttackedSetting, attack: str) -> bool:
+    """Whether ``attack`` scored every sample alike on every seed of ``item``."""
+    return item.measured(attack) and all(len(run.results[attack].scores.unique()) == 1 for run in item.runs)
+
+
+def _survival(yeom: str, attack: str, degenerate: bool = False) -> str:
     if yeom != HOLDS:
         return UNTESTED
+    if degenerate:
+        return DEGENERATE
     if attack == HOLDS:
         return SURVIVES
     return FAILS if attack == CONTRADICTED else NOT_SHOWN
@@ -964,7 +976,8 @@ def _survival(yeom: str, attack: str) -> str:
 def adversary_rows(results: StrongerAttacks) -> list[dict]:
     """For each defense the recipe-aware adversary attacks: Yeom's verdict, and RMIA's paired change
     and verdict under each adversary, with whether the protection survives (Yeom lowered and RMIA
-    lowered: survives; RMIA raised: fails; otherwise not shown; Yeom not lowered: nothing to test)."""
+    lowered: survives; RMIA raised: fails; otherwise not shown; Yeom not lowered: nothing to test;
+    RMIA's scores all equal on every seed: uninformative, :data:`DEGENERATE`)."""
     found = {(v.setting, v.attack): v for v in verdicts(results)}
     rows = []
     for item in results.defenses:
@@ -975,7 +988,7 @@ def adversary_rows(results: StrongerAttacks) -> list[dict]:
         for attack in ("rmia", "rmia_aware"):
             v = found[(item.title, attack)]
             row[attack] = v
-            row[f"{attack}_survival"] = _survival(yeom, v.verdict)
+            row[f"{attack}_survival"] = _survival(yeom, v.verdict, constant_scores(item, attack))
         rows.append(row)
     return rows
 
@@ -1012,6 +1025,10 @@ def aware_sentence(results: StrongerAttacks) -> str:
             parts.append(f"RMIA gains against {_join(failed)}")
         if unclear:
             parts.append(f"for {_join(unclear)} the protection is not shown (RMIA's change is inconclusive)")
+        flat = named(attack, DEGENERATE)
+        if flat:
+            parts.append(f"against {_join(flat)} RMIA gives every sample the same score (no ratio reaches γ = "
+                         f"{RMIA_GAMMA:g}), so it tests nothing there: an apparent survival, not a measured one")
         return "; ".join(parts)
 
     tested = [row["setting"] for row in rows if row["yeom"] == HOLDS]
@@ -1020,8 +1037,15 @@ def aware_sentence(results: StrongerAttacks) -> str:
             f"{len(tested)} lower Yeom's advantage")
     head += f" ({_join(untested)} do{'es' if len(untested) == 1 else ''} not, so there is nothing to test there)" \
         if untested else ""
-    return (head + f". Against the adversary who knows the recipe, {clause('rmia_aware')}. Against the adversary "
+    text = (head + f". Against the adversary who knows the recipe, {clause('rmia_aware')}. Against the adversary "
             f"whose reference models use the baseline recipe, {clause('rmia')}.")
+    differ = [row for row in rows if row["rmia"].verdict != row["rmia_aware"].verdict]
+    if differ:
+        text += " The two adversaries disagree on " + _join(
+            [f"{row['setting']} (RMIA's change {row['rmia'].change.format(signed=True)} points with baseline-recipe "
+             f"references, {row['rmia'].verdict}; {row['rmia_aware'].change.format(signed=True)} with recipe-aware "
+             f"ones, {row['rmia_aware'].verdict})" for row in differ]) + "."
+    return text
 
 
 def reference_count_table(results: StrongerAttacks) -> pd.DataFrame:
