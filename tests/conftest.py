@@ -102,7 +102,7 @@ def smoke_book(tmp_path_factory):
     env = {**os.environ, "MIA_STORE": str(book / "store")}
     result = subprocess.run([PYTHON, "-m", "mia_utils", "run", "--profile", "smoke",
                              "--out", str(book / "book" / "executed")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1800)
     (book / "console.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-5000:]
     return book, env

@@ -29,12 +29,13 @@ def test_a_repeated_warning_is_counted_once_and_other_lines_are_not_warnings():
 
 
 def test_the_summary_names_runs_pages_warnings_logs_and_the_book(tmp_path):
-    outcomes = [ChapterOutcome("01_a", 3.0, "a.log", 2, 5, {"RuntimeWarning: NaN": 3}),
-                ChapterOutcome("02_b", 4.0, "b.log", 0, 7, {"RuntimeWarning: NaN": 2, "UserWarning: odd": 1})]
+    outcomes = [ChapterOutcome("01_a", 3.0, "a.log", 2, 5, {"RuntimeWarning: NaN at q = 0.25": 3}),
+                ChapterOutcome("02_b", 4.0, "b.log", 0, 7, {"RuntimeWarning: NaN at q = 0.2634": 2,
+                                                            "UserWarning: odd": 1})]
     lines = summary_lines(outcomes, kept=1, log_folder=tmp_path / "logs", trained_before=10,
                           book=tmp_path / "index.html")
     assert lines[0] == "[mia_utils] 12 runs trained; 2 pages executed, 1 kept unchanged; 6 warnings (2 distinct)"
-    assert lines[1] == "  5 x RuntimeWarning: NaN" and lines[2] == "  1 x UserWarning: odd"
+    assert lines[1] == "  5 x RuntimeWarning: NaN at q = 0.25" and lines[2] == "  1 x UserWarning: odd"
     assert str(tmp_path / "logs") in lines[3] and lines[4] == f"  the book: {tmp_path / 'index.html'}"
 
 

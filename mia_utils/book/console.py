@@ -76,17 +76,24 @@ def count_warnings(lines) -> collections.Counter:
     (``"WARNING: message"`` for a logged one); the same warning raised from several places or
     seeds counts as one key, as do messages that differ only in their numbers (the PRV
     accountant's NaN for each seed's sampling rate): the key is the first one seen."""
-    found, first = collections.Counter(), {}
+    texts = []
     for line in lines:
         line = _ANSI.sub("", line.rstrip())
         if match := WARNING_LINE.match(line):
-            text = f"{match['category']}: {match['message'].strip()}"
+            texts.append(f"{match['category']}: {match['message'].strip()}")
         elif match := LOGGED_WARNING.match(line):
-            text = f"WARNING: {match['message'].strip()}"
-        else:
-            continue
-        found[first.setdefault(_NUMBER.sub("#", text), text)] += 1
-    return found
+            texts.append(f"WARNING: {match['message'].strip()}")
+    return merge_warnings(collections.Counter(texts))
+
+
+def merge_warnings(*counters) -> collections.Counter:
+    """The warning counts of several sources (``{"Category: message": count}`` each) added up,
+    messages that differ only in their numbers counted under the first one seen."""
+    merged, first = collections.Counter(), {}
+    for counter in counters:
+        for text, count in counter.items():
+            merged[first.setdefault(_NUMBER.sub("#", text), text)] += count
+    return merged
 
 
 def page_facts(page: Path) -> tuple[int | None, int | None, collections.Counter]:
@@ -159,9 +166,7 @@ def summary_lines(outcomes: list[ChapterOutcome], kept: int, log_folder: Path, t
     """
     trained = trained_before + sum(o.trained or 0 for o in outcomes)
     failed = [o.name for o in outcomes if not o.ok]
-    warnings = collections.Counter(training_warnings or {})
-    for outcome in outcomes:
-        warnings.update(outcome.warnings)
+    warnings = merge_warnings(training_warnings or {}, *(outcome.warnings for outcome in outcomes))
     executed = len(outcomes) - len(failed)
     lines = [f"[mia_utils] {trained} runs trained; {executed} page{'s' * (executed != 1)} executed, {kept} kept "
              "unchanged"
