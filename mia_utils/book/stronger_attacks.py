@@ -608,7 +608,19 @@ def reference_count_results(baseline: Setting, shadows, options: dict, n_bootstr
                             counts=REFERENCE_COUNTS) -> dict[int, list[AttackResult]]:
     """Offline RMIA on the baseline at each seed, averaging the first m OUT reference models of each
     sample for m in ``counts`` (chapter 01's shadow models; m larger than they allow is left out):
-    the measurement behind the recipe-aware adversary's m. Cached with the references."""
+    the measurement behind the recipe-aware adversary's m. Cached with the references.
+
+    Args:
+        baseline: the baseline :class:`~mia_utils.book.replicated.Setting` (one target per seed).
+        shadows: chapter 01's shadow-model runs (list of :class:`mia_utils.experiment.Run`).
+        options: the chapter's attack options (dict, as :func:`measure_run` takes them).
+        n_bootstrap: bootstrap resamples behind each metric's variance (int >= 0).
+        store: the :class:`mia_utils.store.ResultStore` the results are cached in.
+        counts: the numbers m of OUT models per sample to try (iterable of int >= 1).
+
+    Returns:
+        m -> one :class:`mia_utils.attacks.AttackResult` per seed of ``baseline``.
+    """
     most = len(shadows) // 2
     out: dict[int, list[AttackResult]] = {}
     for m in (c for c in counts if c <= most):
