@@ -67,6 +67,7 @@ from mia_utils.data import (
     evaluation_indices,
     gather,
     load_dataset,
+    same_split,
     split_for,
     training_indices,
 )
@@ -231,12 +232,6 @@ class References:
     adv_logits: torch.Tensor
     adv_in: torch.Tensor
     seconds: float
-
-
-def same_split(a, b) -> bool:
-    """Whether configurations ``a`` and ``b`` draw the same membership split."""
-    fields = ("dataset", "n_members", "n_eval", "n_adversary", "split_seed")
-    return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
 def compute_references(shadow_runs, config, epoch: int | None = None) -> References:
