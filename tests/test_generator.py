@@ -95,8 +95,11 @@ def test_sampling_shapes_and_seeds():
     assert images.dtype == torch.uint8 and images.shape == (7, 1, 28, 28)
     assert torch.equal(images, generative.sample_images(generator, 7, seed=2))
     assert not torch.equal(images, generative.sample_images(generator, 7, seed=3))
-    # an image does not depend on its batch (eval-mode batch norm)
-    assert torch.equal(generative.sample_images(generator, 7, seed=2, batch_size=3), images)
+    # an image does not depend on its batch (eval-mode batch norm), up to rounding: another batch
+    # shape may take another CPU kernel, and a last-bit difference can move a pixel across a
+    # quantization step, so uint8 pixels may differ by one level, never more
+    rebatched = generative.sample_images(generator, 7, seed=2, batch_size=3)
+    assert rebatched.shape == images.shape and (rebatched.int() - images.int()).abs().max().item() <= 1
     for bad in (0, -1, 2.0):
         with pytest.raises(ValueError, match=f"n: got {bad!r}; must be an integer >= 1"):
             generative.sample_images(generator, bad)
